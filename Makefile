@@ -1,0 +1,46 @@
+# Two entry points on a fresh machine (Python, pip, gcc, git and apt only):
+#   make demo   the whole pipeline on generated data into an embedded DuckDB
+#   make test   everything the tests need (Debian packages included), then the suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Debian packages the tests use; installed only when a command is missing.
+APT_PACKAGES ?=
+
+.PHONY: demo test install install-test apt bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+apt:
+	@if [ -n "$(APT_PACKAGES)" ]; then \
+	  missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; \
+	  fi; \
+	fi
+
+demo: install
+	$(BIN)/cohortdb demo --warehouse demo-warehouse
+
+test: apt install-test
+	$(BIN)/python -m pytest -q
+
+bench: install-test
+	$(BIN)/python bench/ingest_dicom.py
+
+clean:
+	rm -rf $(VENV) demo-warehouse warehouse .pytest_cache

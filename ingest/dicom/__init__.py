@@ -1,0 +1,3 @@
+"""DICOM headers → the lake tables dicom/{instances,elements,errors}."""
+
+from __future__ import annotations

@@ -1,0 +1,297 @@
+"""Pure flattening of a pydicom Dataset into element rows and one instance row.
+
+This is the reference: whatever faster reader produces element rows must
+produce exactly these (the tests compare them over the whole pydicom corpus).
+
+Conventions (the contract of ``raw.dicom_elements`` in DESIGN.md):
+
+* ``tag_path`` is deid's ``get_identifiers`` key: ``(0010,0010)`` at the top,
+  ``(0012,0064)__0__(0008,0100)`` inside item 0 (0-based) of a sequence.
+* ``keyword_path`` is ``DeidentificationMethodCodeSequence[0].CodeValue``;
+  an element without a keyword (private, unknown) appears as its tag, ``(0013,1010)``.
+* File meta elements (group 0002) come first, at depth 0.
+* ``values`` holds each value as text: strings as pydicom decodes them with the
+  dataset's Specific Character Set (undecodable bytes replaced), numbers as
+  Python prints them. ``value_text`` joins them with ``\\`` (null when there
+  are none). Binary values (OB, OW, UN, …) are stored as lowercase hex only
+  up to :data:`MAX_STORED_BYTES` bytes; ``value_length`` always has their size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+from ingest.dicom.schema import INSTANCE_ATTRIBUTES
+
+MAX_STORED_BYTES = 64
+"""Binary values up to this many bytes are kept (as hex text); larger ones only by length."""
+
+NUMERIC_VRS = frozenset({"DS", "IS", "US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"})
+
+
+@dataclass
+class ElementRows:
+    """Element rows of one instance, column by column (0-based ``depth``)."""
+
+    tag_path: list[str] = field(default_factory=list)
+    keyword_path: list[str] = field(default_factory=list)
+    tag: list[str] = field(default_factory=list)
+    keyword: list[str] = field(default_factory=list)
+    vr: list[str] = field(default_factory=list)
+    vm: list[int] = field(default_factory=list)
+    depth: list[int] = field(default_factory=list)
+    private_creator: list[str | None] = field(default_factory=list)
+    value_text: list[str | None] = field(default_factory=list)
+    values: list[list[str]] = field(default_factory=list)
+    value_number: list[float | None] = field(default_factory=list)
+    value_length: list[int | None] = field(default_factory=list)
+
+    COLUMNS = (
+        "tag_path", "keyword_path", "tag", "keyword", "vr", "vm", "depth",
+        "private_creator", "value_text", "values", "value_number", "value_length",
+    )
+
+    def __len__(self) -> int:
+        return len(self.tag_path)
+
+    def add(
+        self,
+        tag_path: str,
+        keyword_path: str,
+        tag: str,
+        keyword: str,
+        vr: str,
+        vm: int,
+        depth: int,
+        private_creator: str | None,
+        values: list[str],
+        value_number: float | None,
+        value_length: int | None,
+    ) -> None:
+        self.tag_path.append(tag_path)
+        self.keyword_path.append(keyword_path)
+        self.tag.append(tag)
+        self.keyword.append(keyword)
+        self.vr.append(vr)
+        self.vm.append(vm)
+        self.depth.append(depth)
+        self.private_creator.append(private_creator)
+        self.values.append(values)
+        self.value_text.append("\\".join(values) if values else None)
+        self.value_number.append(value_number)
+        self.value_length.append(value_length)
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """The rows as dicts (for tests and small outputs)."""
+        columns = [getattr(self, name) for name in self.COLUMNS]
+        for values in zip(*columns, strict=True):
+            yield dict(zip(self.COLUMNS, values, strict=True))
+
+
+def tag_string(group: int, element: int) -> str:
+    """``(GGGG,EEEE)`` in uppercase hex, as deid and pydicom 3 print tags."""
+    return f"({group:04X},{element:04X})"
+
+
+def first_number(vr: str, values: list[str]) -> float | None:
+    """The first value as a double for numeric VRs; None if absent or not a number."""
+    if vr not in NUMERIC_VRS or not values:
+        return None
+    try:
+        return float(values[0])
+    except ValueError:
+        return None
+
+
+def _value_texts(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, MultiValue | list | tuple):
+        return ["" if v is None else str(v) for v in value]
+    return [str(value)]
+
+
+def _binary(value: bytes) -> tuple[list[str], int]:
+    return ([value.hex()] if 0 < len(value) <= MAX_STORED_BYTES else []), len(value)
+
+
+def _element_row(
+    rows: ElementRows, elem: DataElement, path: str, kw_path: str, depth: int
+) -> None:
+    vr = elem.VR
+    value = elem.value
+    length: int | None = None
+    number: float | None
+    if vr == "SQ":
+        values: list[str] = []
+        number = float(len(value))
+        vm = len(value)
+    else:
+        if isinstance(value, bytes | bytearray):
+            values, length = _binary(bytes(value))
+        else:
+            values = _value_texts(value)
+        number = first_number(vr, values)
+        vm = len(values) if length is None else int(length > 0)
+    rows.add(
+        path,
+        kw_path,
+        f"{elem.tag.group:04X}{elem.tag.element:04X}",
+        elem.keyword or "",
+        vr,
+        vm,
+        depth,
+        elem.private_creator if elem.tag.is_private else None,
+        values,
+        number,
+        length,
+    )
+
+
+def _walk(dataset: Dataset, rows: ElementRows, prefix: str, kw_prefix: str, depth: int) -> None:
+    for tag in sorted(dataset.keys()):
+        try:
+            elem = dataset[tag]
+        except Exception:  # noqa: BLE001 - a value pydicom cannot convert is kept raw
+            raw = dataset.get_item(tag)
+            values, length = _binary(raw.value or b"")
+            tag_text = tag_string(tag.group, tag.element)
+            rows.add(prefix + tag_text, kw_prefix + tag_text, f"{tag:08X}", "", raw.VR or "UN",
+                     int(length > 0), depth, None, values, None, length)
+            continue
+        tag_text = tag_string(tag.group, tag.element)
+        path = prefix + tag_text
+        kw_path = kw_prefix + (elem.keyword or tag_text)
+        _element_row(rows, elem, path, kw_path, depth)
+        if elem.VR == "SQ":
+            for index, item in enumerate(elem.value):
+                _walk(item, rows, f"{path}__{index}__", f"{kw_path}[{index}].", depth + 1)
+
+
+def flatten_dataset(ds: Dataset) -> ElementRows:
+    """Every element of ``ds`` and its file meta, sequences expanded, in tag order.
+
+    Edge cases: a dataset without file meta simply has no group-0002 rows; an
+    element pydicom cannot convert is kept with its raw bytes (as binary).
+    """
+    rows = ElementRows()
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        _walk(meta, rows, "", "", 0)
+    _walk(ds, rows, "", "", 0)
+    return rows
+
+
+# ---------------------------------------------------------------- instance row
+
+def parse_date(text: str | None) -> dt.date | None:
+    """DA ``YYYYMMDD`` (or ACR-NEMA ``YYYY.MM.DD``) → date; None when invalid."""
+    if not text:
+        return None
+    digits = text.strip().replace(".", "")
+    if len(digits) != 8 or not digits.isdigit():
+        return None
+    try:
+        return dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
+    except ValueError:
+        return None
+
+
+def parse_time(text: str | None) -> dt.time | None:
+    """TM ``HH[MM[SS[.FFFFFF]]]`` (or ``HH:MM:SS``) → time; None when invalid."""
+    if not text:
+        return None
+    text = text.strip().replace(":", "")
+    whole, _, fraction = text.partition(".")
+    if not whole.isdigit() or len(whole) not in (2, 4, 6) or (fraction and not fraction.isdigit()):
+        return None
+    try:
+        return dt.time(
+            int(whole[0:2]),
+            int(whole[2:4] or 0),
+            min(int(whole[4:6] or 0), 59),  # 60 is a leap second in DICOM
+            int((fraction + "000000")[:6]) if fraction else 0,
+        )
+    except ValueError:
+        return None
+
+
+def parse_datetime(text: str | None) -> dt.datetime | None:
+    """DT ``YYYYMMDDHHMMSS.FFFFFF[&ZZXX]`` → naive datetime (offset dropped); None when invalid."""
+    if not text:
+        return None
+    text = text.strip()
+    for sign in "+-":
+        if sign in text[4:]:
+            text = text[: 4 + text[4:].index(sign)]
+    day = parse_date(text[:8] if len(text) >= 8 else (text + "0101")[:8] if len(text) in (4, 6) else None)
+    if day is None:
+        return None
+    moment = parse_time(text[8:]) if len(text) > 8 else dt.time()
+    return None if moment is None else dt.datetime.combine(day, moment)
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _typed(kind: str, values: list[str]) -> Any:
+    first = values[0] if values else None
+    if kind == "text":
+        return first
+    if kind == "texts":
+        return values or None
+    if kind == "date":
+        return parse_date(first)
+    if kind == "time":
+        return parse_time(first)
+    if kind == "datetime":
+        return parse_datetime(first)
+    if kind == "int":
+        number = _float(first) if first else None
+        return int(number) if number is not None and number.is_integer() else None
+    if kind == "float":
+        return _float(first) if first else None
+    if kind == "floats":
+        numbers = [_float(v) for v in values]
+        return None if not numbers or None in numbers else numbers
+    raise ValueError(kind)
+
+
+def instance_attributes(rows: ElementRows) -> dict[str, Any]:
+    """Typed common attributes from the top-level rows (``INSTANCE_ATTRIBUTES``).
+
+    Missing or invalid values are None (the element row keeps the text).
+    Also returns ``n_elements`` and ``max_depth`` (0 when there are no sequences).
+    """
+    top: dict[str, list[str]] = {}
+    for keyword, depth, values in zip(rows.keyword, rows.depth, rows.values, strict=True):
+        if depth == 0 and keyword:
+            top[keyword] = values
+    record = {column: _typed(kind, top.get(keyword, [])) for column, keyword, kind in INSTANCE_ATTRIBUTES}
+    record["n_elements"] = len(rows)
+    record["max_depth"] = max(rows.depth, default=0)
+    return record
+
+
+__all__ = [
+    "MAX_STORED_BYTES",
+    "ElementRows",
+    "first_number",
+    "flatten_dataset",
+    "instance_attributes",
+    "parse_date",
+    "parse_datetime",
+    "parse_time",
+    "tag_string",
+]

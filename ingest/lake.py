@@ -1,0 +1,169 @@
+"""The Parquet lake: part files that appear whole or not at all.
+
+A *transaction* stages new part files under ``lake/_state/pending/<txid>/``,
+then writes a ``COMMIT`` journal (atomically, by rename) listing the files to
+move into the lake and the files to delete, then applies it. A process killed
+before the journal exists leaves only a staging directory, which the next
+:func:`recover` deletes; one killed while applying is finished by
+:func:`recover`, which replays the (idempotent) journal. Readers only ever see
+complete files, because files enter table directories by ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PENDING = "pending"
+JOURNAL = "COMMIT"
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1}
+
+
+def new_part_id() -> str:
+    """A unique, roughly time-ordered part name (no extension)."""
+    return f"{uuid.uuid1().hex}"
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` via a temporary name and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+    pq.write_table(table, tmp, **PARQUET_OPTIONS)
+    os.replace(tmp, path)
+
+
+def part_files(table_dir: Path) -> list[Path]:
+    """The committed part files of one lake table, sorted by name."""
+    if not table_dir.is_dir():
+        return []
+    return sorted(p for p in table_dir.glob("*.parquet") if not p.name.startswith("."))
+
+
+def read_table(table_dir: Path, schema: pa.Schema) -> pa.Table:
+    """All part files of a table as one Arrow table (empty, with ``schema``, if none)."""
+    files = part_files(table_dir)
+    if not files:
+        return schema.empty_table()
+    return pa.concat_tables([pq.read_table(f, schema=schema) for f in files])
+
+
+class Transaction:
+    """Stage part files, then commit them (and deletions) all together.
+
+    Args:
+        lake_dir: the lake root (``<warehouse>/lake``).
+    """
+
+    def __init__(self, lake_dir: Path) -> None:
+        self.lake_dir = lake_dir
+        self.txid = new_part_id()
+        self.staging = lake_dir / "_state" / PENDING / self.txid
+        self.staging.mkdir(parents=True, exist_ok=True)
+        self._moves: list[tuple[str, str]] = []
+        self._deletes: list[str] = []
+
+    def stage_path(self, name: str) -> Path:
+        """A path inside the staging directory, for writers that write themselves."""
+        return self.staging / name
+
+    def add_file(self, staged: Path, target: Path) -> None:
+        """Move the staged file ``staged`` to lake path ``target`` on commit."""
+        self._moves.append((
+            str(staged.relative_to(self.lake_dir)),
+            str(target.relative_to(self.lake_dir)),
+        ))
+
+    def add(self, table: pa.Table, target: Path) -> None:
+        """Write ``table`` now (staged) and move it to ``target`` on commit."""
+        staged = self.staging / f"{len(self._moves)}-{target.name}"
+        write_parquet(table, staged)
+        self.add_file(staged, target)
+
+    def delete(self, paths: Iterable[Path]) -> None:
+        """Delete these lake files on commit."""
+        self._deletes.extend(str(p.relative_to(self.lake_dir)) for p in paths)
+
+    def commit(self) -> None:
+        """Make every staged change visible; survives being killed at any point."""
+        journal = {"moves": self._moves, "deletes": self._deletes}
+        tmp = self.staging / f".{JOURNAL}.tmp"
+        tmp.write_text(json.dumps(journal))
+        os.replace(tmp, self.staging / JOURNAL)
+        _apply(self.lake_dir, self.staging)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _apply(lake_dir: Path, staging: Path) -> None:
+    journal = json.loads((staging / JOURNAL).read_text())
+    for staged, target in journal["moves"]:
+        src, dst = lake_dir / staged, lake_dir / target
+        if src.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+    for rel in journal["deletes"]:
+        (lake_dir / rel).unlink(missing_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def recover(lake_dir: Path) -> int:
+    """Finish committed transactions and discard uncommitted ones.
+
+    Returns:
+        The number of staging directories dealt with (0 when the lake was clean).
+    """
+    pending = lake_dir / "_state" / PENDING
+    if not pending.is_dir():
+        return 0
+    count = 0
+    for staging in sorted(pending.iterdir()):
+        if (staging / JOURNAL).exists():
+            _apply(lake_dir, staging)
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
+        count += 1
+    return count
+
+
+class LakeLock:
+    """An exclusive lock on the lake for one writing process (``fcntl.flock``).
+
+    Raises:
+        UserError: when another cohortdb process is writing to the same lake.
+    """
+
+    def __init__(self, lake_dir: Path) -> None:
+        self.path = lake_dir / "_state" / "lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> LakeLock:
+        import fcntl
+
+        from ingest.errors import UserError
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            self._fd = None
+            raise UserError(
+                f"another cohortdb process is writing to {self.path.parent.parent}; "
+                "wait for it to finish"
+            ) from None
+        recover(self.path.parent.parent)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,52 @@
+"""Turns command-line options and environment variables into absolute paths.
+
+Every other module receives a :class:`Settings`; nothing else reads the
+environment for paths.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+WAREHOUSE_ENV = "COHORTDB_WAREHOUSE"
+DEFAULT_WAREHOUSE = "warehouse"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+"""The repository root: holds dbt_project.yml, models/, cohorts/, dashboards/."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Absolute locations inside one warehouse directory (see DESIGN.md)."""
+
+    warehouse_dir: Path
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.warehouse_dir / "lake"
+
+    @property
+    def dicom_lake(self) -> Path:
+        return self.lake_dir / "dicom"
+
+    @property
+    def guppy_lake(self) -> Path:
+        return self.lake_dir / "guppy"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.lake_dir / "_state"
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.warehouse_dir / "warehouse.duckdb"
+
+
+def resolve_settings(warehouse: str | os.PathLike[str] | None = None) -> Settings:
+    """Settings from ``--warehouse``, else ``$COHORTDB_WAREHOUSE``, else ``./warehouse``.
+
+    Relative paths are resolved against the current directory, once, here.
+    """
+    chosen = warehouse or os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE
+    return Settings(warehouse_dir=Path(chosen).expanduser().resolve())
