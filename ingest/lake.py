@@ -144,6 +144,12 @@ class LakeLock:
         self.path = lake_dir / "_state" / "lock"
         self._fd: int | None = None
 
+    @property
+    def fd(self) -> int:
+        """The locked file descriptor (forked children must close their copy)."""
+        assert self._fd is not None
+        return self._fd
+
     def __enter__(self) -> LakeLock:
         import fcntl
 

@@ -17,12 +17,14 @@ class Header:
         pixel_data_length: its declared length in bytes; None when undefined
             (encapsulated) or absent. The pixel data itself is never read.
         reader: ``"fast"`` or ``"pydicom"`` (which path produced the rows).
+        size: bytes of the stream read (the file, or the zip member uncompressed).
     """
 
     rows: ElementRows
     has_pixel_data: bool = False
     pixel_data_length: int | None = None
     reader: str = "pydicom"
+    size: int | None = None
 
 
 class ReadError(Exception):

@@ -1,0 +1,133 @@
+"""The ``cohortdb`` command line (see DESIGN.md, "CLI")."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ingest.errors import UserError
+from ingest.settings import Settings, resolve_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Imaging metadata warehouse: DICOM headers and Gen3 guppy records in SQL.")
+ingest_app = typer.Typer(no_args_is_help=True, help="Read sources into the Parquet lake.")
+app.add_typer(ingest_app, name="ingest")
+err = Console(stderr=True)
+
+WarehouseOption = Annotated[
+    Path | None,
+    typer.Option("--warehouse", "-w", help="Warehouse directory [default: $COHORTDB_WAREHOUSE or ./warehouse]."),
+]
+
+
+@app.callback()
+def main_callback(ctx: typer.Context, warehouse: WarehouseOption = None) -> None:
+    ctx.obj = resolve_settings(warehouse)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err, transient=True, disable=not err.is_terminal,
+    )
+
+
+@ingest_app.command("dicom")
+def ingest_dicom_command(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="DICOM files, directories (recursive) and zip archives.")],
+    full: Annotated[bool, typer.Option("--full", help="Re-read every source, even unchanged ones.")] = False,
+    workers: Annotated[int | None, typer.Option(help="Processes [default: every core].")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any source could not be read.")] = False,
+) -> None:
+    """Ingest DICOM headers (every element, sequences flattened); incremental by default."""
+    from ingest.dicom.ingest import ingest_dicom
+
+    settings: Settings = ctx.obj
+    with _progress() as progress:
+        task = progress.add_task("reading DICOM headers", total=None)
+        summary = ingest_dicom(
+            settings, paths, full=full, workers=workers,
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    typer.echo(summary.line())
+    if summary.n_errors:
+        typer.echo(f"see raw.dicom_errors (or {settings.dicom_lake / 'errors'}) for the {summary.n_errors} errors", err=True)
+    if strict and summary.n_errors:
+        raise typer.Exit(1)
+
+
+@app.command("load")
+def load_command(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Option(help="Warehouse engine: duckdb (embedded).")] = "duckdb",
+) -> None:
+    """Load the lake into the warehouse's ``raw`` schema (replaces it; idempotent)."""
+    if target != "duckdb":
+        raise UserError(f"unknown --target {target!r}; available: duckdb")
+    from ingest.load.duckdb import load_duckdb
+
+    settings: Settings = ctx.obj
+    counts = load_duckdb(settings)
+    for name, count in counts.items():
+        typer.echo(f"raw.{name}: {count} rows")
+    typer.echo(f"loaded into {settings.duckdb_path}")
+
+
+@app.command("sql")
+def sql_command(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="A SQL query on the warehouse (read-only).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+) -> None:
+    """Run a read-only SQL query on the warehouse and print the result."""
+    import duckdb
+
+    from ingest.load.duckdb import connect
+    from ingest.output import FORMATS, print_rows
+
+    if fmt not in FORMATS:
+        raise UserError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    with connect(ctx.obj, read_only=True) as con:
+        try:
+            result = con.execute(query)
+            columns = [d[0] for d in result.description or []]
+            rows = result.fetchall()
+        except duckdb.Error as exc:
+            raise UserError(str(exc).strip().splitlines()[0]) from None
+    print_rows(columns, rows, fmt)
+
+
+@app.command("demo")
+def demo_command(ctx: typer.Context) -> None:
+    """Generate a small synthetic corpus, ingest and load it, and show example queries."""
+    from ingest.demo import run_demo
+
+    run_demo(ctx.obj)
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

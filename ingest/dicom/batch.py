@@ -1,0 +1,94 @@
+"""One batch of sources → the four Parquet parts of a lake transaction (runs in a worker)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import resource
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from ingest.dicom.flatten import ElementRows, instance_attributes
+from ingest.dicom.header import Header, ReadError
+from ingest.dicom.read import Source, file_id, read_source
+from ingest.dicom.schema import ELEMENTS, ERRORS, INSTANCES, SOURCES
+from ingest.lake import write_parquet
+
+TABLES = ("elements", "errors", "sources", "instances")
+"""Part files of a batch, in commit order."""
+
+
+@dataclass
+class BatchResult:
+    """What a worker reports for one batch (counts, and its peak RSS in MiB)."""
+
+    part: str
+    n_sources: int
+    n_instances: int
+    n_errors: int
+    n_elements: int
+    n_fast: int
+    peak_rss_mib: float
+
+
+def _elements_table(chunks: list[tuple[str, str | None, ElementRows]]) -> pa.Table:
+    columns: dict[str, list[Any]] = {name: [] for name in ELEMENTS.names}
+    for fid, sop_uid, rows in chunks:
+        count = len(rows)
+        columns["file_id"].extend([fid] * count)
+        columns["sop_instance_uid"].extend([sop_uid] * count)
+        for name in ElementRows.COLUMNS:
+            columns[name].extend(getattr(rows, name))
+    return pa.table({f.name: pa.array(columns[f.name], f.type) for f in ELEMENTS}, schema=ELEMENTS)
+
+
+def _table(records: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pylist(records, schema=schema)
+
+
+def process_batch(staging: Path, part: str, sources: list[Source], ingested_at: dt.datetime) -> BatchResult:
+    """Read every source of the batch and write its parts under ``staging``.
+
+    Never raises for a bad source: it becomes an error row.
+    """
+    instances: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    chunks: list[tuple[str, str | None, ElementRows]] = []
+    n_fast = 0
+    for source in sources:
+        mtime = dt.datetime.fromtimestamp(source.mtime_ns / 1e9, dt.UTC)
+        for member, outcome in read_source(source):
+            if isinstance(outcome, ReadError):
+                errors.append({
+                    "source_path": source.path, "source_member": member,
+                    "error_type": outcome.error_type, "message": outcome.message,
+                    "ingested_at": ingested_at,
+                })
+                continue
+            header: Header = outcome
+            fid = file_id(source.path, member)
+            record = instance_attributes(header.rows)
+            record.update(
+                file_id=fid, source_path=source.path, source_member=member,
+                file_size=header.size, file_mtime=mtime,
+                has_pixel_data=header.has_pixel_data, pixel_data_length=header.pixel_data_length,
+                ingested_at=ingested_at,
+            )
+            instances.append(record)
+            chunks.append((fid, record["sop_instance_uid"], header.rows))
+            n_fast += header.reader == "fast"
+    tables = {
+        "elements": _elements_table(chunks),
+        "errors": _table(errors, ERRORS),
+        "sources": _table(
+            [{"source_path": s.path, "file_size": s.size, "file_mtime_ns": s.mtime_ns, "part": part} for s in sources],
+            SOURCES,
+        ),
+        "instances": _table(instances, INSTANCES),
+    }
+    for name in TABLES:
+        write_parquet(tables[name], staging / f"{name}.parquet")
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return BatchResult(part, len(sources), len(instances), len(errors), tables["elements"].num_rows, n_fast, peak_kib / 1024)

@@ -1,0 +1,48 @@
+"""Printing query results as a table, CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+FORMATS = ("table", "csv", "json")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.date | dt.time | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, out: TextIO | None = None) -> None:
+    """Print ``rows`` (tuples in ``columns`` order) to ``out`` (stdout) in ``fmt``."""
+    out = out or sys.stdout
+    if fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if v is None else json.dumps(_plain(v)) if isinstance(v, list | dict) else _plain(v) for v in row])
+    elif fmt == "json":
+        records = [dict(zip(columns, (_plain(v) for v in row), strict=True)) for row in rows]
+        out.write(json.dumps(records, ensure_ascii=False, indent=1) + "\n")
+    else:
+        table = Table(*columns, show_lines=False)
+        for row in rows:
+            table.add_row(*("" if v is None else str(_plain(v)) for v in row))
+        Console(file=out, width=max(100, Console().width)).print(table)
