@@ -1,0 +1,47 @@
+"""Shared fixtures: the pydicom test corpus offline, warehouses in temporary directories."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import pydicom.data
+import pytest
+
+from ingest.settings import Settings, resolve_settings
+
+# pydicom-data is installed; without this, pydicom tries to download ~79 files (≈20 s each).
+pydicom.data.download._SIMULATE_NETWORK_OUTAGE = True
+
+
+def _corpus() -> list[Path]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        files = pydicom.data.get_testdata_files()
+    return sorted(Path(f) for f in files if os.path.isfile(f))
+
+
+CORPUS = _corpus()
+
+
+@pytest.fixture(scope="session")
+def corpus_files() -> list[Path]:
+    """Every file of pydicom's test corpus (pydicom-data plus the bundled files)."""
+    assert len(CORPUS) > 200, "pydicom-data is not installed"
+    return CORPUS
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory: pytest.TempPathFactory, corpus_files: list[Path]) -> Path:
+    """The corpus copied into one directory (names made unique with a 0-based prefix)."""
+    target = tmp_path_factory.mktemp("corpus")
+    for index, path in enumerate(corpus_files):
+        shutil.copy(path, target / f"{index:03d}_{path.name}")
+    return target
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return resolve_settings(tmp_path / "warehouse")
