@@ -90,12 +90,16 @@ class Transaction:
         """Delete these lake files on commit."""
         self._deletes.extend(str(p.relative_to(self.lake_dir)) for p in paths)
 
-    def commit(self) -> None:
-        """Make every staged change visible; survives being killed at any point."""
+    def write_journal(self) -> None:
+        """The point of no return: from here on, :func:`recover` completes the commit."""
         journal = {"moves": self._moves, "deletes": self._deletes}
         tmp = self.staging / f".{JOURNAL}.tmp"
         tmp.write_text(json.dumps(journal))
         os.replace(tmp, self.staging / JOURNAL)
+
+    def commit(self) -> None:
+        """Make every staged change visible; survives being killed at any point."""
+        self.write_journal()
         _apply(self.lake_dir, self.staging)
 
     def abort(self) -> None:

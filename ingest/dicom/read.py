@@ -29,6 +29,7 @@ FIRST_READ = 64 * 1024
 
 PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 UNDEFINED_LENGTH = 0xFFFFFFFF
+DEFLATED = "1.2.840.10008.1.2.1.99"
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _LONG_LENGTH_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"})
 
@@ -138,15 +139,23 @@ def _pixel_header(fp: BinaryIO, position: int, size: int, ds: pydicom.Dataset) -
     return True, length
 
 
-def _check_complete(ds: pydicom.Dataset) -> None:
-    for elem in ds._dict.values():
-        if (
-            isinstance(elem, RawDataElement)
-            and elem.length != UNDEFINED_LENGTH
-            and elem.value is not None
-            and len(elem.value) < elem.length
-        ):
-            raise ReadError("truncated", f"element {elem.tag} is cut short (file ends early)")
+def _check_complete(ds: pydicom.Dataset, size: int, *, check_tail: bool) -> None:
+    """Raise if an element is cut short, or (``check_tail``) if the file ends in a partial tag.
+
+    pydicom silently drops a partial trailing tag and keeps a short last value.
+    Call before converting elements: only raw elements can be checked.
+    """
+    last_end = 0
+    for dataset in (getattr(ds, "file_meta", None), ds):
+        for elem in (dataset._dict.values() if dataset is not None else ()):
+            if not isinstance(elem, RawDataElement) or elem.length == UNDEFINED_LENGTH:
+                continue
+            if elem.value is not None and len(elem.value) < elem.length:
+                raise ReadError("truncated", f"element {elem.tag} is cut short (file ends early)")
+            if dataset is ds:
+                last_end = max(last_end, elem.value_tell + elem.length)
+    if check_tail and last_end and 0 < size - last_end < 8:
+        raise ReadError("truncated", f"file ends inside an element header at byte {size}")
 
 
 def pydicom_header(fp: BinaryIO, size: int) -> Header:
@@ -155,7 +164,10 @@ def pydicom_header(fp: BinaryIO, size: int) -> Header:
         warnings.simplefilter("ignore")
         try:
             ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
-            _check_complete(ds)
+            position = fp.tell()
+            has_pixels, length = _pixel_header(fp, position, size, ds) if position < size else (False, None)
+            deflated = getattr(ds, "file_meta", {}).get("TransferSyntaxUID") == DEFLATED
+            _check_complete(ds, size, check_tail=not has_pixels and not deflated)
             rows = flatten_dataset(ds)
         except ReadError:
             raise
@@ -163,12 +175,11 @@ def pydicom_header(fp: BinaryIO, size: int) -> Header:
             raise ReadError("truncated", f"file ends inside the header ({exc})") from None
         except Exception as exc:  # noqa: BLE001 - pydicom raises many types on bad input
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            kind = "truncated" if "end of file" in message.lower() or "no tag to read" in message.lower() else "invalid"
+            lowered = message.lower()
+            kind = "truncated" if "end of file" in lowered or "no tag to read" in lowered else "invalid"
             raise ReadError(kind, message) from None
     if len(rows) == 0:
         raise ReadError("not_dicom", "no DICOM elements found")
-    position = fp.tell()
-    has_pixels, length = _pixel_header(fp, position, size, ds) if position < size else (False, None)
     return Header(rows, has_pixels, length, reader="pydicom")
 
 
