@@ -1,0 +1,77 @@
+"""`cohortdb load` and `cohortdb sql` on a real DuckDB file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from ingest.cli import app
+from ingest.dicom.ingest import ingest_dicom
+from ingest.load.duckdb import load_duckdb
+from ingest.settings import Settings
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def loaded(settings: Settings, corpus_files: list[Path], tmp_path: Path) -> Settings:
+    source = tmp_path / "src"
+    source.mkdir()
+    for path in corpus_files[:30]:
+        (source / path.name).write_bytes(path.read_bytes())
+    ingest_dicom(settings, [source], workers=1)
+    load_duckdb(settings)
+    return settings
+
+
+def _cli(settings: Settings, *args: str):  # noqa: ANN202
+    return runner.invoke(app, ["--warehouse", str(settings.warehouse_dir), *args])
+
+
+def test_load_is_idempotent_and_matches_the_lake(loaded: Settings) -> None:
+    first = load_duckdb(loaded)
+    second = load_duckdb(loaded)
+    assert first == second
+    assert first["dicom_instances"] > 0 and first["dicom_elements"] > first["dicom_instances"]
+    with duckdb.connect(str(loaded.duckdb_path), read_only=True) as con:
+        types = dict(con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'raw' and table_name = 'dicom_instances'").fetchall())
+        assert types["study_date"] == "DATE" and types["study_time"] == "TIME"
+        assert types["pixel_spacing"] == "DOUBLE[]" and types["rows"] == "BIGINT"
+        elements = dict(con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'raw' and table_name = 'dicom_elements'").fetchall())
+        assert elements["values"] == "VARCHAR[]" and elements["value_number"] == "DOUBLE"
+
+
+def test_empty_lake_loads_empty_tables_with_the_contract_columns(settings: Settings) -> None:
+    counts = load_duckdb(settings)
+    assert counts == {"dicom_instances": 0, "dicom_elements": 0, "dicom_errors": 0}
+
+
+def test_sql_prints_table_csv_and_json(loaded: Settings) -> None:
+    query = "select modality, count(*) as n from raw.dicom_instances group by 1 order by 2 desc, 1"
+    table = _cli(loaded, "sql", query)
+    assert table.exit_code == 0 and "modality" in table.stdout
+    rows = list(csv.DictReader(io.StringIO(_cli(loaded, "sql", query, "--format", "csv").stdout)))
+    records = json.loads(_cli(loaded, "sql", query, "--format", "json").stdout)
+    assert [r["n"] for r in rows] == [str(r["n"]) for r in records]
+    with duckdb.connect(str(loaded.duckdb_path), read_only=True) as con:
+        assert [tuple(r.values()) for r in records] == con.execute(query).fetchall()
+
+
+def test_sql_errors_are_one_line(loaded: Settings, tmp_path: Path) -> None:
+    bad = _cli(loaded, "sql", "select * from raw.nope")
+    assert bad.exit_code != 0 and isinstance(bad.exception, Exception)
+    assert "nope" in str(bad.exception) and "\n" not in str(bad.exception)
+    fmt = _cli(loaded, "sql", "select 1", "--format", "xml")
+    assert "xml" in str(fmt.exception)
+    missing = runner.invoke(app, ["--warehouse", str(tmp_path / "none"), "sql", "select 1"])
+    assert "cohortdb load" in str(missing.exception)
