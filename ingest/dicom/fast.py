@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import pydicom.uid
 from pydicom.charset import convert_encodings, decode_bytes
-from pydicom.multival import MultiValue
 from pydicom.datadict import DicomDictionary, dictionary_VR, private_dictionary_VR
+from pydicom.multival import MultiValue
 from pydicom.tag import _LUT_DESCRIPTOR_TAGS
 from pydicom.valuerep import TEXT_VR_DELIMS
 from pydicom.values import convert_PN
@@ -77,7 +77,7 @@ def _tag_info(tag: int) -> tuple[str, str, str]:
 class _Charset:
     """A dataset's Specific Character Set: pydicom's Python encodings plus a fast codec."""
 
-    __slots__ = ("encodings", "codec", "simple_pn")
+    __slots__ = ("encodings", "codec", "simple_pn", "key")
 
     def __init__(self, encodings: list[str]) -> None:
         self.encodings = encodings
@@ -86,6 +86,7 @@ class _Charset:
         except LookupError:
             self.codec = None
         self.simple_pn = len(encodings) == 1 and self.codec in _SIMPLE_PN_CODECS
+        self.key = (self.codec, *encodings[1:]) if self.codec else tuple(encodings)
 
     def decode(self, raw: bytes) -> str:
         """Text as ``pydicom.charset.decode_bytes`` gives it (undecodable bytes replaced)."""
@@ -118,6 +119,13 @@ _DEFAULT_CHARSET = _charset(("",))
 
 
 # ------------------------------------------------------------------ value texts
+
+def _redispatch(vr: str) -> str:
+    """A dictionary VR to read a UN value as; raises for SQ and ambiguous VRs."""
+    if vr not in _KNOWN_VRS or vr == "SQ":
+        raise Unsupported(f"UN element re-read by pydicom as {vr}")
+    return vr
+
 
 def _single(text: str) -> list[str]:
     return [text] if text else []
@@ -420,7 +428,7 @@ class _Reader:
                 if private and element <= 0xFF:
                     creators[tag] = "" if vr in _CREATOR_VRS else _COMPLEX
                 elif tag == _CHARSET_TAG:
-                    charset = self.new_charset(vr, [], charset_sensitive)
+                    charset = self.new_charset(vr, [], charset, charset_sensitive)
                 continue
             if vr in _BINARY_VRS:
                 add(path, kw_path, tag8, keyword, vr, 1, depth, creator,
@@ -464,36 +472,39 @@ class _Reader:
                 simple = vr in _CREATOR_VRS and len(values) <= 1
                 creators[tag] = (values[0] if values else "") if simple else _COMPLEX
             elif tag == _CHARSET_TAG:
-                charset = self.new_charset(vr, values, charset_sensitive)
+                charset = self.new_charset(vr, values, charset, charset_sensitive)
 
     def un_vr(self, tag: int, element: int, private: int, creator: object, length: int) -> str:
-        """The VR pydicom gives an explicit UN element; raises where it would re-interpret it."""
+        """The VR pydicom gives an explicit defined-length UN element (it looks known tags up)."""
         if private:
             if 0x10 <= element <= 0xFF:
-                raise Unsupported("UN private creator (read as LO by pydicom)")
+                return "LO"
             if element > 0xFF and creator:
                 try:
-                    private_dictionary_VR(tag, str(creator))
+                    return _redispatch(private_dictionary_VR(tag, str(creator)))
                 except KeyError:
                     return "UN"
-                raise Unsupported("UN private tag known to the private dictionary")
             return "UN"
         if length < 0xFFFF:
             try:
-                dictionary_VR(tag)
+                return _redispatch(dictionary_VR(tag))
             except KeyError:
                 return "UN"
-            raise Unsupported("UN element with a known public VR")
         return "UN"
 
     @staticmethod
-    def new_charset(vr: str, values: list[str], sensitive: bool) -> _Charset:
-        """The charset (0008,0005) sets for the rest of its dataset and nested items."""
+    def new_charset(vr: str, values: list[str], current: _Charset, sensitive: bool) -> _Charset:
+        """The charset (0008,0005) sets for the rest of its dataset and nested items.
+
+        ``sensitive``: text or a sequence came before it, decoded (by pydicom)
+        with either charset; only fine when both decode alike.
+        """
         if vr != "CS":
             raise Unsupported("Specific Character Set with a VR other than CS")
-        if sensitive:
-            raise Unsupported("text or sequence before Specific Character Set")
-        return _charset(tuple(values) if values else ("",))
+        charset = _charset(tuple(values) if values else ("",))
+        if sensitive and charset.key != current.key:
+            raise Unsupported("text or sequence before a Specific Character Set that changes it")
+        return charset
 
 
 def _transfer_syntax(rows: ElementRows) -> str | None:
