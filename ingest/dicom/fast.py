@@ -41,7 +41,8 @@ _KNOWN_VRS = _LONG_VRS | {
     "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN",
     "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US",
 }
-_VR_NAMES: dict[bytes, str] = {vr.encode("ascii"): vr for vr in _KNOWN_VRS}
+_VR_NAMES: dict[bytes, tuple[str, bool]] = {vr.encode("ascii"): (vr, vr in _LONG_VRS) for vr in _KNOWN_VRS}
+"""VR bytes → (VR, has a 4-byte length)."""
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "UV": "Q", "SV": "q"}
 _NUMBER_SIZES = {vr: struct.calcsize("<" + fmt) for vr, fmt in _NUMBER_FORMATS.items()}
@@ -226,6 +227,31 @@ def _numbers(vr: str, tag: int, buf: bytes, start: int, length: int) -> list[str
     return [str(number) for number in numbers]
 
 
+def _number_converter(vr: str) -> Callable[[bytes, _Charset, int], list[str]]:
+    def convert(raw: bytes, charset: _Charset, tag: int) -> list[str]:
+        return _numbers(vr, tag, raw, 0, len(raw))
+
+    return convert
+
+
+_CONVERTERS: dict[str, Callable[[bytes, _Charset, int], list[str]]] = {
+    **{vr: _number_converter(vr) for vr in _NUMBER_FORMATS},
+    **{vr: lambda raw, charset, tag: _strings(raw) for vr in _DEFAULT_STRING_VRS},
+    **{vr: lambda raw, charset, tag: _text(raw, charset) for vr in _MULTI_TEXT_VRS},
+    **{vr: lambda raw, charset, tag: _single(charset.decode(raw).rstrip("\0 "))
+       for vr in _SINGLE_TEXT_VRS},
+    "UI": lambda raw, charset, tag: _ui(raw),
+    "DS": lambda raw, charset, tag: _ds(raw),
+    "IS": lambda raw, charset, tag: _is(raw),
+    "PN": lambda raw, charset, tag: _pn(raw, charset),
+    "AE": lambda raw, charset, tag: _ae(raw),
+    "UR": lambda raw, charset, tag: _ur(raw),
+    "AT": lambda raw, charset, tag: _at(raw, 0, len(raw)),
+}
+"""VR → text values of a non-empty value (raw bytes, the dataset's charset, the tag)."""
+_NUMERIC_VRS = frozenset({"DS", "IS", *_NUMBER_FORMATS})
+
+
 # ---------------------------------------------------------------------- reader
 
 class _Reader:
@@ -358,16 +384,17 @@ class _Reader:
                 if mode == 2 and end < 0:
                     return pos + 8
                 raise Unsupported("item delimiter outside an undefined-length item")
-            vr = _VR_NAMES.get(vr_bytes)
-            if vr is None:
+            vr_info = _VR_NAMES.get(vr_bytes)
+            if vr_info is None:
                 raise Unsupported(f"VR {vr_bytes!r} of {tag:08X} (implicit VR switch?)")
+            vr, long = vr_info
             if mode == 1 and tag in _PIXEL_TAGS:
                 self.pixel_data(pos, vr, length)
                 return pos
             if tag <= last:
                 raise Unsupported("elements out of order or repeated")
             last = tag
-            if vr in _LONG_VRS:
+            if long:
                 if pos + 12 > size:
                     self.need(pos + 12)
                 length = _U32(buf, pos + 8)[0]
@@ -437,36 +464,11 @@ class _Reader:
                     creators[tag] = _COMPLEX
                 continue
 
-            number = None
-            if vr in _NUMBER_FORMATS:
-                values = _numbers(vr, tag, buf, start, length)
-                number = first_number(vr, values)
-            else:
-                raw = buf[start:value_end]
-                if vr in _DEFAULT_STRING_VRS:
-                    values = _strings(raw)
-                elif vr == "UI":
-                    values = _ui(raw)
-                elif vr in _MULTI_TEXT_VRS:
-                    values = _text(raw, charset)
-                elif vr == "DS":
-                    values = _ds(raw)
-                    number = first_number(vr, values)
-                elif vr == "IS":
-                    values = _is(raw)
-                    number = first_number(vr, values)
-                elif vr == "PN":
-                    values = _pn(raw, charset)
-                elif vr in _SINGLE_TEXT_VRS:
-                    values = _single(charset.decode(raw).rstrip("\0 "))
-                elif vr == "AE":
-                    values = _ae(raw)
-                elif vr == "UR":
-                    values = _ur(raw)
-                elif vr == "AT":
-                    values = _at(buf, start, length)
-                else:
-                    raise Unsupported(f"VR {vr}")
+            convert = _CONVERTERS.get(vr)
+            if convert is None:
+                raise Unsupported(f"VR {vr}")
+            values = convert(buf[start:value_end], charset, tag)
+            number = first_number(vr, values) if vr in _NUMERIC_VRS else None
             add(path, kw_path, tag8, keyword, vr, len(values), depth, creator, values, number, None)
             if private and element <= 0xFF:
                 simple = vr in _CREATOR_VRS and len(values) <= 1
