@@ -1,9 +1,561 @@
-"""Placeholder until the fast reader lands: declines everything (pydicom reads)."""
+"""Fast DICOM header reader working on raw bytes (Explicit VR Little Endian datasets).
+
+:func:`parse` produces exactly the rows of
+``flatten_dataset(dcmread(fp, stop_before_pixels=True, force=True))`` for the inputs
+it accepts, and raises :class:`Unsupported` for anything it does not reproduce
+exactly (the caller then falls back to pydicom). All offsets are 0-based byte
+offsets into the file; lengths are in bytes.
+"""
 
 from __future__ import annotations
 
-from ingest.dicom.header import Header, Unsupported
+import codecs
+import struct
+import warnings
+from collections.abc import Callable
+
+import pydicom.uid
+from pydicom.charset import convert_encodings, decode_bytes
+from pydicom.datadict import DicomDictionary, dictionary_VR, private_dictionary_VR
+from pydicom.multival import MultiValue
+from pydicom.tag import _LUT_DESCRIPTOR_TAGS
+from pydicom.valuerep import TEXT_VR_DELIMS
+from pydicom.values import convert_PN
+
+from ingest.dicom.flatten import MAX_STORED_BYTES, ElementRows, first_number, tag_string
+from ingest.dicom.header import Header, NeedMore, ReadError, Unsupported
+
+_HEAD = struct.Struct("<HH2sH").unpack_from
+_ITEM = struct.Struct("<HHL").unpack_from
+_U32 = struct.Struct("<L").unpack_from
+
+_UNDEFINED = 0xFFFFFFFF
+_ITEM_TAG = 0xFFFEE000
+_ITEM_END = 0xFFFEE00D
+_SEQ_END = 0xFFFEE0DD
+_CHARSET_TAG = 0x00080005
+_PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+
+_LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+_KNOWN_VRS = _LONG_VRS | {
+    "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN",
+    "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US",
+}
+_VR_NAMES: dict[bytes, tuple[str, bool]] = {vr.encode("ascii"): (vr, vr in _LONG_VRS) for vr in _KNOWN_VRS}
+"""VR bytes → (VR, has a 4-byte length)."""
+_BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+_NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "UV": "Q", "SV": "q"}
+_NUMBER_SIZES = {vr: struct.calcsize("<" + fmt) for vr, fmt in _NUMBER_FORMATS.items()}
+_DEFAULT_STRING_VRS = frozenset({"AS", "CS", "DA", "DT", "TM"})
+_MULTI_TEXT_VRS = frozenset({"SH", "LO", "UC"})
+_SINGLE_TEXT_VRS = frozenset({"ST", "LT", "UT"})
+_CHARSET_VRS = _MULTI_TEXT_VRS | _SINGLE_TEXT_VRS | {"PN", "SQ"}
+_CREATOR_VRS = frozenset({"LO", "SH", "CS", "ST", "LT", "UT", "UC"})
+_SIMPLE_PN_CODECS = frozenset({"iso8859-1", "utf-8"})
+_EXPLICIT_SYNTAXES_NOT_LE = frozenset({
+    pydicom.uid.ImplicitVRLittleEndian,
+    pydicom.uid.ExplicitVRBigEndian,
+    pydicom.uid.DeflatedExplicitVRLittleEndian,
+})
+
+_COMPLEX = object()
+"""Marks a possible private-creator element whose value is not a plain string."""
+
+_TAG_INFO: dict[int, tuple[str, str, str]] = {}
+"""tag → (``(GGGG,EEEE)``, ``GGGGEEEE``, keyword or '')."""
+
+
+def _tag_info(tag: int) -> tuple[str, str, str]:
+    info = _TAG_INFO.get(tag)
+    if info is None:
+        entry = DicomDictionary.get(tag)
+        group, element = tag >> 16, tag & 0xFFFF
+        info = (tag_string(group, element), f"{group:04X}{element:04X}", entry[4] if entry else "")
+        _TAG_INFO[tag] = info
+    return info
+
+
+class _Charset:
+    """A dataset's Specific Character Set: pydicom's Python encodings plus a fast codec."""
+
+    __slots__ = ("encodings", "codec", "simple_pn", "key")
+
+    def __init__(self, encodings: list[str]) -> None:
+        self.encodings = encodings
+        try:
+            self.codec: str | None = codecs.lookup(encodings[0]).name
+        except LookupError:
+            self.codec = None
+        self.simple_pn = len(encodings) == 1 and self.codec in _SIMPLE_PN_CODECS
+        self.key = (self.codec, *encodings[1:]) if self.codec else tuple(encodings)
+
+    def decode(self, raw: bytes) -> str:
+        """Text as ``pydicom.charset.decode_bytes`` gives it (undecodable bytes replaced)."""
+        if self.codec is not None and 0x1B not in raw:
+            try:
+                return raw.decode(self.codec)
+            except UnicodeDecodeError:
+                pass
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return decode_bytes(raw, self.encodings, TEXT_VR_DELIMS)
+
+
+_CHARSETS: dict[tuple[str, ...], _Charset] = {}
+
+
+def _charset(value: tuple[str, ...]) -> _Charset:
+    """The charset for a (0008,0005) value (its values as pydicom splits them)."""
+    charset = _CHARSETS.get(value)
+    if charset is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            encodings = convert_encodings(value[0] if len(value) == 1 else list(value))
+        charset = _Charset(list(encodings))
+        _CHARSETS[value] = charset
+    return charset
+
+
+_DEFAULT_CHARSET = _charset(("",))
+
+
+# ------------------------------------------------------------------ value texts
+
+def _redispatch(vr: str) -> str:
+    """A dictionary VR to read a UN value as; raises for SQ and ambiguous VRs."""
+    if vr not in _KNOWN_VRS or vr == "SQ":
+        raise Unsupported(f"UN element re-read by pydicom as {vr}")
+    return vr
+
+
+def _single(text: str) -> list[str]:
+    return [text] if text else []
+
+
+def _split(text: str) -> list[str]:
+    """A pydicom multi-value: one empty value means no values."""
+    parts = text.split("\\")
+    return parts if len(parts) > 1 or parts[0] else []
+
+
+def _strings(raw: bytes) -> list[str]:
+    """AS, CS, DA, DT, TM (``convert_string``), default encoding."""
+    return _split(raw.decode("latin-1").rstrip(" \x00"))
+
+
+def _ae(raw: bytes) -> list[str]:
+    parts = [part.strip() for part in raw.decode("latin-1").split("\\")]
+    return parts if len(parts) > 1 or parts[0] else []
+
+
+def _ui(raw: bytes) -> list[str]:
+    return _split(raw.decode("latin-1").rstrip("\0 "))
+
+
+def _ur(raw: bytes) -> list[str]:
+    return _single(raw.decode("latin-1").rstrip())
+
+
+def _ds(raw: bytes) -> list[str]:
+    """DS as ``str(DSfloat)`` keeps it: each value stripped; blank values kept as is."""
+    parts = raw.decode("latin-1").strip().rstrip(" \x00").split("\\")
+    texts = []
+    for part in parts:
+        stripped = part.strip()
+        if stripped:
+            try:
+                float(part)
+            except ValueError:
+                raise Unsupported("DS value is not a number") from None
+            texts.append(stripped)
+        else:
+            texts.append(part)
+    return texts if len(texts) > 1 or texts[0] else []
+
+
+def _is(raw: bytes) -> list[str]:
+    """IS as ``str(IS)`` keeps it; non-integer values (ISfloat) are not handled."""
+    parts = raw.decode("latin-1").rstrip(" \x00").split("\\")
+    texts = []
+    for part in parts:
+        stripped = part.strip()
+        if stripped:
+            try:
+                number = int(part)
+            except ValueError:
+                raise Unsupported("IS value is not an integer") from None
+            if not -(2**53) < number < 2**53:
+                raise Unsupported("IS value beyond float precision")
+            texts.append(stripped)
+        else:
+            texts.append(part)
+    return texts if len(texts) > 1 or texts[0] else []
+
+
+def _text(raw: bytes, charset: _Charset) -> list[str]:
+    """SH, LO, UC: each value right-stripped of NUL and space."""
+    parts = [part.rstrip("\0 ") for part in charset.decode(raw).split("\\")]
+    return parts if len(parts) > 1 or parts[0] else []
+
+
+def _pn(raw: bytes, charset: _Charset) -> list[str]:
+    text = charset.decode(raw.rstrip(b"\x00 "))
+    if "=" in text or not (charset.simple_pn or text.isascii()) or 0x1B in raw:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = convert_PN(raw, charset.encodings)
+        if isinstance(value, MultiValue):
+            return [str(name) for name in value]
+        return _single(str(value))
+    return _split(text)
+
+
+def _at(buf: bytes, start: int, length: int) -> list[str]:
+    if length % 4:
+        raise Unsupported("AT length not a multiple of 4")
+    words = struct.unpack_from(f"<{length // 2}H", buf, start)
+    return [tag_string(words[i], words[i + 1]) for i in range(0, len(words), 2)]
+
+
+def _numbers(vr: str, tag: int, buf: bytes, start: int, length: int) -> list[str]:
+    size = _NUMBER_SIZES[vr]
+    if length % size:
+        raise Unsupported(f"{vr} length {length} not a multiple of {size}")
+    numbers = list(struct.unpack_from(f"<{length // size}{_NUMBER_FORMATS[vr]}", buf, start))
+    if len(numbers) > 1 and tag in _LUT_DESCRIPTOR_TAGS and numbers[0] < 0:
+        numbers[0] += 65536
+    return [str(number) for number in numbers]
+
+
+def _number_converter(vr: str) -> Callable[[bytes, _Charset, int], list[str]]:
+    def convert(raw: bytes, charset: _Charset, tag: int) -> list[str]:
+        return _numbers(vr, tag, raw, 0, len(raw))
+
+    return convert
+
+
+_CONVERTERS: dict[str, Callable[[bytes, _Charset, int], list[str]]] = {
+    **{vr: _number_converter(vr) for vr in _NUMBER_FORMATS},
+    **{vr: lambda raw, charset, tag: _strings(raw) for vr in _DEFAULT_STRING_VRS},
+    **{vr: lambda raw, charset, tag: _text(raw, charset) for vr in _MULTI_TEXT_VRS},
+    **{vr: lambda raw, charset, tag: _single(charset.decode(raw).rstrip("\0 "))
+       for vr in _SINGLE_TEXT_VRS},
+    "UI": lambda raw, charset, tag: _ui(raw),
+    "DS": lambda raw, charset, tag: _ds(raw),
+    "IS": lambda raw, charset, tag: _is(raw),
+    "PN": lambda raw, charset, tag: _pn(raw, charset),
+    "AE": lambda raw, charset, tag: _ae(raw),
+    "UR": lambda raw, charset, tag: _ur(raw),
+    "AT": lambda raw, charset, tag: _at(raw, 0, len(raw)),
+}
+"""VR → text values of a non-empty value (raw bytes, the dataset's charset, the tag)."""
+_NUMERIC_VRS = frozenset({"DS", "IS", *_NUMBER_FORMATS})
+
+
+# ---------------------------------------------------------------------- reader
+
+class _Reader:
+    """One parse: the buffer, the rows so far and the pixel data found (if any)."""
+
+    __slots__ = ("buf", "size", "file_size", "rows", "add", "pixel_length", "has_pixels")
+
+    def __init__(self, buf: bytes, file_size: int) -> None:
+        self.buf = buf
+        self.size = min(len(buf), file_size)
+        self.file_size = file_size
+        self.rows = ElementRows()
+        self.add: Callable[..., None] = self.rows.add
+        self.has_pixels = False
+        self.pixel_length: int | None = None
+
+    def need(self, end: int) -> None:
+        """Raise for a read up to byte ``end`` (exclusive) past the buffer."""
+        if end > self.file_size:
+            raise ReadError("truncated", f"header extends to byte {end}, file has {self.file_size}")
+        raise NeedMore(end)
+
+    def pixel_data(self, pos: int, vr: str, length: int) -> None:
+        """Record the top-level pixel data element starting at ``pos``."""
+        header = 8
+        if vr in _LONG_VRS:
+            header = 12
+            if pos + 12 > self.size:
+                self.need(pos + 12)
+            length = _U32(self.buf, pos + 8)[0]
+        self.has_pixels = True
+        if length != _UNDEFINED:
+            if pos + header + length > self.file_size:
+                raise ReadError(
+                    "truncated",
+                    f"pixel data of {length} bytes at byte {pos} extends beyond the file "
+                    f"({self.file_size} bytes)",
+                )
+            self.pixel_length = length
+
+    def encapsulated(self, pos: int) -> tuple[int, int]:
+        """Items of an undefined-length OB/OW value from ``pos``: (delimiter offset, next offset)."""
+        buf = self.buf
+        while True:
+            if pos + 8 > self.size:
+                self.need(pos + 8)
+            group, element, length = _ITEM(buf, pos)
+            tag = group << 16 | element
+            if tag == _SEQ_END:
+                if length:
+                    raise Unsupported("sequence delimiter with a length")
+                return pos, pos + 8
+            if tag != _ITEM_TAG:
+                raise Unsupported("undefined-length value that is not encapsulated")
+            pos += 8 + length
+
+    def sequence(
+        self, pos: int, end: int, path: str, kw_path: str, depth: int, charset: _Charset
+    ) -> tuple[int, int]:
+        """Items from ``pos`` to ``end`` (-1: up to the delimiter); (next offset, item count)."""
+        buf = self.buf
+        count = 0
+        while True:
+            if end >= 0 and pos >= end:
+                if pos != end:
+                    raise Unsupported("item overruns its sequence")
+                return pos, count
+            if pos + 8 > self.size:
+                self.need(pos + 8)
+            group, element, length = _ITEM(buf, pos)
+            tag = group << 16 | element
+            if tag == _SEQ_END and end < 0:
+                return pos + 8, count
+            if tag != _ITEM_TAG:
+                raise Unsupported(f"unexpected tag {tag:08X} in a sequence")
+            start = pos + 8
+            if length == _UNDEFINED:
+                item_end = -1
+            else:
+                item_end = start + length
+                if item_end > self.size:
+                    self.need(item_end)
+                if end >= 0 and item_end > end:
+                    raise Unsupported("item overruns its sequence")
+            pos = self.dataset(
+                start, item_end, f"{path}__{count}__", f"{kw_path}[{count}].", depth, charset, 2
+            )
+            if item_end >= 0 and pos != item_end:
+                raise Unsupported("element overruns its item")
+            count += 1
+
+    def dataset(
+        self,
+        pos: int,
+        end: int,
+        prefix: str,
+        kw_prefix: str,
+        depth: int,
+        charset: _Charset,
+        mode: int,
+    ) -> int:
+        """Elements from ``pos``; returns the offset after the dataset (0-based bytes).
+
+        ``mode``: 0 file meta (stops at the first non-0002 group), 1 top-level
+        dataset (stops at pixel data or end of file), 2 sequence item (ends at
+        ``end``, or at the item delimiter when ``end`` is -1).
+        """
+        buf = self.buf
+        size = self.size
+        add = self.add
+        rows = self.rows
+        last = -1
+        creators: dict[int, object] = {}
+        charset_sensitive = False
+        while True:
+            if mode == 1:
+                if pos >= self.file_size:
+                    return pos
+            elif mode == 2 and end >= 0 and pos >= end:
+                return pos
+            if pos + 8 > size:
+                if mode == 0 and pos == size == self.file_size:
+                    return pos
+                self.need(pos + 8)
+            group, element, vr_bytes, length = _HEAD(buf, pos)
+            tag = group << 16 | element
+            if mode == 0 and group != 2:
+                return pos
+            if tag == _ITEM_END:
+                if mode == 2 and end < 0:
+                    return pos + 8
+                raise Unsupported("item delimiter outside an undefined-length item")
+            vr_info = _VR_NAMES.get(vr_bytes)
+            if vr_info is None:
+                raise Unsupported(f"VR {vr_bytes!r} of {tag:08X} (implicit VR switch?)")
+            vr, long = vr_info
+            if mode == 1 and tag in _PIXEL_TAGS:
+                self.pixel_data(pos, vr, length)
+                return pos
+            if tag <= last:
+                raise Unsupported("elements out of order or repeated")
+            last = tag
+            if long:
+                if pos + 12 > size:
+                    self.need(pos + 12)
+                length = _U32(buf, pos + 8)[0]
+                start = pos + 12
+            else:
+                start = pos + 8
+            tag_text, tag8, keyword = _TAG_INFO.get(tag) or _tag_info(tag)
+            path = prefix + tag_text
+            kw_path = kw_prefix + (keyword or tag_text)
+            private = group & 1
+            creator = None
+            if private and element > 0xFF:
+                found = creators.get(group << 16 | element >> 8)
+                if found is _COMPLEX:
+                    raise Unsupported("private creator value is not a string")
+                creator = found
+            elif private and (group << 16 | element >> 8) != tag and (group << 16) in creators:
+                raise Unsupported("private tag below 0x100 with a group length present")
+
+            if vr == "UN" and length != _UNDEFINED:
+                vr = self.un_vr(tag, element, private, creator, length)
+            if vr in _CHARSET_VRS:
+                charset_sensitive = True
+
+            if length == _UNDEFINED:
+                if vr == "SQ" or vr == "UN":
+                    index = len(rows)
+                    add(path, kw_path, tag8, keyword, "SQ", 0, depth, None, [], 0.0, None)
+                    pos, count = self.sequence(start, -1, path, kw_path, depth + 1, charset)
+                    rows.vm[index] = count
+                    rows.value_number[index] = float(count)
+                    continue
+                if vr != "OB" and vr != "OW":
+                    raise Unsupported(f"undefined length {vr}")
+                value_end, pos = self.encapsulated(start)
+                n = value_end - start
+                add(path, kw_path, tag8, keyword, vr, 1 if n else 0, depth, creator,
+                    [buf[start:value_end].hex()] if 0 < n <= MAX_STORED_BYTES else [], None, n)
+                continue
+
+            value_end = start + length
+            if value_end > size:
+                self.need(value_end)
+            if mode == 2 and end >= 0 and value_end > end:
+                raise Unsupported("element overruns its item")
+            pos = value_end
+
+            if vr == "SQ":
+                index = len(rows)
+                add(path, kw_path, tag8, keyword, vr, 0, depth, creator, [], 0.0, None)
+                if length:
+                    _, count = self.sequence(start, value_end, path, kw_path, depth + 1, charset)
+                    rows.vm[index] = count
+                    rows.value_number[index] = float(count)
+                continue
+            if length == 0:
+                add(path, kw_path, tag8, keyword, vr, 0, depth, creator, [], None, None)
+                if private and element <= 0xFF:
+                    creators[tag] = "" if vr in _CREATOR_VRS else _COMPLEX
+                elif tag == _CHARSET_TAG:
+                    charset = self.new_charset(vr, [], charset, charset_sensitive)
+                continue
+            if vr in _BINARY_VRS:
+                add(path, kw_path, tag8, keyword, vr, 1, depth, creator,
+                    [buf[start:value_end].hex()] if length <= MAX_STORED_BYTES else [], None, length)
+                if private and element <= 0xFF:
+                    creators[tag] = _COMPLEX
+                continue
+
+            convert = _CONVERTERS.get(vr)
+            if convert is None:
+                raise Unsupported(f"VR {vr}")
+            values = convert(buf[start:value_end], charset, tag)
+            number = first_number(vr, values) if vr in _NUMERIC_VRS else None
+            add(path, kw_path, tag8, keyword, vr, len(values), depth, creator, values, number, None)
+            if private and element <= 0xFF:
+                simple = vr in _CREATOR_VRS and len(values) <= 1
+                creators[tag] = (values[0] if values else "") if simple else _COMPLEX
+            elif tag == _CHARSET_TAG:
+                charset = self.new_charset(vr, values, charset, charset_sensitive)
+
+    def un_vr(self, tag: int, element: int, private: int, creator: object, length: int) -> str:
+        """The VR pydicom gives an explicit defined-length UN element (it looks known tags up)."""
+        if private:
+            if 0x10 <= element <= 0xFF:
+                return "LO"
+            if element > 0xFF and creator:
+                try:
+                    return _redispatch(private_dictionary_VR(tag, str(creator)))
+                except KeyError:
+                    return "UN"
+            return "UN"
+        if length < 0xFFFF:
+            try:
+                return _redispatch(dictionary_VR(tag))
+            except KeyError:
+                return "UN"
+        return "UN"
+
+    @staticmethod
+    def new_charset(vr: str, values: list[str], current: _Charset, sensitive: bool) -> _Charset:
+        """The charset (0008,0005) sets for the rest of its dataset and nested items.
+
+        ``sensitive``: text or a sequence came before it, decoded (by pydicom)
+        with either charset; only fine when both decode alike.
+        """
+        if vr != "CS":
+            raise Unsupported("Specific Character Set with a VR other than CS")
+        charset = _charset(tuple(values) if values else ("",))
+        if sensitive and charset.key != current.key:
+            raise Unsupported("text or sequence before a Specific Character Set that changes it")
+        return charset
+
+
+def _transfer_syntax(rows: ElementRows) -> str | None:
+    for tag8, values in zip(rows.tag, rows.values, strict=True):
+        if tag8 == "00020010":
+            if len(values) != 1:
+                raise Unsupported("Transfer Syntax UID without exactly one value")
+            return values[0]
+    return None
 
 
 def parse(buf: bytes, file_size: int) -> Header:
-    raise Unsupported("fast reader not available")
+    """Header rows of a DICOM file from its first ``len(buf)`` bytes (``file_size`` in bytes).
+
+    Raises:
+        NeedMore: the header runs past ``buf`` and the file is longer than ``buf``.
+        ReadError: ``truncated`` when an element (or the defined-length pixel data)
+            extends beyond ``file_size``.
+        Unsupported: anything this reader does not reproduce exactly (no 'DICM'
+            prefix, transfer syntaxes other than explicit VR little endian, ...).
+    """
+    reader = _Reader(buf, file_size)
+    if reader.size < 132:
+        if len(buf) < file_size:
+            raise NeedMore(132)
+        raise Unsupported("shorter than preamble and prefix")
+    if buf[128:132] != b"DICM":
+        raise Unsupported("no DICM prefix")
+    pos = reader.dataset(132, -1, "", "", 0, _DEFAULT_CHARSET, 0)
+    if pos == 132:
+        raise Unsupported("no file meta")
+    if pos >= file_size:
+        return Header(rows=reader.rows, reader="fast")
+    syntax = _transfer_syntax(reader.rows)
+    if syntax is None or syntax in _EXPLICIT_SYNTAXES_NOT_LE:
+        raise Unsupported(f"transfer syntax {syntax}")
+    if syntax in pydicom.uid.PrivateTransferSyntaxes:
+        raise Unsupported("private transfer syntax")
+    if pos + 8 > reader.size:
+        reader.need(pos + 8)
+    if buf[pos] | buf[pos + 1] << 8 == 0:
+        raise Unsupported("command set elements")
+    reader.dataset(pos, -1, "", "", 0, _DEFAULT_CHARSET, 1)
+    return Header(
+        rows=reader.rows,
+        has_pixel_data=reader.has_pixels,
+        pixel_data_length=reader.pixel_length,
+        reader="fast",
+    )
+
+
+__all__ = ["parse"]

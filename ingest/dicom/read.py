@@ -20,6 +20,7 @@ from typing import BinaryIO
 import pydicom
 from pydicom.dataelem import RawDataElement
 
+from ingest.dicom import fast
 from ingest.dicom.flatten import flatten_dataset
 from ingest.dicom.header import Header, NeedMore, ReadError, Unsupported
 from ingest.errors import UserError
@@ -193,8 +194,6 @@ def read_header(head: bytes, size: int, fp: BinaryIO) -> Header:
         raise ReadError("empty", "zero-byte file")
     if not looks_like_dicom(head):
         raise ReadError("not_dicom", "not a DICOM file (no 'DICM' marker and no DICOM tag at the start)")
-    from ingest.dicom import fast  # TODO(merge fast-reader): module-level import
-
     try:
         try:
             header = fast.parse(head, size)
