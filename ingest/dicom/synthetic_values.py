@@ -158,7 +158,9 @@ MR_SEQUENCES = (
     ("CINE SSFP SAX", "*tfi2d1_12", "GR", ("SK", "SS"), 40.0, 1.2, 55.0),
 )
 
-MR_STUDY_DESCRIPTIONS = ("MRI CHEST WO CONTRAST", "MR CARDIAC MORPHOLOGY", "MRI BRAIN WO CONTRAST")
+MR_STUDY_DESCRIPTIONS = (
+    "MRI CHEST WO CONTRAST", "MR CARDIAC MORPHOLOGY", "MRI BRAIN WO CONTRAST",
+)
 
 LATIN1_NAMES = (
     "Müller^Jürgen", "Schäfer^Günther", "Dubois^Françoise", "Núñez^José", "Ångström^Björn",
@@ -167,11 +169,14 @@ LATIN1_NAMES = (
 )
 UTF8_NAMES = (
     "Παπαδόπουλος^Γιώργος", "Wang^XiaoDong=王^小東=", "Hong^Gildong=홍^길동=홍^길동",
-    "Иванов^Иван", "Nguyễn^Văn An", "Yamada^Tarou=山田^太郎=やまだ^たろう",
+    "Иванов^Иван", "Nguyễn^Văn An",
+    "Yamada^Tarou=山田^太郎=やまだ^たろう",
 )
 ISO2022_JP_NAMES = (
-    "Yamada^Tarou=山田^太郎=やまだ^たろう", "Suzuki^Hanako=鈴木^花子=すずき^はなこ",
-    "Tanaka^Ichirou=田中^一郎=たなか^いちろう", "Satou^Kenji=佐藤^健二=さとう^けんじ",
+    "Yamada^Tarou=山田^太郎=やまだ^たろう",
+    "Suzuki^Hanako=鈴木^花子=すずき^はなこ",
+    "Tanaka^Ichirou=田中^一郎=たなか^いちろう",
+    "Satou^Kenji=佐藤^健二=さとう^けんじ",
 )
 
 CHARACTER_SETS = (
