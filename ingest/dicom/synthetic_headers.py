@@ -17,6 +17,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from ingest.dicom import synthetic_values as values
 from ingest.dicom.synthetic_plan import KINDS, Patient, Planner, SeriesPlan, midrc_uid
 
+
 def _ds(value: float, decimals: int = 1) -> str:
     """A DS string with ``decimals`` decimals (always ≤ 16 characters for our ranges)."""
     return f"{value:.{decimals}f}"
@@ -47,7 +48,7 @@ def _names_in(character_set: str | tuple[str, ...]) -> tuple[str, ...]:
 
 def _institution(patient: Patient, rng: random.Random) -> str:
     """An institution name encodable in the patient's character set."""
-    if patient.character_set == "ISO_IR 100" or patient.character_set == "ISO_IR 192":
+    if patient.character_set in ("ISO_IR 100", "ISO_IR 192"):
         return rng.choice(values.INSTITUTIONS)
     return rng.choice([name for name in values.INSTITUTIONS if name.isascii()])
 

@@ -17,8 +17,10 @@ from pydicom.uid import generate_uid
 
 from ingest.dicom import synthetic_values as values
 
+
 KINDS = ("crdx", "ct", "mr")
 """Series kinds: CR/DX chest radiographs, CT volumes, MR stacks."""
+
 FIRST_STUDY_DAY = dt.date(2019, 1, 1)
 LAST_STUDY_DAY = dt.date(2023, 12, 31)
 
