@@ -34,7 +34,7 @@ apt:
 	fi
 
 demo: install
-	$(BIN)/cohortdb demo --warehouse demo-warehouse
+	$(BIN)/cohortdb --warehouse demo-warehouse demo
 
 test: apt install-test
 	$(BIN)/python -m pytest -q

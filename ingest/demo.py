@@ -31,7 +31,7 @@ EXAMPLES: list[tuple[str, str]] = [
     ),
     (
         "Deepest nested elements",
-        "select keyword_path, vr, value_text from raw.dicom_elements\n"
+        "select keyword_path, vr, value_text from raw.dicom_elements where value_text is not null\n"
         "order by depth desc, keyword_path limit 5",
     ),
     (
