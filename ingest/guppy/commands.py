@@ -131,6 +131,66 @@ def _warn(message: str) -> None:
 
 
 
-def download(ctx: typer.Context) -> None:
-    """Download data files through DRS (placeholder until implemented)."""
-    raise UserError("download is not implemented yet")
+def download(
+    ctx: typer.Context,
+    index: str = typer.Option("data_file", "--index", help="The guppy index listing files."),
+    endpoint: str = typer.Option(..., "--endpoint", help="Commons base URL (https)."),
+    credentials: Path = typer.Option(..., "--credentials", help="credentials.json."),
+    filter_file: Path | None = typer.Option(
+        None, "--filter", help="Guppy filter selecting the files."),
+    object_ids_file: Path | None = typer.Option(
+        None, "--object-ids", help="File of object ids (one a line, or a JSON array)."),
+    out: Path = typer.Option(..., "--out", help="Directory to download into."),
+    keep_zips: bool = typer.Option(False, "--keep-zips", help="Do not unpack zip files."),
+    ingest_headers: bool = typer.Option(
+        False, "--ingest", help="Ingest the DICOM headers of the downloaded files."),
+    retries: int = typer.Option(5, "--retries", min=1, help="Attempts per request."),
+) -> None:
+    """Download data files through DRS (as gen3 drs-pull does), optionally ingesting them."""
+    from rich.progress import Progress
+
+    from ingest.guppy.client import GuppyClient, RetryPolicy, load_credentials
+    from ingest.guppy.download import download_objects, read_object_ids
+    from ingest.guppy.filter_file import load_filter
+    from ingest.guppy.ingest import check_index_name
+
+    settings: Settings = ctx.obj
+    if (filter_file is None) == (object_ids_file is None):
+        raise UserError("give exactly one of --filter and --object-ids")
+    check_index_name(index)
+    filter_object = load_filter(filter_file) if filter_file else None
+    client = GuppyClient(endpoint, load_credentials(credentials), RetryPolicy(attempts=retries))
+    if not client.endpoint.startswith("https://"):
+        raise UserError("DRS downloads need an https:// --endpoint (the SDK only speaks https)")
+    if object_ids_file is not None:
+        object_ids = read_object_ids(object_ids_file)
+    else:
+        with stderr.status(f"listing {index} files"):
+            rows = client.download(index, ["object_id"], filter_object)
+        object_ids = list(dict.fromkeys(
+            oid for row in rows for oid in _as_list(row.get("object_id"))))
+        if not object_ids:
+            _warn(f"no {index} records with an object_id match the filter (or access is "
+                  "missing); nothing to download")
+            return
+    client.authenticate()
+    with Progress(console=stderr, transient=True) as progress:
+        task = progress.add_task("downloading", total=len(object_ids))
+        written, failures = download_objects(
+            client, object_ids, out, unzip=not keep_zips,
+            advance=lambda _: progress.advance(task))
+    typer.echo(f"downloaded {len(written)} of {len(object_ids)} object(s) into {out}")
+    if ingest_headers and written:
+        from ingest.dicom.ingest import ingest_dicom  # written on main in parallel
+
+        ingest_dicom(settings, [out])
+    if failures:
+        more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise UserError(f"{len(failures)} download(s) failed: {failures[0]}{more}")
+
+
+def _as_list(value: object) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [str(item) for item in items]
