@@ -173,3 +173,16 @@ def test_join_is_associative_and_commutative(values: list[Any]) -> None:
     a, b, c = types
     assert join(a, b) == join(b, a)
     assert join(join(a, b), c) == join(a, join(b, c))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(json_values, min_size=1, max_size=6))
+def test_arrow_fast_path_agrees_with_the_lattice(values: list[Any]) -> None:
+    from ingest.guppy.flatten import convert
+    from ingest.guppy.schema import infer_type, resolve
+
+    fast = table([{"f": v} for v in values]).column("f").combine_chunks()
+    target = resolve(infer_type(values).type)
+    slow = pa.array([convert(v, target) for v in values], type=target)
+    assert fast.type == slow.type
+    assert fast.to_pylist() == slow.to_pylist()

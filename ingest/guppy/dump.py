@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.errors import UserError
+from ingest.guppy.json_text import loads
 
 
 def read_dump(path: Path, index: str) -> tuple[list[dict[str, Any]], list[str] | None]:
@@ -25,7 +26,7 @@ def read_dump(path: Path, index: str) -> tuple[list[dict[str, Any]], list[str] |
             first = handle.read(4096).lstrip()
             handle.seek(0)
             if first.startswith(b"["):
-                return _objects(json.load(handle), path), None
+                return _objects(loads(handle.read()), path), None
             if first.startswith(b"{") and not _looks_like_ndjson(path):
                 return _objects(_unwrap(json.load(handle), index, path), path), None
             records, texts = _read_ndjson(handle, path)
@@ -58,7 +59,7 @@ def _read_ndjson(handle: Any, path: Path) -> tuple[list[dict[str, Any]], list[st
         if not text:
             continue
         try:
-            value = json.loads(text)
+            value = loads(text)
         except json.JSONDecodeError as error:
             raise UserError(f"{path} line {number} is not JSON: {error.msg}") from None
         if type(value) is not dict:

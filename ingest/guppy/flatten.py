@@ -11,13 +11,13 @@ text in ``_record``; ``_commons`` and ``_ingested_at`` say where and when.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 
+from ingest.guppy.json_text import dumps
 from ingest.guppy.schema import STRING, infer_type, resolve
 
 COMMONS = "_commons"
@@ -51,7 +51,7 @@ def flatten(
             raise ValueError(
                 f"record {position} is a {_json_kind(record)}, not a JSON object"
             )
-    names = sorted({name for record in records for name in record})
+    names = sorted(set().union(*records))
     reserved = sorted(set(names) & set(METADATA_COLUMNS))
     if reserved:
         raise ValueError(f"records use the reserved field name(s) {', '.join(reserved)}")
@@ -84,6 +84,9 @@ def flatten(
 
 def column(values: Sequence[Any]) -> pa.Array:
     """One field's values (``None`` = missing) as an Arrow array of their joined type."""
+    fast = _arrow_inferred(values)
+    if fast is not None:
+        return fast
     inferred = infer_type(values)
     target = resolve(inferred.type)
     if inferred.native:
@@ -92,6 +95,40 @@ def column(values: Sequence[Any]) -> pa.Array:
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
             pass  # e.g. empty objects, which resolve to text
     return pa.array([convert(value, target) for value in values], type=target)
+
+
+def _arrow_inferred(values: Sequence[Any]) -> pa.Array | None:
+    """Arrow's own (C) inference, when it provably agrees with the join lattice.
+
+    Taken only for one JSON kind per column (or ints with floats) and for
+    result types where Arrow refuses every mix the lattice would widen:
+    scalars, and lists of strings or ints (or of such lists). Objects, lists
+    of floats or booleans, and anything mixed go through :func:`infer_type`.
+    """
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if dict in kinds or bool in kinds and len(kinds) > 1:
+        return None
+    if len(kinds) > 1 and kinds != {int, float}:
+        return None
+    try:
+        array = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+        return None
+    if not _agrees(array.type, top=True):
+        return None
+    target = resolve(array.type)
+    return array if target == array.type else array.cast(target)
+
+
+_TOP_TYPES = (pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.null())
+_ITEM_TYPES = (pa.string(), pa.int64(), pa.null())
+
+
+def _agrees(data_type: pa.DataType, *, top: bool) -> bool:
+    if pa.types.is_list(data_type):
+        return _agrees(data_type.value_type, top=False)
+    return data_type in (_TOP_TYPES if top else _ITEM_TYPES)
 
 
 def convert(value: Any, target: pa.DataType) -> Any:
@@ -113,7 +150,7 @@ def convert(value: Any, target: pa.DataType) -> Any:
 
 def to_json(value: Any) -> str:
     """Compact JSON text, non-ASCII kept as is (``true``, ``1.5``, ``{"a":1}``)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return dumps(value)
 
 
 def _json_kind(value: Any) -> str:
