@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Debian packages the tests use; installed only when a command is missing.
-APT_PACKAGES ?=
+APT_PACKAGES ?= openssl
 
 .PHONY: demo test install install-test apt bench clean
 
@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[test,bench,guppy]"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

@@ -61,6 +61,16 @@ def ingest_dicom_command(
         raise typer.Exit(1)
 
 
+def _register_guppy() -> None:
+    from ingest.guppy.commands import download, ingest_guppy
+
+    ingest_app.command("guppy")(ingest_guppy)
+    app.command("download")(download)
+
+
+_register_guppy()
+
+
 @app.command("load")
 def load_command(
     ctx: typer.Context,

@@ -1,0 +1,163 @@
+"""Guppy records → typed Arrow columns (pure: no I/O, no clock).
+
+One row per record. Each field becomes one column whose type is the join of
+its values across all records (:mod:`ingest.guppy.schema`): scalars typed,
+arrays as list columns, arrays of objects as lists of structs whose fields are
+the union of the items' fields. A field missing from a record is null there.
+Values that had to be widened to text keep their JSON spelling (``true``,
+``28``, ``1.5``, ``{"a":1}``). The record itself is kept, losslessly, as JSON
+text in ``_record``; ``_commons`` and ``_ingested_at`` say where and when.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from ingest.guppy.json_text import dumps
+from ingest.guppy.schema import STRING, infer_type, resolve
+
+COMMONS = "_commons"
+INGESTED_AT = "_ingested_at"
+RECORD = "_record"
+METADATA_COLUMNS = (COMMONS, INGESTED_AT, RECORD)
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+
+def flatten(
+    records: Sequence[dict[str, Any]],
+    *,
+    commons: str,
+    ingested_at: datetime,
+    raw_texts: Sequence[str] | None = None,
+) -> tuple[pa.Schema, list[pa.Array]]:
+    """Columns for ``records``, fields sorted by name, then the metadata columns.
+
+    Args:
+        records: guppy records (JSON objects); may be empty.
+        commons: where they came from (endpoint URL or dump file URI).
+        ingested_at: timezone-aware time of the ingest, the same for every row.
+        raw_texts: each record's source JSON text, when the caller has it
+            (NDJSON lines); otherwise records are re-serialised.
+
+    Raises:
+        ValueError: a record is not a JSON object, or uses a reserved column name.
+    """
+    for position, record in enumerate(records):
+        if type(record) is not dict:
+            raise ValueError(
+                f"record {position} is a {_json_kind(record)}, not a JSON object"
+            )
+    names = sorted(set().union(*records))
+    reserved = sorted(set(names) & set(METADATA_COLUMNS))
+    if reserved:
+        raise ValueError(f"records use the reserved field name(s) {', '.join(reserved)}")
+
+    fields: list[pa.Field] = []
+    columns: list[pa.Array] = []
+    for name in names:
+        values = [record.get(name) for record in records]
+        array = column(values)
+        fields.append(pa.field(name, array.type))
+        columns.append(array)
+
+    count = len(records)
+    if raw_texts is None:
+        raw_texts = [to_json(record) for record in records]
+    elif len(raw_texts) != count:
+        raise ValueError("raw_texts must have one text per record")
+    fields += [
+        pa.field(COMMONS, STRING, nullable=False),
+        pa.field(INGESTED_AT, TIMESTAMP, nullable=False),
+        pa.field(RECORD, STRING, nullable=False),
+    ]
+    columns += [
+        pa.array([commons] * count, STRING),
+        pa.array([ingested_at] * count, TIMESTAMP),
+        pa.array(raw_texts, STRING),
+    ]
+    return pa.schema(fields), columns
+
+
+def column(values: Sequence[Any]) -> pa.Array:
+    """One field's values (``None`` = missing) as an Arrow array of their joined type."""
+    fast = _arrow_inferred(values)
+    if fast is not None:
+        return fast
+    inferred = infer_type(values)
+    target = resolve(inferred.type)
+    if inferred.native:
+        try:
+            return pa.array(values, type=target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            pass  # e.g. empty objects, which resolve to text
+    return pa.array([convert(value, target) for value in values], type=target)
+
+
+def _arrow_inferred(values: Sequence[Any]) -> pa.Array | None:
+    """Arrow's own (C) inference, when it provably agrees with the join lattice.
+
+    Taken only for one JSON kind per column (or ints with floats) and for
+    result types where Arrow refuses every mix the lattice would widen:
+    scalars, and lists of strings or ints (or of such lists). Objects, lists
+    of floats or booleans, and anything mixed go through :func:`infer_type`.
+    """
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if dict in kinds or bool in kinds and len(kinds) > 1:
+        return None
+    if len(kinds) > 1 and kinds != {int, float}:
+        return None
+    try:
+        array = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+        return None
+    if not _agrees(array.type, top=True):
+        return None
+    target = resolve(array.type)
+    return array if target == array.type else array.cast(target)
+
+
+_TOP_TYPES = (pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.null())
+_ITEM_TYPES = (pa.string(), pa.int64(), pa.null())
+
+
+def _agrees(data_type: pa.DataType, *, top: bool) -> bool:
+    if pa.types.is_list(data_type):
+        return _agrees(data_type.value_type, top=False)
+    return data_type in (_TOP_TYPES if top else _ITEM_TYPES)
+
+
+def convert(value: Any, target: pa.DataType) -> Any:
+    """``value`` reshaped to fit ``target``, a type that :func:`~ingest.guppy.schema.join`
+    produced for it: scalars wrapped into lists, ints made floats, the rest as JSON text."""
+    if value is None:
+        return None
+    if pa.types.is_list(target):
+        items = value if type(value) is list else [value]
+        return [convert(item, target.value_type) for item in items]
+    if pa.types.is_struct(target):
+        return {f.name: convert(value.get(f.name), f.type) for f in target}
+    if target == STRING:
+        return value if type(value) is str else to_json(value)
+    if pa.types.is_floating(target):
+        return float(value)
+    return value
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON text, non-ASCII kept as is (``true``, ``1.5``, ``{"a":1}``)."""
+    return dumps(value)
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "JSON array"
+    if isinstance(value, str):
+        return "JSON string"
+    if value is None:
+        return "JSON null"
+    return f"JSON {type(value).__name__}"

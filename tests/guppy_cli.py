@@ -1,0 +1,33 @@
+"""A small typer app wiring the guppy commands as ingest/cli.py does (for tests)."""
+
+from __future__ import annotations
+
+import typer
+from typer.testing import CliRunner, Result
+
+from ingest.errors import UserError
+from ingest.guppy.commands import download, ingest_guppy
+from ingest.settings import resolve_settings
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer()
+    ingest_app = typer.Typer()
+
+    @app.callback()
+    def main(ctx: typer.Context, warehouse: str = typer.Option(None, "--warehouse")) -> None:
+        ctx.obj = resolve_settings(warehouse)
+
+    app.add_typer(ingest_app, name="ingest")
+    ingest_app.command("guppy")(ingest_guppy)
+    app.command("download")(download)
+    return app
+
+
+def run(*args: str) -> Result:
+    """Invoke the CLI; a UserError becomes exit code 2 and one line on stderr, as on main."""
+    result = CliRunner().invoke(make_app(), list(args))
+    if isinstance(result.exception, UserError):
+        assert "\n" not in str(result.exception), str(result.exception)
+        result.exit_code = 2
+    return result

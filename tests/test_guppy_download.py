@@ -1,0 +1,117 @@
+"""`cohortdb download`: DRS downloads through the SDK from the fake commons over HTTPS."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import types
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fake_gen3.fixtures import midrc_records, sdk_home  # noqa: F401
+from tests.fake_gen3.server import FakeCommons
+from tests.fake_gen3.tls import self_signed_cert
+from tests.guppy_cli import run
+
+
+def zipped(name: str, content: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def tls_commons(tmp_path: Path, sdk_home: Path, midrc_records: dict,  # noqa: F811
+                monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCommons]:
+    cert, key = self_signed_cert(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    commons = FakeCommons(records=midrc_records).start(tls=(cert, key))
+    for row in midrc_records["data_file"][:4]:
+        name = row["file_name"].rsplit("/", 1)[1]
+        commons.add_blob(row["object_id"], name, zipped("1.dcm", b"DICM" + name.encode()))
+    yield commons
+    commons.stop()
+
+
+def download(tmp_path: Path, commons: FakeCommons, *args: str) -> Any:
+    credentials = tmp_path / "credentials.json"
+    commons.write_credentials(credentials)
+    return run("--warehouse", str(tmp_path / "wh"), "download", "--endpoint", commons.base_url,
+               "--credentials", str(credentials), "--out", str(tmp_path / "out"), *args)
+
+
+def test_download_by_object_ids_unpacks_zips(tmp_path: Path, tls_commons: FakeCommons,
+                                             midrc_records: dict) -> None:  # noqa: F811
+    ids = [r["object_id"] for r in midrc_records["data_file"][:3]]
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("# cohort\n" + "\n".join(ids) + "\n")
+    result = download(tmp_path, tls_commons, "--object-ids", str(ids_file))
+    assert result.exit_code == 0, result.output
+    assert "downloaded 3 of 3" in result.output
+    dicoms = sorted((tmp_path / "out").rglob("1.dcm"))
+    assert len(dicoms) == 3 and not list((tmp_path / "out").rglob("*.zip"))
+
+
+def test_download_by_filter_keeps_zips_and_reports_failures(
+    tmp_path: Path, tls_commons: FakeCommons, midrc_records: dict  # noqa: F811
+) -> None:
+    case_id = midrc_records["data_file"][0]["case_ids"][0]
+    flt = tmp_path / "filter.json"
+    flt.write_text(json.dumps({"IN": {"case_ids": [case_id]}}))
+    result = download(tmp_path, tls_commons, "--filter", str(flt), "--keep-zips")
+    expected = [r for r in midrc_records["data_file"] if case_id in r["case_ids"]]
+    with_blobs = [r for r in expected if r["object_id"] in tls_commons.blobs]
+    assert len(list((tmp_path / "out").glob("*.zip"))) == len(with_blobs)
+    if len(expected) > len(with_blobs):
+        assert result.exit_code == 2
+        assert "download(s) failed" in str(result.exception)
+        assert "not found" in str(result.exception)
+
+
+def test_download_then_ingest_calls_the_dicom_ingester(
+    tmp_path: Path, tls_commons: FakeCommons, midrc_records: dict,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[Any] = []
+    fake_module = types.ModuleType("ingest.dicom.ingest")
+    fake_module.ingest_dicom = lambda settings, paths: calls.append((settings, paths))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ingest.dicom.ingest", fake_module)
+    ids_file = tmp_path / "ids.json"
+    ids_file.write_text(json.dumps([midrc_records["data_file"][0]["object_id"]]))
+    result = download(tmp_path, tls_commons, "--object-ids", str(ids_file), "--ingest")
+    assert result.exit_code == 0, result.output
+    assert calls and calls[0][1] == [tmp_path / "out"]
+
+
+def test_download_argument_errors(tmp_path: Path, tls_commons: FakeCommons) -> None:
+    result = download(tmp_path, tls_commons)
+    assert "exactly one of --filter and --object-ids" in str(result.exception)
+    result = download(tmp_path, tls_commons, "--object-ids", str(tmp_path / "none.txt"))
+    assert "object-ids file not found" in str(result.exception)
+
+
+def test_gen3_drs_pull_cli_works_against_the_fake(tmp_path: Path, tls_commons: FakeCommons,
+                                                  midrc_records: dict) -> None:  # noqa: F811
+    import os
+    import subprocess
+
+    gen3 = Path(sys.executable).with_name("gen3")
+    if not gen3.exists():
+        pytest.skip("gen3 console script not installed beside python")
+    credentials = tmp_path / "cred.json"
+    tls_commons.write_credentials(credentials)
+    object_id = midrc_records["data_file"][1]["object_id"]
+    completed = subprocess.run(
+        [str(gen3), "--auth", str(credentials), "--endpoint", tls_commons.host,
+         "--commons_url", tls_commons.host, "drs-pull", "object", object_id,
+         "--output-dir", str(tmp_path / "pulled")],
+        env=dict(os.environ), capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert list((tmp_path / "pulled").glob("*.zip"))
