@@ -239,12 +239,9 @@ class GuppyClient:
             lambda: self.query.raw_data_download(index, fields, filter_object=filter_object,
                                                  accessibility="accessible"),
         )
-        if not isinstance(records, list):
-            raise UserError(f"guppy at {self.endpoint} did not return a list of {index} records")
-        for position, record in enumerate(records):
-            if type(record) is not dict:
-                raise UserError(f"guppy returned {index} record {position} that is not an object")
-        return records
+        from ingest.guppy.dump import require_records
+
+        return require_records(records, f"guppy's {index} download from {self.endpoint}")
 
     def _call(self, what: str, action: Callable[[], T]) -> T:
         from gen3.auth import Gen3AuthError

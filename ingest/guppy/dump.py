@@ -26,9 +26,9 @@ def read_dump(path: Path, index: str) -> tuple[list[dict[str, Any]], list[str] |
             first = handle.read(4096).lstrip()
             handle.seek(0)
             if first.startswith(b"["):
-                return _objects(loads(handle.read()), path), None
+                return require_records(loads(handle.read()), path), None
             if first.startswith(b"{") and not _looks_like_ndjson(path):
-                return _objects(_unwrap(json.load(handle), index, path), path), None
+                return require_records(_unwrap(json.load(handle), index, path), path), None
             records, texts = _read_ndjson(handle, path)
     except FileNotFoundError:
         raise UserError(f"dump file not found: {path}") from None
@@ -37,7 +37,7 @@ def read_dump(path: Path, index: str) -> tuple[list[dict[str, Any]], list[str] |
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UserError(f"{path} is not valid JSON or NDJSON: {_where(error)}") from None
     if len(records) == 1 and isinstance(records[0].get("data"), dict):
-        return _objects(_unwrap(records[0], index, path), path), None
+        return require_records(_unwrap(records[0], index, path), path), None
     return records, texts
 
 
@@ -79,12 +79,16 @@ def _unwrap(document: Any, index: str, path: Path) -> Any:
     )
 
 
-def _objects(value: Any, path: Path) -> list[dict[str, Any]]:
+def require_records(value: Any, source: object) -> list[dict[str, Any]]:
+    """``value`` if it is a list of JSON objects; else a UserError naming ``source``.
+
+    Positions in the message are 0-based.
+    """
     if not isinstance(value, list):
-        raise UserError(f"{path} does not hold a JSON array of records")
+        raise UserError(f"{source} does not hold a JSON array of records")
     for position, record in enumerate(value):
         if type(record) is not dict:
-            raise UserError(f"{path}: record {position} is not a JSON object")
+            raise UserError(f"{source}: record {position} is not a JSON object")
     return value
 
 
