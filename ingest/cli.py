@@ -88,6 +88,25 @@ def load_command(
     typer.echo(f"loaded into {settings.duckdb_path}")
 
 
+@app.command("build")
+def build_command(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Option(help="Warehouse engine: duckdb (embedded).")] = "duckdb",
+    select: Annotated[str | None, typer.Option("--select", "-s", help="dbt node selection (e.g. marts).")] = None,
+) -> None:
+    """Load the lake, compile the cohorts, then ``dbt build`` the models and their tests."""
+    from ingest.build import build
+
+    settings: Settings = ctx.obj
+    load_command(ctx, target=target)
+    outcome = build(settings, target=target, select=select)
+    typer.echo(outcome.summary())
+    for problem in outcome.problems():
+        typer.echo(f"{problem.status}: {problem.resource_type} {problem.name}: {problem.message}", err=True)
+    if not outcome.success:
+        raise typer.Exit(1)
+
+
 @app.command("sql")
 def sql_command(
     ctx: typer.Context,

@@ -42,6 +42,47 @@ EXAMPLES: list[tuple[str, str]] = [
 ]
 
 
+SERIES_QUERY = """
+select patient_id, any_value(patient_sex) as patient_sex,
+       try_cast(regexp_extract(any_value(patient_age), '^(\\d+)Y$', 1) as integer) as patient_age_years,
+       study_instance_uid, min(study_date) as study_date, any_value(study_description) as study_description,
+       series_instance_uid, any_value(modality) as modality, any_value(body_part_examined) as body_part_examined,
+       any_value(manufacturer) as manufacturer, any_value(manufacturer_model_name) as manufacturer_model_name,
+       any_value(series_description) as series_description, any_value(view_position) as view_position,
+       count(*) as n_instances
+from read_parquet($files)
+where study_instance_uid is not null and series_instance_uid is not null
+group by patient_id, study_instance_uid, series_instance_uid
+order by patient_id, study_instance_uid, series_instance_uid
+"""
+
+
+def _ingest_demo_guppy(settings: Settings) -> None:
+    """Write MIDRC-shaped guppy dumps for the ingested series, then ingest them."""
+    from ingest.guppy.dump import read_dump
+    from ingest.guppy.ingest import ingest_indices
+    from ingest.guppy.json_text import dumps
+    from ingest.guppy.synthetic import records_for_series
+    from ingest.lake import part_files
+
+    files = [str(f) for f in part_files(settings.dicom_lake / "instances")]
+    con = duckdb.connect()
+    result = con.execute(SERIES_QUERY, {"files": files})
+    columns = [d[0] for d in result.description]
+    series = [dict(zip(columns, row)) for row in result.fetchall()]
+    con.close()
+    dump_dir = settings.warehouse_dir / "demo-guppy"
+    dump_dir.mkdir(parents=True, exist_ok=True)
+    for index, records in records_for_series(series, seed=0).items():
+        (dump_dir / f"{index}.json").write_text(dumps(records), encoding="utf-8")
+    reports = ingest_indices(
+        settings, ["case", "imaging_study", "data_file"],
+        lambda index: read_dump(dump_dir / f"{index}.json", index),
+        commons="demo", warn=typer.echo,
+    )
+    typer.echo(", ".join(f"{r.rows} {r.index} records" for r in reports) + f" (guppy dumps in {dump_dir})")
+
+
 def run_demo(settings: Settings) -> None:
     """Generate, ingest, load, then print each example query and its result."""
     from ingest.dicom.synthetic import generate_corpus
@@ -52,6 +93,7 @@ def run_demo(settings: Settings) -> None:
         generate_corpus(corpus, n_crdx=300, n_ct_series=2, ct_slices=40, n_mr_series=2, mr_slices=20, seed=0)
     summary = ingest_dicom(settings, [corpus])
     typer.echo(summary.line())
+    _ingest_demo_guppy(settings)
     load_duckdb(settings)
     with connect(settings, read_only=True) as con:
         for title, query in EXAMPLES:

@@ -9,7 +9,8 @@ import duckdb
 
 from ingest.errors import UserError
 from ingest.lake import LakeLock
-from ingest.load.lake_tables import lake_tables
+from ingest.load.guppy_fields import conforming_select
+from ingest.load.lake_tables import lake_tables, unified_schema
 from ingest.settings import Settings
 
 
@@ -52,13 +53,15 @@ def load_duckdb(settings: Settings) -> dict[str, int]:
             target = f"raw.{table.name}"
             if table.files:
                 files = ", ".join(_quote(str(f)) for f in table.files)
+                columns = "*"
+                if table.guppy_index is not None:
+                    columns = conforming_select(table.guppy_index, unified_schema(table.files))
                 con.execute(
                     f"create or replace table {target} as "
-                    f"select * from read_parquet([{files}], union_by_name = true)"
+                    f"select {columns} from read_parquet([{files}], union_by_name = true)"
                 )
             else:
-                empty = table.schema.empty_table()  # type: ignore[union-attr]
-                con.register("_empty", empty)
+                con.register("_empty", table.empty_schema().empty_table())
                 con.execute(f"create or replace table {target} as select * from _empty")
                 con.unregister("_empty")
             counts[table.name] = con.execute(f"select count(*) from {target}").fetchall()[0][0]
