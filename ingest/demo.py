@@ -5,12 +5,37 @@ from __future__ import annotations
 import duckdb
 import typer
 
+from ingest.build import build
 from ingest.dicom.ingest import ingest_dicom
+from ingest.errors import UserError
 from ingest.load.duckdb import connect, load_duckdb
 from ingest.output import print_rows
 from ingest.settings import Settings
 
 EXAMPLES: list[tuple[str, str]] = [
+    (
+        "Studies by source: commons (guppy) records, DICOM headers, or both",
+        "select in_guppy, in_dicom, count(*) as studies, sum(n_instances) as instances\n"
+        "from marts.imaging_studies group by all order by all",
+    ),
+    (
+        "A cohort: male chest radiographs with an mRALE score of 10 or more",
+        "select study_uid, case_id, age_at_imaging, modalities, midrc_mrale_score\n"
+        "from marts.imaging_studies\n"
+        "where sex = 'Male' and midrc_mrale_score >= 10\n"
+        "  and (list_contains(modalities, 'CR') or list_contains(modalities, 'DX'))\n"
+        "order by midrc_mrale_score desc limit 5",
+    ),
+    (
+        "Where the commons and the headers disagree",
+        "select check_name, count(*) as studies from marts.reconciliation group by all order by all",
+    ),
+    (
+        "Identifying attributes (PS3.15 Basic Profile) still present and non-empty",
+        "select keyword, basic_profile_action, n_instances_non_empty, max_depth\n"
+        "from marts.phi_audit where n_instances_non_empty > 0\n"
+        "order by n_instances_non_empty desc, keyword limit 8",
+    ),
     (
         "Instances per modality and manufacturer",
         "select modality, manufacturer, count(*) as instances\n"
@@ -57,8 +82,9 @@ order by patient_id, study_instance_uid, series_instance_uid
 """
 
 
-def _ingest_demo_guppy(settings: Settings) -> None:
-    """Write MIDRC-shaped guppy dumps for the ingested series, then ingest them."""
+def ingest_linked_guppy(settings: Settings, seed: int = 0) -> None:
+    """Write MIDRC-shaped guppy dumps describing the DICOM series in the lake
+    (``<warehouse>/demo-guppy/<index>.json``), then ingest them like `--from-json`."""
     from ingest.guppy.dump import read_dump
     from ingest.guppy.ingest import ingest_indices
     from ingest.guppy.json_text import dumps
@@ -73,7 +99,7 @@ def _ingest_demo_guppy(settings: Settings) -> None:
     con.close()
     dump_dir = settings.warehouse_dir / "demo-guppy"
     dump_dir.mkdir(parents=True, exist_ok=True)
-    for index, records in records_for_series(series, seed=0).items():
+    for index, records in records_for_series(series, seed=seed).items():
         (dump_dir / f"{index}.json").write_text(dumps(records), encoding="utf-8")
     reports = ingest_indices(
         settings, ["case", "imaging_study", "data_file"],
@@ -93,8 +119,14 @@ def run_demo(settings: Settings) -> None:
         generate_corpus(corpus, n_crdx=300, n_ct_series=2, ct_slices=40, n_mr_series=2, mr_slices=20, seed=0)
     summary = ingest_dicom(settings, [corpus])
     typer.echo(summary.line())
-    _ingest_demo_guppy(settings)
+    ingest_linked_guppy(settings)
     load_duckdb(settings)
+    outcome = build(settings)
+    typer.echo(outcome.summary())
+    if not outcome.success:
+        for problem in outcome.problems():
+            typer.echo(f"{problem.status}: {problem.name}: {problem.message}", err=True)
+        raise UserError("the demo's dbt build failed")
     with connect(settings, read_only=True) as con:
         for title, query in EXAMPLES:
             typer.echo(f"\n-- {title}\n{query};")
@@ -106,6 +138,8 @@ def run_demo(settings: Settings) -> None:
             print_rows([d[0] for d in result.description], result.fetchall(), "table")
     w = settings.warehouse_dir
     typer.echo(
-        f"\nNext: cohortdb --warehouse {w} sql \"select * from raw.dicom_instances limit 5\"\n"
+        f"\nNext: cohortdb --warehouse {w} sql \"select * from marts.imaging_studies limit 5\"\n"
+        f"      (marts: imaging_studies, imaging_series, dicom_instances, patients, data_files,\n"
+        f"       tag_catalog, phi_audit, reconciliation, fhir_imaging_studies; raw.* is the loaded lake)\n"
         f"      or open {settings.duckdb_path} with DuckDB; the Parquet lake is in {settings.lake_dir}"
     )
