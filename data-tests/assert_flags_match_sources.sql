@@ -4,4 +4,3 @@ from {{ ref('imaging_studies') }}
 where not (in_guppy or in_dicom)
    or (in_dicom and n_instances = 0)
    or (not in_dicom and n_instances <> 0)
-   or (in_guppy and imaging_study_id is null)

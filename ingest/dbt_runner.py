@@ -74,6 +74,7 @@ def run_dbt(settings: Settings, args: Sequence[str], *, target: str = "duckdb") 
         "--target", target,
         "--target-path", str(dbt_dir / "target"),
         "--log-path", str(dbt_dir / "logs"),
+        "--log-level-file", "none",
         "--quiet",
     ]
     with _environment(settings):

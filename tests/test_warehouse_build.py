@@ -1,0 +1,194 @@
+"""`cohortdb build`: the dbt project on a real DuckDB warehouse built from synthetic DICOM + guppy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from fhir.resources.R4B.imagingstudy import ImagingStudy
+
+from ingest.build import build
+from ingest.demo import ingest_linked_guppy
+from ingest.dicom.ingest import ingest_dicom
+from ingest.dicom.synthetic import generate_corpus
+from ingest.load.duckdb import load_duckdb
+from ingest.settings import Settings, resolve_settings
+
+
+def _rows(settings: Settings, query: str) -> list[dict[str, Any]]:
+    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    try:
+        result = con.execute(query)
+        columns = [d[0] for d in result.description]
+        return [dict(zip(columns, row)) for row in result.fetchall()]
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A warehouse: ~100 synthetic instances (one study copied twice), linked guppy records, built."""
+    root = tmp_path_factory.mktemp("built")
+    corpus = root / "dicom"
+    generate_corpus(corpus, n_crdx=60, n_ct_series=1, ct_slices=8, n_mr_series=1, mr_slices=6, seed=3)
+    copy = root / "copy"
+    first = sorted(corpus.rglob("*.dcm"))[0]
+    copy.mkdir()
+    shutil.copy(first, copy / "same-instance-again.dcm")
+    settings = resolve_settings(root / "warehouse")
+    ingest_dicom(settings, [corpus, copy], workers=1)
+    ingest_linked_guppy(settings, seed=3)
+    load_duckdb(settings)
+    outcome = build(settings)
+    assert outcome.success, outcome.problems()
+    return settings
+
+
+def test_every_model_and_test_passes(built: Settings) -> None:
+    outcome = build(built)
+    assert outcome.success and not outcome.problems()
+    kinds = {n.resource_type.split(".")[-1] for n in outcome.nodes}
+    assert {"model", "test", "seed"} <= kinds
+    names = {n.name for n in outcome.nodes}
+    for mart in ("imaging_studies", "imaging_series", "dicom_instances", "patients", "data_files",
+                 "tag_catalog", "phi_audit", "reconciliation", "fhir_imaging_studies"):
+        assert mart in names
+    # dbt's connections are closed: another process-local reader can open the file.
+    assert _rows(built, "select count(*) as n from marts.imaging_studies")[0]["n"] > 0
+
+
+def test_studies_join_guppy_and_dicom_on_study_uid(built: Settings) -> None:
+    dicom = {r["u"] for r in _rows(built, "select distinct study_instance_uid as u from raw.dicom_instances")}
+    guppy = {r["u"] for r in _rows(built, "select study_uid as u from raw.guppy_imaging_study")}
+    studies = _rows(built, "select study_uid, in_guppy, in_dicom, n_instances from marts.imaging_studies")
+    assert {s["study_uid"] for s in studies} == dicom | guppy
+    for study in studies:
+        assert study["in_dicom"] == (study["study_uid"] in dicom)
+        assert study["in_guppy"] == (study["study_uid"] in guppy)
+    assert dicom - guppy and guppy - dicom and dicom & guppy  # the generator plants all three
+
+
+def test_instances_are_deduplicated_by_sop_instance_uid(built: Settings) -> None:
+    raw = _rows(built, "select count(*) as n, count(distinct sop_instance_uid) as u from raw.dicom_instances")[0]
+    assert raw["n"] == raw["u"] + 1  # one instance was ingested from two files
+    mart = _rows(built, "select count(*) as n, max(n_copies) as copies from marts.dicom_instances")[0]
+    assert mart == {"n": raw["u"], "copies": 2}
+
+
+def test_reconciliation_finds_modality_disagreements(built: Settings) -> None:
+    expected = {
+        r["study_uid"] for r in _rows(built, """
+            select g.study_uid from raw.guppy_imaging_study g
+            join (select study_instance_uid, list_sort(list_distinct(array_agg(modality))) as m
+                  from raw.dicom_instances group by 1) d on g.study_uid = d.study_instance_uid
+            where list_sort(g.study_modality) <> d.m""")
+    }
+    found = {r["study_uid"] for r in _rows(
+        built, "select study_uid from marts.reconciliation where check_name = 'modality'")}
+    assert found == expected and expected
+    missing = _rows(built, "select check_name, count(*) as n from marts.reconciliation "
+                           "where check_name like 'missing%' group by all")
+    counts = {r["check_name"]: r["n"] for r in missing}
+    flags = _rows(built, "select count(*) filter (where not in_dicom) as no_dicom, "
+                         "count(*) filter (where not in_guppy) as no_guppy from marts.imaging_studies")[0]
+    assert counts == {"missing_dicom_headers": flags["no_dicom"], "missing_guppy_record": flags["no_guppy"]}
+
+
+def test_annotation_scores_reach_the_study_mart(built: Settings) -> None:
+    records = {r["study_uid"]: json.loads(r["_record"]) for r in _rows(
+        built, "select study_uid, _record from raw.guppy_imaging_study")}
+    marts = {r["study_uid"]: r for r in _rows(
+        built, "select study_uid, n_annotations, midrc_mrale_score from marts.imaging_studies where in_guppy")}
+    for uid, record in records.items():
+        items = record.get("imaging_study_annotations", [])
+        scores = [i["midrc_mRALE_score"] for i in items if "midrc_mRALE_score" in i]
+        assert marts[uid]["n_annotations"] == len(items)
+        assert marts[uid]["midrc_mrale_score"] == (max(scores) if scores else None)
+
+
+def test_phi_audit_and_tag_catalog_never_show_identifying_values(built: Settings) -> None:
+    identifying = {r["v"] for r in _rows(built, """
+        select distinct value_text as v from raw.dicom_elements
+        where tag in ('00100010', '00100020', '00080050', '00100030') and length(value_text) > 2""")}
+    assert identifying
+    for table in ("phi_audit", "tag_catalog"):
+        text = json.dumps(_rows(built, f"select * from marts.{table}"), default=str)
+        assert not [v for v in identifying if v in text], table
+    audit = {r["keyword"]: r for r in _rows(built, "select * from marts.phi_audit")}
+    total = _rows(built, "select count(*) as n from marts.dicom_instances")[0]["n"]
+    assert audit["PatientID"]["n_instances_non_empty"] == total
+    assert audit["PatientName"]["basic_profile_action"] == "Z"
+    # A nested identifying attribute is found below the top level.
+    assert any(r["max_depth"] and r["max_depth"] > 0 for r in audit.values() if r["is_present"])
+
+
+def test_tag_catalog_patterns_cover_every_element(built: Settings) -> None:
+    catalog = _rows(built, "select sum(n_elements) as n from marts.tag_catalog")[0]["n"]
+    elements = _rows(built, """
+        select count(*) as n from raw.dicom_elements
+        where file_id in (select file_id from marts.dicom_instances)""")[0]["n"]
+    assert catalog == elements
+    nested = _rows(built, """
+        select tag_path_pattern, keyword_path_pattern from marts.tag_catalog
+        where tag_path_pattern = '(0012,0064)__*__(0008,0100)'""")
+    assert nested == [{"tag_path_pattern": "(0012,0064)__*__(0008,0100)",
+                       "keyword_path_pattern": "DeidentificationMethodCodeSequence[*].CodeValue"}]
+
+
+def test_fhir_resources_validate_and_match_the_marts(built: Settings) -> None:
+    rows = _rows(built, "select f.study_uid, f.resource_json, s.n_series, s.n_instances "
+                        "from marts.fhir_imaging_studies f join marts.imaging_studies s using (study_uid)")
+    dicom_studies = _rows(built, "select count(*) as n from marts.imaging_studies where in_dicom")[0]["n"]
+    assert len(rows) == dicom_studies
+    for row in rows:
+        document = json.loads(row["resource_json"])
+        study = ImagingStudy.model_validate(document)
+        assert study.identifier[0].value == f"urn:oid:{row['study_uid']}"
+        assert study.numberOfSeries == row["n_series"] == len(study.series)
+        assert study.numberOfInstances == row["n_instances"] == sum(len(s.instance) for s in study.series)
+        assert all(s.modality.system == "http://dicom.nema.org/resources/ontology/DCM" for s in study.series)
+        assert "null" not in row["resource_json"]
+    chest = [s for r in rows for s in json.loads(r["resource_json"])["series"] if "bodySite" in s]
+    assert chest and chest[0]["bodySite"]["system"] == "http://snomed.info/sct"
+
+
+def test_build_with_guppy_only_and_sparse_records(tmp_path: Path) -> None:
+    """Indices never ingested, and fields no record carried, still give a passing build."""
+    settings = resolve_settings(tmp_path / "w")
+    dump = tmp_path / "studies.json"
+    dump.write_text(json.dumps([{"submitter_id": "1.2.3", "study_modality": "CT"},
+                                {"submitter_id": "1.2.4", "case_ids": ["c1"]}]))
+    from ingest.guppy.dump import read_dump
+    from ingest.guppy.ingest import ingest_indices
+
+    ingest_indices(settings, ["imaging_study"], lambda index: read_dump(dump, index),
+                   commons="test", warn=lambda message: None)
+    load_duckdb(settings)
+    outcome = build(settings)
+    assert outcome.success, outcome.problems()
+    studies = _rows(settings, "select study_uid, guppy_modalities, in_dicom from marts.imaging_studies "
+                              "order by study_uid")
+    assert studies == [
+        {"study_uid": "1.2.3", "guppy_modalities": ["CT"], "in_dicom": False},
+        {"study_uid": "1.2.4", "guppy_modalities": None, "in_dicom": False},
+    ]
+
+
+def test_cli_build_from_another_directory(built: Settings, tmp_path: Path) -> None:
+    """Relative --warehouse from an unrelated cwd: paths are made absolute, nothing lands in cwd."""
+    relative = Path("..") / built.warehouse_dir.relative_to(built.warehouse_dir.parent.parent)
+    cwd = built.warehouse_dir.parent.parent / "elsewhere"
+    cwd.mkdir(exist_ok=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "ingest", "--warehouse", str(relative), "build", "--select", "marts"],
+        cwd=cwd, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "dbt build ok" in result.stdout
+    assert list(cwd.iterdir()) == []
