@@ -16,6 +16,8 @@ from ingest.settings import Settings, resolve_settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Imaging metadata warehouse: DICOM headers and Gen3 guppy records in SQL.")
 ingest_app = typer.Typer(no_args_is_help=True, help="Read sources into the Parquet lake.")
 app.add_typer(ingest_app, name="ingest")
+export_app = typer.Typer(no_args_is_help=True, help="Write warehouse content to files (FHIR, manifests, tables).")
+app.add_typer(export_app, name="export")
 err = Console(stderr=True)
 
 WarehouseOption = Annotated[
@@ -105,6 +107,50 @@ def build_command(
         typer.echo(f"{problem.status}: {problem.resource_type} {problem.name}: {problem.message}", err=True)
     if not outcome.success:
         raise typer.Exit(1)
+
+
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="The file to write (replaced atomically).")]
+
+
+@export_app.command("fhir")
+def export_fhir_command(ctx: typer.Context, out: OutOption) -> None:
+    """Every study with headers as a FHIR R4 ImagingStudy, one JSON per line (NDJSON)."""
+    from ingest.export import export_fhir
+
+    count = export_fhir(ctx.obj, out)
+    typer.echo(f"{count} ImagingStudy resources -> {out}")
+
+
+@export_app.command("manifest")
+def export_manifest_command(
+    ctx: typer.Context,
+    cohort: Annotated[str, typer.Option(help="A cohort name (see `cohortdb cohort list`).")],
+    out: OutOption,
+) -> None:
+    """The cohort's data files as a gen3 manifest (for `gen3 drs-pull manifest`)."""
+    from ingest.export import export_manifest
+
+    count = export_manifest(ctx.obj, cohort, out)
+    typer.echo(f"{count} files -> {out}")
+
+
+def _table_export(fmt: str) -> None:
+    def command(
+        ctx: typer.Context,
+        model: Annotated[str, typer.Option(help="A model (imaging_studies, …) or schema.table.")],
+        out: OutOption,
+    ) -> None:
+        from ingest.export import export_table
+
+        count = export_table(ctx.obj, model, out, fmt)
+        typer.echo(f"{count} rows of {model} -> {out}")
+
+    command.__doc__ = f"A model or table as {fmt.upper()}."
+    export_app.command(fmt)(command)
+
+
+for _fmt in ("csv", "tsv", "parquet"):
+    _table_export(_fmt)
 
 
 @app.command("sql")
