@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from ingest.cohorts import compile_cohorts
 from ingest.dbt_runner import DbtOutcome, run_dbt
 from ingest.settings import Settings
 
@@ -21,7 +22,13 @@ class BuildOutcome(DbtOutcome):
 
 
 def build(settings: Settings, *, target: str = "duckdb", select: str | None = None) -> BuildOutcome:
-    """Run ``dbt build`` (models, seeds and data tests) on the loaded warehouse."""
+    """Compile ``cohorts/`` into models, then run ``dbt build`` (seeds, models, data
+    tests) on the loaded warehouse.
+
+    Raises:
+        UserError: a cohort definition is invalid (nothing is run then).
+    """
+    compile_cohorts(settings, dialect=target)
     args = ["build"] + (["--select", select] if select else [])
     outcome = run_dbt(settings, args, target=target)
     return BuildOutcome(success=outcome.success, nodes=outcome.nodes)
