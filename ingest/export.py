@@ -104,7 +104,11 @@ def export_manifest(settings: Settings, cohort: str, out: Path) -> int:
     records came from a commons over HTTP(S), its ``commons_url``. Returns the entry count.
     """
     with connect(settings, read_only=True) as con:
-        relation = resolve_relation(con, f"cohorts.{cohort}__files")
+        try:
+            relation = resolve_relation(con, f"cohorts.{cohort}__files")
+        except UserError:
+            raise UserError(f"no cohort named {cohort!r} in the warehouse; `cohortdb cohort list` "
+                            "shows the definitions, `cohortdb build` builds them") from None
         rows = con.execute(
             f"select object_id, file_name, file_size_bytes, md5sum, commons from {relation} "
             "where object_id is not null order by object_id"

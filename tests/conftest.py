@@ -45,3 +45,31 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory, corpus_files: list[Path
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return resolve_settings(tmp_path / "warehouse")
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A built warehouse: ~100 synthetic instances (one copied twice), linked guppy records,
+    the repository's cohorts. Tests only read it."""
+    from ingest.build import build
+    from ingest.demo import ingest_linked_guppy
+    from ingest.dicom.ingest import ingest_dicom
+    from ingest.dicom.synthetic import generate_corpus
+    from ingest.load.duckdb import load_duckdb
+
+    root = tmp_path_factory.mktemp("built")
+    corpus = root / "dicom"
+    generate_corpus(corpus, n_crdx=60, n_ct_series=1, ct_slices=8, n_mr_series=1, mr_slices=6, seed=3)
+    copy = root / "copy"
+    first = sorted(corpus.rglob("*.dcm"))[0]
+    copy.mkdir()
+    shutil.copy(first, copy / "same-instance-again.dcm")
+    settings = resolve_settings(root / "warehouse")
+    ingest_dicom(settings, [corpus, copy], workers=1)
+    ingest_linked_guppy(settings, seed=3)
+    load_duckdb(settings)
+    outcome = build(settings)
+    assert outcome.success, outcome.problems()
+    return settings
+
+

@@ -3,51 +3,16 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-import duckdb
-import pytest
 from fhir.resources.R4B.imagingstudy import ImagingStudy
 
 from ingest.build import build
-from ingest.demo import ingest_linked_guppy
-from ingest.dicom.ingest import ingest_dicom
-from ingest.dicom.synthetic import generate_corpus
 from ingest.load.duckdb import load_duckdb
 from ingest.settings import Settings, resolve_settings
-
-
-def _rows(settings: Settings, query: str) -> list[dict[str, Any]]:
-    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
-    try:
-        result = con.execute(query)
-        columns = [d[0] for d in result.description]
-        return [dict(zip(columns, row)) for row in result.fetchall()]
-    finally:
-        con.close()
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """A warehouse: ~100 synthetic instances (one study copied twice), linked guppy records, built."""
-    root = tmp_path_factory.mktemp("built")
-    corpus = root / "dicom"
-    generate_corpus(corpus, n_crdx=60, n_ct_series=1, ct_slices=8, n_mr_series=1, mr_slices=6, seed=3)
-    copy = root / "copy"
-    first = sorted(corpus.rglob("*.dcm"))[0]
-    copy.mkdir()
-    shutil.copy(first, copy / "same-instance-again.dcm")
-    settings = resolve_settings(root / "warehouse")
-    ingest_dicom(settings, [corpus, copy], workers=1)
-    ingest_linked_guppy(settings, seed=3)
-    load_duckdb(settings)
-    outcome = build(settings)
-    assert outcome.success, outcome.problems()
-    return settings
+from tests.warehouse import rows as _rows
 
 
 def test_every_model_and_test_passes(built: Settings) -> None:

@@ -1,0 +1,81 @@
+"""`cohortdb export fhir|manifest|csv|tsv|parquet` on a built warehouse."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from fhir.resources.R4B.imagingstudy import ImagingStudy
+from gen3.tools.download.drs_download import Manifest
+from typer.testing import CliRunner
+
+from ingest.cli import app
+from ingest.errors import UserError
+from ingest.settings import Settings
+from tests.warehouse import rows
+
+runner = CliRunner()
+
+
+def _cli(settings: Settings, *args: str):  # noqa: ANN202
+    return runner.invoke(app, ["--warehouse", str(settings.warehouse_dir), *args])
+
+
+def test_fhir_ndjson_validates(built: Settings, tmp_path: Path) -> None:
+    out = tmp_path / "studies.ndjson"
+    result = _cli(built, "export", "fhir", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    expected = rows(built, "select study_uid from marts.imaging_studies where in_dicom order by study_uid")
+    assert [json.loads(line)["id"] for line in lines] == [r["study_uid"] for r in expected]
+    for line in lines:
+        ImagingStudy.model_validate_json(line)
+    assert f"{len(lines)} ImagingStudy resources" in result.output
+
+
+def test_manifest_is_accepted_by_the_gen3_sdk(built: Settings, tmp_path: Path) -> None:
+    out = tmp_path / "manifest.json"
+    result = _cli(built, "export", "manifest", "--cohort", "portable_chest_high_kvp", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    entries = json.loads(out.read_text())
+    expected = rows(built, "select object_id, file_size_bytes, md5sum from cohorts.portable_chest_high_kvp__files "
+                           "order by object_id")
+    assert entries and [e["object_id"] for e in entries] == [r["object_id"] for r in expected]
+    assert all(e["file_size"] == r["file_size_bytes"] and e["md5sum"] == r["md5sum"]
+               for e, r in zip(entries, expected))
+    downloadables = Manifest.load(out)  # the SDK's own parser (marshmallow schema)
+    assert [d.object_id for d in downloadables] == [e["object_id"] for e in entries]
+
+
+def test_tables_as_csv_tsv_parquet(built: Settings, tmp_path: Path) -> None:
+    expected = rows(built, "select * from marts.imaging_studies")
+    tsv = tmp_path / "studies.tsv"
+    assert _cli(built, "export", "tsv", "--model", "imaging_studies", "--out", str(tsv)).exit_code == 0
+    with tsv.open(newline="") as handle:
+        records = list(csv.DictReader(handle, delimiter="\t"))
+    assert len(records) == len(expected)
+    assert list(records[0]) == list(expected[0])
+    parquet = tmp_path / "elements.parquet"
+    result = _cli(built, "export", "parquet", "--model", "raw.dicom_elements", "--out", str(parquet))
+    assert result.exit_code == 0, result.output
+    count = rows(built, "select count(*) as n from raw.dicom_elements")[0]["n"]
+    table = pq.read_table(parquet)
+    assert table.num_rows == count and "values" in table.column_names
+    csv_out = tmp_path / "audit.csv"
+    assert _cli(built, "export", "csv", "--model", "phi_audit", "--out", str(csv_out)).exit_code == 0
+    assert csv_out.read_text().startswith("tag,")
+
+
+def test_bad_exports_are_one_line_errors(built: Settings, tmp_path: Path) -> None:
+    unknown = _cli(built, "export", "csv", "--model", "no_such_model", "--out", str(tmp_path / "x.csv"))
+    assert isinstance(unknown.exception, UserError)
+    assert "no model or table named 'no_such_model'" in str(unknown.exception)
+    assert "imaging_studies" in str(unknown.exception)  # lists what exists
+    missing_dir = _cli(built, "export", "fhir", "--out", str(tmp_path / "nope" / "x.ndjson"))
+    assert isinstance(missing_dir.exception, UserError)
+    assert "\n" not in str(missing_dir.exception)
+    no_cohort = _cli(built, "export", "manifest", "--cohort", "nobody", "--out", str(tmp_path / "m.json"))
+    assert isinstance(no_cohort.exception, UserError)
+    assert not list(tmp_path.glob("*.partial")) and not (tmp_path / "x.csv").exists()

@@ -1,0 +1,20 @@
+"""Reading a test warehouse's DuckDB file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from ingest.settings import Settings
+
+
+def rows(settings: Settings, query: str) -> list[dict[str, Any]]:
+    """A query's result on the warehouse file (read-only), as dicts."""
+    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    try:
+        result = con.execute(query)
+        columns = [d[0] for d in result.description]
+        return [dict(zip(columns, row)) for row in result.fetchall()]
+    finally:
+        con.close()
