@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ingest.errors import UserError
-from ingest.guppy.filter_sql import filter_to_sql, guppy_columns
+from ingest.guppy.filter_sql import filter_to_sql, guppy_columns, quote_identifier
 from ingest.guppy.flatten import RECORD
 from ingest.guppy.ingest import check_index_name
 from ingest.settings import Settings
@@ -71,8 +71,8 @@ def select_cohort(
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """The rows of ``raw.guppy_<index>`` that ``filter_`` selects, sorted by submitter_id.
 
-    Every column but ``_record`` (the source JSON), or only ``submitter_id``
-    with ``ids_only``.
+    ``submitter_id`` first, then every other column but ``_record`` (the
+    source JSON); only ``submitter_id`` with ``ids_only``.
 
     Raises:
         UserError: no such table, no submitter_id for ``ids_only``, or an
@@ -86,15 +86,18 @@ def select_cohort(
     if not exists or not exists[0]:
         raise UserError(f"no table raw.{table} in the warehouse; ingest it with `cohortdb "
                         f"ingest guppy --index {index} ...`, then run `cohortdb load`")
-    schema = con.execute(f'select * from raw."{table}" limit 0').to_arrow_table().schema
+    schema = con.execute(f"select * from raw.{table} limit 0").to_arrow_table().schema
     where = filter_to_sql(filter_, guppy_columns(schema), "duckdb", relation_alias="g")
     has_id = ID_COLUMN in schema.names
     if ids_only and not has_id:
         raise UserError(f"raw.{table} has no {ID_COLUMN} column; use --format table, csv "
                         "or json")
-    selected = f'"{ID_COLUMN}"' if ids_only else (
-        f'* exclude ("{RECORD}")' if RECORD in schema.names else "*")
-    order = f' order by "{ID_COLUMN}"' if has_id else ""
-    result = con.execute(f'select {selected} from raw."{table}" as g where {where}{order}')
+    hidden = [name for name in (ID_COLUMN, RECORD) if name in schema.names]
+    rest = f"* exclude ({', '.join(quote_identifier(n) for n in hidden)})" if hidden else "*"
+    selected = quote_identifier(ID_COLUMN) if ids_only else \
+        f"{quote_identifier(ID_COLUMN)}, {rest}" if has_id else rest
+    order = f" order by {quote_identifier(ID_COLUMN)}" if has_id else ""
+    result = con.execute(f"select {selected} from raw.{table} as g where {where}{order}")
     columns = [d[0] for d in result.description or []]
     return columns, result.fetchall()
+

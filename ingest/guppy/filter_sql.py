@@ -121,6 +121,11 @@ def guppy_columns(schema: pa.Schema) -> dict[str, pa.DataType]:
     return {f.name: f.type for f in schema if f.name not in METADATA_COLUMNS}
 
 
+def quote_identifier(name: str, dialect: Dialect = "duckdb") -> str:
+    """``name`` as a quoted SQL identifier of ``dialect`` (``"a""b"``, ```a\\`b```)."""
+    return _DIALECTS[dialect].identifier(name)
+
+
 # --- dialects: the only place DuckDB and BigQuery differ -------------------------------
 
 
