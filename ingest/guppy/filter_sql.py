@@ -122,7 +122,7 @@ def guppy_columns(schema: pa.Schema) -> dict[str, pa.DataType]:
 
 
 def quote_identifier(name: str, dialect: Dialect = "duckdb") -> str:
-    """``name`` as a quoted SQL identifier of ``dialect`` (``"a""b"``, ```a\\`b```)."""
+    """``name`` as a quoted identifier: double quotes (DuckDB) or backticks (BigQuery)."""
     return _DIALECTS[dialect].identifier(name)
 
 
@@ -301,19 +301,16 @@ class _Translator:
 
     def keyword_in(self, expr: str, data_type: pa.DataType, texts: list[str]) -> str:
         """Some value of ``expr`` has one of ``texts`` as its keyword text."""
-        if not texts:
-            return "false"
-        literals = [self.sql.string(t) for t in texts]
-        base = _base(data_type)
-        if pa.types.is_boolean(base):
+        if pa.types.is_boolean(_base(data_type)):  # compared as true/false literals
             literals = [t for t in texts if t in ("true", "false")]
-            if not literals:
-                return "false"
-        if _is_list(data_type) and not _is_list(data_type.value_type) \
-                and not pa.types.is_boolean(base):
-            fast = self.sql.any_in(expr, literals)
-            if fast:
-                return fast
+        else:
+            literals = [self.sql.string(t) for t in texts]
+            if _is_list(data_type) and not _is_list(data_type.value_type):
+                fast = self.sql.any_in(expr, literals) if literals else None
+                if fast:
+                    return fast
+        if not literals:
+            return "false"
         if len(literals) == 1:
             return self.any_value(expr, data_type, lambda v: f"{v} = {literals[0]}")
         listed = ", ".join(literals)
