@@ -73,6 +73,15 @@ def _register_guppy() -> None:
 _register_guppy()
 
 
+def _register_cohort() -> None:
+    from ingest.cohort_command import cohort_app
+
+    app.add_typer(cohort_app, name="cohort")
+
+
+_register_cohort()
+
+
 @app.command("load")
 def load_command(
     ctx: typer.Context,

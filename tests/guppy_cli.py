@@ -1,4 +1,4 @@
-"""A small typer app wiring the guppy commands as ingest/cli.py does (for tests)."""
+"""Invoking the CLI in tests: the guppy commands wired as ingest/cli.py does, or the real app."""
 
 from __future__ import annotations
 
@@ -26,7 +26,18 @@ def make_app() -> typer.Typer:
 
 def run(*args: str) -> Result:
     """Invoke the CLI; a UserError becomes exit code 2 and one line on stderr, as on main."""
-    result = CliRunner().invoke(make_app(), list(args))
+    return _invoke(make_app(), args)
+
+
+def run_cli(*args: str) -> Result:
+    """Invoke the real ``cohortdb`` app (ingest/cli.py), errors mapped as by :func:`run`."""
+    from ingest.cli import app
+
+    return _invoke(app, args)
+
+
+def _invoke(app: typer.Typer, args: tuple[str, ...]) -> Result:
+    result = CliRunner().invoke(app, list(args))
     if isinstance(result.exception, UserError):
         assert "\n" not in str(result.exception), str(result.exception)
         result.exit_code = 2

@@ -17,6 +17,8 @@ EQUALITY_OPS = {"=", "eq", "EQ", "!="}
 LIST_OPS = {"in", "IN"}
 RANGE_OPS = {">", ">=", "<", "<=", "gt", "gte", "lt", "lte", "GT", "GTE", "LT", "LTE"}
 SCALARS = (str, int, float, bool)
+NO_DATA = "no data"  # guppy's alias for a missing value, in =, IN and !=
+SEARCH_MIN_LENGTH = 2  # guppy's allowedMinimumSearchLen
 
 
 def load_filter(path: Path) -> dict[str, Any] | None:
@@ -64,7 +66,17 @@ def filter_problem(node: Any, where: str = "filter") -> str | None:
         return filter_problem(rest, f"{where}.nested")
     if lower == "search":
         if not isinstance(body, dict) or not isinstance(body.get("keyword"), str):
-            return f"{where}.search must be an object with a string 'keyword'"
+            return f"{where}.{op} must be an object with a string 'keyword'"
+        unknown = sorted(set(body) - {"keyword", "fields"})
+        if unknown:
+            return f"{where}.{op}: unknown key {unknown[0]!r} (use 'keyword' and 'fields')"
+        if len(body["keyword"]) < SEARCH_MIN_LENGTH:
+            return f"{where}.{op}.keyword must be at least {SEARCH_MIN_LENGTH} characters"
+        fields = body.get("fields")
+        if fields is not None and not isinstance(fields, str) and not (
+            isinstance(fields, list) and all(isinstance(f, str) for f in fields)
+        ):
+            return f"{where}.{op}.fields must be a field name or a list of them"
         return None
     if op not in EQUALITY_OPS | LIST_OPS | RANGE_OPS:
         return f"{where}: unknown operator {op!r}"

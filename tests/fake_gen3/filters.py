@@ -13,14 +13,22 @@ translation of guppy filters is tested against. Semantics (guppy 2025.06):
 * keyword ``!=`` is ``must_not term``, so records missing the field match;
   numeric ``!=`` is ``> v OR < v``, so they don't;
 * ``"no data"`` in ``=``/``IN`` matches a missing field;
-* ``nested`` must be satisfied by one single item of the nested list;
+* ``nested`` must be satisfied by one single item of the nested list; inside
+  a nested block, field names are relative to its path, and an inner
+  ``nested`` path may be full (``a.b``, as Elasticsearch wants) or relative
+  (``b``); a dotted field name in a clause is an error (guppy: BAD_USER_INPUT);
+* ``search`` is what guppy's ``multi_match`` on Tube's ``.analyzed``
+  sub-fields does (ngram tokenizer, 2–20 letters/digits, lowercased; keyword
+  tokenizer at search time): the lowercased keyword is a substring of the
+  lowercased value, if the keyword is 2–20 letters and digits (else nothing
+  matches; shorter than 2 is an error); default fields: every keyword field
+  of the scope; naming a numeric or nested field matches nothing;
 * range operators on keyword fields, unknown fields and unknown operators are
   errors (:class:`FilterError`, guppy's BAD_USER_INPUT).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -96,7 +104,7 @@ def matches(document: Mapping[str, Any], filter_: Any, kinds: Mapping[str, str],
     field, value = next(iter(body.items()))
     path = prefix + field
     kind = kinds.get(path)
-    if kind is None or kind == NESTED:
+    if kind is None or kind == NESTED or "." in field:
         raise FilterError(f"Invalid field {path!r} in filter")
     values = _values(document.get(field))
     if kind == KEYWORD:
@@ -176,6 +184,8 @@ def _nested(document: Mapping[str, Any], body: Any, kinds: Mapping[str, str],
     if not isinstance(body, dict) or not isinstance(body.get("path"), str):
         raise FilterError("nested filter needs a path")
     path = body["path"]
+    if prefix and path.startswith(prefix):
+        path = path[len(prefix):]  # given in full, as Elasticsearch wants
     full = prefix + path
     if kinds.get(full) != NESTED:
         raise FilterError(f"Invalid nested path {full!r}")
@@ -197,6 +207,9 @@ def _search(document: Mapping[str, Any], body: Any, prefix: str,
             kinds: Mapping[str, str]) -> bool:
     if not isinstance(body, dict) or not isinstance(body.get("keyword"), str):
         raise FilterError("search needs a keyword")
+    unknown = set(body) - {"keyword", "fields"}
+    if unknown:
+        raise FilterError(f"Invalid search filter syntax: unrecognized field {unknown.pop()!r}")
     keyword = body["keyword"]
     if len(keyword) < 2:
         raise FilterError("search keyword must be at least 2 characters")
@@ -205,13 +218,18 @@ def _search(document: Mapping[str, Any], body: Any, prefix: str,
                                     and "." not in f[len(prefix):]]
     if isinstance(fields, str):
         fields = [fields]
-    wanted = set(_tokens(keyword))
     for field in fields:
+        if not isinstance(field, str) or prefix + field not in kinds:
+            raise FilterError(f"invalid field {field!r} in \"filter\" variable")
+    # The keyword is one token (keyword tokenizer); it matches an indexed n-gram
+    # (2-20 characters of a run of letters and digits) only if it is one.
+    if len(keyword) > 20 or not all(c.isalpha() or c.isdecimal() for c in keyword):
+        return False
+    needle = keyword.lower()
+    for field in fields:
+        if kinds[prefix + field] != KEYWORD:
+            continue  # numeric and nested fields have no .analyzed sub-field
         for value in _values(document.get(field)):
-            if wanted & set(_tokens(_text(value))):
+            if needle in _text(value).lower():
                 return True
     return False
-
-
-def _tokens(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower())

@@ -1,0 +1,103 @@
+"""``cohortdb cohort``: the records of a guppy index that a guppy filter selects.
+
+``cohort_app`` is a typer group so that subcommands (``cohortdb cohort list``,
+for cohorts as code) can be added to it; without one, it evaluates
+``--filter`` on ``raw.guppy_<--index>`` in the DuckDB warehouse with the one
+translation of guppy filters (:mod:`ingest.guppy.filter_sql`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ingest.errors import UserError
+from ingest.guppy.filter_sql import filter_to_sql, guppy_columns, quote_identifier
+from ingest.guppy.flatten import RECORD
+from ingest.guppy.ingest import check_index_name
+from ingest.settings import Settings
+
+if TYPE_CHECKING:
+    import duckdb
+
+COHORT_FORMATS = ("table", "ids", "csv", "json")
+ID_COLUMN = "submitter_id"
+
+cohort_app = typer.Typer(help="Select cohorts: guppy filters evaluated on the warehouse.")
+
+
+@cohort_app.callback(invoke_without_command=True)
+def cohort_command(
+    ctx: typer.Context,
+    index: Annotated[str | None, typer.Option(
+        "--index", help="Guppy index: case, imaging_study, data_file, …")] = None,
+    filter_file: Annotated[Path | None, typer.Option(
+        "--filter", help="Guppy filter JSON (as the MIDRC data explorer writes it).")] = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", "-f", help="table, ids (submitter_id, one a line, sorted), csv or json.",
+    )] = "table",
+) -> None:
+    """Print the records of raw.guppy_<index> that the guppy filter selects."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ingest.guppy.filter_file import load_filter
+    from ingest.load.duckdb import connect
+    from ingest.output import print_rows
+
+    if index is None or filter_file is None:
+        raise UserError("give --index NAME and --filter FILE "
+                        "(e.g. cohortdb cohort --index imaging_study --filter f.json)")
+    if fmt not in COHORT_FORMATS:
+        raise UserError(f"unknown --format {fmt!r}; choose one of {', '.join(COHORT_FORMATS)}")
+    filter_ = load_filter(filter_file)
+    settings: Settings = ctx.obj
+    with connect(settings, read_only=True) as con:
+        columns, rows = select_cohort(con, index, filter_, ids_only=fmt == "ids")
+    if fmt == "ids":
+        for (submitter_id,) in rows:
+            typer.echo(submitter_id)
+    else:
+        print_rows(columns, rows, fmt)
+
+
+def select_cohort(
+    con: duckdb.DuckDBPyConnection,
+    index: str,
+    filter_: dict[str, Any] | None,
+    *,
+    ids_only: bool = False,
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The rows of ``raw.guppy_<index>`` that ``filter_`` selects, sorted by submitter_id.
+
+    ``submitter_id`` first, then every other column but ``_record`` (the
+    source JSON); only ``submitter_id`` with ``ids_only``.
+
+    Raises:
+        UserError: no such table, no submitter_id for ``ids_only``, or an
+            invalid filter.
+    """
+    table = f"guppy_{check_index_name(index)}"
+    exists = con.execute(
+        "select count(*) from duckdb_tables() where schema_name = 'raw' and table_name = ?",
+        [table],
+    ).fetchone()
+    if not exists or not exists[0]:
+        raise UserError(f"no table raw.{table} in the warehouse; ingest it with `cohortdb "
+                        f"ingest guppy --index {index} ...`, then run `cohortdb load`")
+    schema = con.execute(f"select * from raw.{table} limit 0").to_arrow_table().schema
+    where = filter_to_sql(filter_, guppy_columns(schema), "duckdb", relation_alias="g")
+    has_id = ID_COLUMN in schema.names
+    if ids_only and not has_id:
+        raise UserError(f"raw.{table} has no {ID_COLUMN} column; use --format table, csv "
+                        "or json")
+    hidden = [name for name in (ID_COLUMN, RECORD) if name in schema.names]
+    rest = f"* exclude ({', '.join(quote_identifier(n) for n in hidden)})" if hidden else "*"
+    selected = quote_identifier(ID_COLUMN) if ids_only else \
+        f"{quote_identifier(ID_COLUMN)}, {rest}" if has_id else rest
+    order = f" order by {quote_identifier(ID_COLUMN)}" if has_id else ""
+    result = con.execute(f"select {selected} from raw.{table} as g where {where}{order}")
+    columns = [d[0] for d in result.description or []]
+    return columns, result.fetchall()
+
