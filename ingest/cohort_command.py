@@ -101,3 +101,42 @@ def select_cohort(
     columns = [d[0] for d in result.description or []]
     return columns, result.fetchall()
 
+
+
+@cohort_app.command("list")
+def list_command(
+    ctx: typer.Context,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+) -> None:
+    """The saved cohorts (cohorts/*.yml|json) and their sizes in the built warehouse."""
+    from ingest.cohorts import load_cohorts
+    from ingest.output import FORMATS, print_rows
+
+    if fmt not in FORMATS:
+        raise UserError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    cohorts = load_cohorts()
+    sizes = _built_sizes(ctx.obj, [c.name for c in cohorts])
+    rows = [(c.name, c.index, sizes.get(c.name), len(c.dicom_conditions), c.description,
+             str(c.path.name if c.path else "")) for c in cohorts]
+    print_rows(["name", "index", "rows_built", "dicom_conditions", "description", "file"], rows, fmt)
+
+
+def _built_sizes(settings: Settings, names: list[str]) -> dict[str, int]:
+    """Row counts of the built cohort models (none when the warehouse is not built)."""
+    import duckdb
+
+    if not settings.duckdb_path.exists() or not names:
+        return {}
+    from ingest.load.duckdb import connect
+
+    sizes: dict[str, int] = {}
+    with connect(settings, read_only=True) as con:
+        built = {r[0] for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'cohorts'").fetchall()}
+        for name in names:
+            if name in built:
+                try:
+                    sizes[name] = con.execute(f'select count(*) from cohorts."{name}"').fetchall()[0][0]
+                except duckdb.Error:
+                    continue
+    return sizes

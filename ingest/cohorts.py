@@ -29,7 +29,7 @@ import yaml
 from ingest.errors import UserError
 from ingest.guppy.filter_file import filter_problem
 from ingest.lake import part_files
-from ingest.load.guppy_fields import DECLARED
+from ingest.load.guppy_fields import loaded_schema
 from ingest.settings import PROJECT_DIR, Settings
 
 COHORTS_DIR = PROJECT_DIR / "cohorts"
@@ -139,15 +139,14 @@ def load_cohorts(directory: Path = COHORTS_DIR) -> list[Cohort]:
 
 
 def index_columns(settings: Settings, index: str) -> dict[str, pa.DataType]:
-    """The columns of ``raw.guppy_<index>`` as a load will create them: the lake's
-    fields (unified across part files) and the declared MIDRC fields."""
-    columns = {f.name: f.type for f in DECLARED.get(index, pa.schema([]))}
-    files = part_files(settings.guppy_lake / index)
-    if files:
-        from ingest.load.lake_tables import unified_schema
+    """The guppy fields of ``raw.guppy_<index>`` as a load will create them: the
+    lake's fields (unified across part files) and the declared MIDRC fields."""
+    from ingest.guppy.filter_sql import guppy_columns
+    from ingest.load.lake_tables import unified_schema
 
-        columns.update({f.name: f.type for f in unified_schema(files)})
-    return columns
+    files = part_files(settings.guppy_lake / index)
+    actual = unified_schema(files) if files else pa.schema([])
+    return guppy_columns(loaded_schema(index, actual))
 
 
 def _sql_comment(text: str) -> str:

@@ -11,7 +11,9 @@ Planted imperfections (all deterministic, by a hash of the study UID):
 * about 1 study in 12 gets a guppy-only sibling (a study UID with no headers);
 * about 1 study in 15 disagrees with its headers on modality (CR ↔ DX, CT ↔ MR);
 * half the studies carry ``imaging_study_annotations`` (an mRALE score and/or an
-  auto-annotation item with differing keys, as in seed 000).
+  auto-annotation item with differing keys, as in seed 000);
+* about 1 study in 4 was imaged the day after a positive COVID-19 test with a
+  high mRALE score (20–24), so that seed 000's cohort is not empty.
 
 Field shapes follow seed 000: demographics are one-item lists on imaging_study
 and data_file, scalars on case; study fields are lists on data_file.
@@ -28,7 +30,7 @@ from typing import Any
 
 SEXES = {"M": "Male", "F": "Female"}
 RACES = ["White", "Black or African American", "Asian", "Other", "Not Reported"]
-ETHNICITIES = ["Not Hispanic or Latino", "Hispanic or Latino", "Not Reported"]
+ETHNICITIES = ["Not Hispanic or Latino", "Hispanic or Latino", "Hispanic or Latino", "Not Reported"]
 COVID = ["Yes", "No", "Indeterminate"]
 PROJECTS = ["Open-A1", "Open-R1", "Open-A1_PETAL_REDCORAL"]
 LOINC = {
@@ -124,6 +126,9 @@ def _study(rng: random.Random, study_uid: str, series: list[Mapping[str, Any]], 
     loinc = LOINC.get(modality, ("", "", "", ""))
     study_date = head["study_date"]
     pos_tests = sorted(rng.randrange(-10, 30) for _ in range(rng.randrange(0, 3)))
+    covid_day_after = _bucket(study_uid, "covid-day-after", 4) == 0
+    if covid_day_after:
+        pos_tests = sorted({*pos_tests, -1})
     study: dict[str, Any] = {
         "_imaging_study_id": _guid(rng),
         "project_id": project,
@@ -148,6 +153,8 @@ def _study(rng: random.Random, study_uid: str, series: list[Mapping[str, Any]], 
     if pos_tests:
         study["days_from_study_to_pos_covid_test"] = pos_tests
     annotations = _annotations(rng, study_uid)
+    if covid_day_after:
+        annotations.append({"midrc_mRALE_score": rng.randrange(20, 25), "_annotation_id": _guid(rng)})
     if annotations:
         study["imaging_study_annotations"] = annotations
     files = [_data_file(rng, one, study, modality, demographics) for one in series]

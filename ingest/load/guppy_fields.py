@@ -110,3 +110,26 @@ def conforming_select(index: str, actual: pa.Schema) -> str:
              for f in declared if f.name not in actual.names]
     star = f"* replace ({', '.join(replaced)})" if replaced else "*"
     return ", ".join([star] + added)
+
+
+def loaded_type(actual: pa.DataType | None, declared: pa.DataType) -> pa.DataType:
+    """The type a declared field has after :func:`conforming_select` (None: missing)."""
+    if actual is None:
+        return declared
+    if pa.types.is_list(declared) and not pa.types.is_list(actual):
+        return pa.list_(actual)
+    if (pa.types.is_list(declared) and pa.types.is_struct(declared.value_type)
+            and pa.types.is_list(actual) and pa.types.is_struct(actual.value_type)):
+        have = {f.name for f in actual.value_type}
+        extra = [f for f in declared.value_type if f.name not in have]
+        return pa.list_(pa.struct(list(actual.value_type) + extra))
+    return actual
+
+
+def loaded_schema(index: str, actual: pa.Schema) -> pa.Schema:
+    """The schema of ``raw.guppy_<index>`` once loaded from lake files of schema ``actual``."""
+    declared = DECLARED.get(index, pa.schema([]))
+    fields = [pa.field(f.name, loaded_type(f.type, declared.field(f.name).type)
+                       if f.name in declared.names else f.type) for f in actual]
+    fields += [f for f in declared if f.name not in actual.names]
+    return pa.schema(fields)

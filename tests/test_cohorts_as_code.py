@@ -1,0 +1,106 @@
+"""Cohorts as code: cohorts/*.yml compiled into dbt models by `cohortdb build`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ingest.cli import app
+from ingest.cohort_command import select_cohort
+from ingest.cohorts import COHORTS_DIR, compile_cohorts, load_cohorts
+from ingest.errors import UserError
+from ingest.load.duckdb import connect
+from ingest.settings import Settings
+from tests.warehouse import rows
+
+
+def test_repository_cohorts_parse() -> None:
+    cohorts = {c.name: c for c in load_cohorts()}
+    seed = cohorts["seed000_covid_chest_xr"]
+    assert seed.index == "imaging_study" and seed.filter is not None
+    assert {"nested": {"path": "imaging_study_annotations", ">=": {"midrc_mRALE_score": 20}}} in seed.filter["AND"]
+    assert cohorts["portable_chest_high_kvp"].dicom_conditions == ["kvp > 80", "manufacturer like 'CARESTREAM%'"]
+
+
+def test_built_cohort_equals_the_cli_translation(built: Settings) -> None:
+    filter_ = next(c for c in load_cohorts() if c.name == "seed000_covid_chest_xr").filter
+    with connect(built, read_only=True) as con:
+        _, selected = select_cohort(con, "imaging_study", filter_, ids_only=True)
+    built_rows = rows(built, "select study_uid from cohorts.seed000_covid_chest_xr order by study_uid")
+    assert [r["study_uid"] for r in built_rows] == sorted(s for (s,) in selected)
+    # Independently: the seed's conditions written out on the marts.
+    expected = rows(built, """
+        select study_uid from marts.imaging_studies
+        where in_guppy and loinc_system = 'Chest' and sex = 'Male' and ethnicity = 'Hispanic or Latino'
+          and age_at_index >= 70 and list_has_any(guppy_modalities, ['DX', 'CR'])
+          and midrc_mrale_score >= 20
+          and len(list_filter(days_from_study_to_pos_covid_test, d -> d >= -2)) > 0
+          and len(list_filter(days_from_study_to_pos_covid_test, d -> d <= 0)) > 0
+        order by study_uid""")
+    assert built_rows == expected
+
+
+def test_dicom_conditions_and_files_companion(built: Settings) -> None:
+    cohort = rows(built, "select study_uid from cohorts.portable_chest_high_kvp order by study_uid")
+    expected = rows(built, """
+        select s.study_uid from marts.imaging_studies s
+        where s.in_guppy and list_has_any(s.guppy_modalities, ['CR', 'DX']) and s.midrc_mrale_score >= 10
+          and exists (select 1 from marts.dicom_instances i where i.study_instance_uid = s.study_uid
+                      and i.kvp > 80 and i.manufacturer like 'CARESTREAM%')
+        order by s.study_uid""")
+    assert cohort == expected and cohort
+    files = rows(built, "select object_id, study_uid from cohorts.portable_chest_high_kvp__files")
+    expected_files = rows(built, """
+        select object_id, study_uid from marts.data_files
+        where study_uid in (select study_uid from cohorts.portable_chest_high_kvp)""")
+    assert sorted(files, key=str) == sorted(expected_files, key=str) and files
+
+
+def test_cohort_list_shows_built_sizes(built: Settings) -> None:
+    result = CliRunner().invoke(app, ["--warehouse", str(built.warehouse_dir), "cohort", "list", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    listed = {c["name"]: c for c in json.loads(result.output)}
+    assert set(listed) == {c.name for c in load_cohorts()}
+    size = rows(built, "select count(*) as n from cohorts.portable_chest_high_kvp")[0]["n"]
+    assert listed["portable_chest_high_kvp"]["rows_built"] == size
+
+
+@pytest.mark.parametrize(("file_name", "text", "message"), [
+    ("Bad-Name.yml", "index: case\n", "cohort name 'Bad-Name'"),
+    ("x.yml", "index: patients\n", "index must be one of"),
+    ("x.yml", "index: case\nfitler: {}\n", "unknown keys ['fitler']"),
+    ("x.yml", "index: case\nfilter: {'>=': {sex: Male}}\n", "not a valid guppy filter"),
+    ("x.yml", "index: case\nfilter: [\n", "cannot read cohort"),
+    ("x.json", '{"index": "case", "dicom_conditions": [1]}', "dicom_conditions must be a list"),
+])
+def test_bad_definitions_are_one_line_errors(tmp_path: Path, file_name: str, text: str, message: str) -> None:
+    (tmp_path / file_name).write_text(text)
+    with pytest.raises(UserError) as error:
+        load_cohorts(tmp_path)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_unknown_field_names_the_cohort_and_leaves_models_alone(tmp_path: Path, settings: Settings) -> None:
+    definitions = tmp_path / "cohorts"
+    definitions.mkdir()
+    (definitions / "typo.yml").write_text("index: imaging_study\nfilter: {'=': {study_modalty: CT}}\n")
+    out = tmp_path / "generated"
+    out.mkdir()
+    (out / "keep.sql").write_text("select 1")
+    with pytest.raises(UserError) as error:
+        compile_cohorts(settings, directory=definitions, out_dir=out)
+    assert "cohort typo" in str(error.value) and "study_modalty" in str(error.value)
+    assert [p.name for p in out.iterdir()] == ["keep.sql"]
+
+
+def test_compiled_models_are_marked_generated(tmp_path: Path, settings: Settings) -> None:
+    out = tmp_path / "generated"
+    compiled = compile_cohorts(settings, directory=COHORTS_DIR, out_dir=out)
+    for cohort in compiled:
+        for suffix in ("", "__files"):
+            text = (out / f"{cohort.name}{suffix}.sql").read_text()
+            assert text.startswith("-- Generated by `cohortdb build`")
+    assert "seed000_covid_chest_xr__files" in (out / "_cohorts__models.yml").read_text()
