@@ -58,8 +58,17 @@ def cohort_command(
     if fmt == "ids":
         for (submitter_id,) in rows:
             typer.echo(submitter_id)
+    elif fmt == "table":
+        print_rows(*_without_empty_columns(columns, rows), fmt)
     else:
         print_rows(columns, rows, fmt)
+
+
+def _without_empty_columns(columns: list[str], rows: list[tuple[Any, ...]]
+                           ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Drop the columns that are null in every row (a terminal table has no room for them)."""
+    keep = [i for i, _ in enumerate(columns) if i == 0 or any(row[i] is not None for row in rows)]
+    return [columns[i] for i in keep], [tuple(row[i] for i in keep) for row in rows]
 
 
 def select_cohort(

@@ -53,7 +53,13 @@ def test_load_is_idempotent_and_matches_the_lake(loaded: Settings) -> None:
 
 def test_empty_lake_loads_empty_tables_with_the_contract_columns(settings: Settings) -> None:
     counts = load_duckdb(settings)
-    assert counts == {"dicom_instances": 0, "dicom_elements": 0, "dicom_errors": 0}
+    assert counts == {"dicom_instances": 0, "dicom_elements": 0, "dicom_errors": 0,
+                      "guppy_case": 0, "guppy_data_file": 0, "guppy_imaging_study": 0}
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        columns = {r[0] for r in con.execute(
+            "select column_name from information_schema.columns where table_name = 'guppy_imaging_study'"
+        ).fetchall()}
+    assert {"study_uid", "study_modality", "imaging_study_annotations", "_record"} <= columns
 
 
 def test_sql_prints_table_csv_and_json(loaded: Settings) -> None:

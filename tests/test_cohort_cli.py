@@ -142,10 +142,10 @@ def test_bad_input_is_one_line_and_exit_2(warehouse: Path, args: tuple[str, ...]
 
 def test_missing_table_or_warehouse(warehouse: Path, tmp_path: Path) -> None:
     (tmp_path / "f.json").write_text("{}")
-    result = run_cli("--warehouse", str(warehouse), "cohort", "--index", "case",
+    result = run_cli("--warehouse", str(warehouse), "cohort", "--index", "annotation",
                      "--filter", str(tmp_path / "f.json"))
     assert result.exit_code == 2
-    assert "raw.guppy_case" in str(result.exception) and "cohortdb load" in str(result.exception)
+    assert "raw.guppy_annotation" in str(result.exception) and "cohortdb load" in str(result.exception)
     result = run_cli("--warehouse", str(tmp_path / "none"), "cohort", "--index", "case",
                      "--filter", str(tmp_path / "f.json"))
     assert result.exit_code == 2 and "cohortdb load" in str(result.exception)

@@ -86,7 +86,8 @@ def _conform(expression: str, actual: pa.DataType, declared: pa.DataType) -> str
             return None
         parts = [f"{_quote(f.name)} := _item.{_quote(f.name)}" for f in actual.value_type]
         parts += [f"{_quote(f.name)} := cast(null as {duckdb_type(f.type)})" for f in missing]
-        return f"list_transform({expression}, _item -> struct_pack({', '.join(parts)}))"
+        return (f"list_transform({expression}, _item -> case when _item is null then null "
+                f"else struct_pack({', '.join(parts)}) end)")
     return None
 
 
