@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from ingest.errors import UserError
 from ingest.guppy.flatten import flatten
+from ingest.guppy.json_text import gc_paused
 from ingest.lake import LakeLock, Transaction, new_part_id, part_files
 from ingest.settings import Settings
 
@@ -121,16 +122,18 @@ def _stage_index(
     warn: Callable[[str], None],
 ) -> IndexReport:
     table_dir = settings.guppy_lake / index
-    records = fetch(index)
-    if not records[0]:
+    with gc_paused():
+        records = fetch(index)
+        table = build_table(records, commons=commons, ingested_at=ingested_at) \
+            if records[0] else None
+        del records
+    if table is None:
         warn(
             f"no {index} records returned by {commons}; lake/guppy/{index} left unchanged. "
             "On a private-tier commons (e.g. MIDRC) an empty answer usually means your "
             "account lacks access or the filter matches nothing."
         )
         return IndexReport(index, 0, 0, table_dir, 0)
-    table = build_table(records, commons=commons, ingested_at=ingested_at)
-    del records
     old_parts = part_files(table_dir)
     transaction.add(table, table_dir / f"{new_part_id()}.parquet")
     transaction.delete(old_parts)
