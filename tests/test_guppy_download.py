@@ -184,3 +184,30 @@ def test_download_ingest_puts_real_dicom_headers_in_the_lake(
         errors = con.execute("select count(*) from raw.dicom_errors").fetchone()
     assert [s for (s,) in studies] == sorted({study for study, _ in expected})
     assert errors == (0,)
+
+
+def test_download_never_shows_the_token_or_api_key(
+    tmp_path: Path, tls_commons: FakeCommons, midrc_records: dict,  # noqa: F811
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    ids = [r["object_id"] for r in midrc_records["data_file"][:2]] + ["dg.MD1R/missing"]
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("\n".join(ids))
+    result = download(tmp_path, tls_commons, "--object-ids", str(ids_file), "--ingest")
+    assert result.exit_code == 2 and "not found" in str(result.exception)
+    api_key = json.loads((tmp_path / "credentials.json").read_text())["api_key"]
+    secrets = [api_key, *tls_commons.issued_tokens]
+    assert len(secrets) >= 2
+    captured = capfd.readouterr()
+    texts = [result.output, repr(result.exception), caplog.text, captured.out, captured.err]
+    # What cohortdb writes: the downloads and the lake (the SDK caches its token in HOME).
+    written = [p for d in ("out", "wh") for p in (tmp_path / d).rglob("*") if p.is_file()]
+    files = [p.read_bytes() for p in written]
+    assert any(p.suffix == ".parquet" for p in written)
+    for secret in secrets:
+        for part in (secret, secret.split(".")[1]):
+            assert not any(part in text for text in texts)
+            assert not any(part.encode() in blob for blob in files)
