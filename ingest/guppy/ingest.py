@@ -25,8 +25,8 @@ from ingest.settings import Settings
 
 INDEX_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
-Records = tuple[list[dict[str, Any]], list[str] | None]
-"""Records of one index, and their source JSON texts if the source kept them."""
+Records = tuple[list[dict[str, Any]], list[str] | list[bytes] | None]
+"""Records of one index, and their source JSON texts (one line each) if the source kept them."""
 
 Fetch = Callable[[str], Records]
 """Returns the records of the named index."""
