@@ -137,12 +137,19 @@ def test_raw_texts_are_kept_verbatim() -> None:
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(
     allow_nan=False, allow_infinity=False) | st.text(max_size=3)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.sampled_from("abc"), children, max_size=3),
-    max_leaves=8,
-)
+
+
+def nested(scalars: st.SearchStrategy[Any], max_leaves: int) -> st.SearchStrategy[Any]:
+    """JSON values built from ``scalars``: lists and objects (keys a, b, c) of them."""
+    return st.recursive(
+        scalars,
+        lambda children: st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from("abc"), children, max_size=3),
+        max_leaves=max_leaves,
+    )
+
+
+json_values = nested(json_scalars, max_leaves=8)
 records_strategy = st.lists(
     st.dictionaries(st.sampled_from(["x", "y", "z"]), json_values, max_size=3), max_size=6
 )
@@ -191,12 +198,7 @@ def test_arrow_fast_path_agrees_with_the_lattice(values: list[Any]) -> None:
 # The Arrow JSON reader path (ingest.guppy.arrow_json) against the pure lattice.
 reader_scalars = json_scalars | st.sampled_from(
     ["2020-01-01", "2020-01-01 10:00:00", 2**63, -(2**63), 2**64, 1e19, 0.5, True])
-reader_values = st.recursive(
-    reader_scalars,
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.sampled_from("abc"), children, max_size=3),
-    max_leaves=6,
-)
+reader_values = nested(reader_scalars, max_leaves=6)
 reader_records = st.lists(
     st.dictionaries(st.sampled_from(["x", "y", "z", "w"]), reader_values, max_size=4),
     min_size=1, max_size=8,

@@ -16,9 +16,13 @@ lattice, never looser, except where checked here:
 * strings that look like dates become ``timestamp``: such fields are left out;
 * nested objects become structs in order of first appearance: cast to the
   lattice's order (fields sorted by name); empty objects are left out;
-* all-null values (``null``, ``[]``) are cast to ``string`` as :func:`resolve` does.
+* a field that is always ``null`` is cast to ``string`` as :func:`resolve` does;
+  ``null`` nested in lists or structs (e.g. always ``[]``) is left out, as the
+  reader builds such arrays inconsistently (pyarrow 26);
+* anything else it cannot vouch for (a record longer than the largest block,
+  an answer with a different row count) is left out too.
 
-A ``None`` or a missing name in the result means "build this column in Python".
+A name missing from the result means "build this column in Python".
 """
 
 from __future__ import annotations
