@@ -44,10 +44,10 @@ Column = pa.Array | pa.ChunkedArray
 
 
 def typed_columns(
-    lines: bytes,
+    lines: bytes | memoryview,
     count: int,
     names: Sequence[str],
-    without: Callable[[set[str]], bytes],
+    without: Callable[[set[str]], bytes | memoryview],
 ) -> dict[str, Column]:
     """The columns of ``names`` that Arrow types exactly as the lattice (see module doc).
 
@@ -86,13 +86,14 @@ def typed_columns(
     return {}
 
 
-def _read(lines: bytes) -> pa.Table:
+def _read(lines: bytes | memoryview) -> pa.Table:
     """Parse NDJSON with Arrow's inference, in blocks large enough for every record."""
     block_size = BLOCK_SIZE
     while True:
         options = pa_json.ReadOptions(block_size=block_size)
         try:
-            return pa_json.read_json(pa.BufferReader(lines), read_options=options)
+            return pa_json.read_json(pa.BufferReader(pa.py_buffer(lines)),
+                                     read_options=options)
         except pa.ArrowInvalid as error:
             if "straddl" not in str(error) or block_size > len(lines):
                 raise

@@ -16,8 +16,10 @@ the records' JSON texts; only the others are built here value by value
 
 from __future__ import annotations
 
+import struct
+from array import array
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -32,6 +34,7 @@ INGESTED_AT = "_ingested_at"
 RECORD = "_record"
 METADATA_COLUMNS = (COMMONS, INGESTED_AT, RECORD)
 TIMESTAMP = pa.timestamp("us", tz="UTC")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def flatten(
@@ -72,7 +75,7 @@ def flatten(
     else:
         lines = b"\n".join(t.encode() if type(t) is str else t for t in raw_texts)
 
-    def lines_without(left_out: set[str]) -> bytes:
+    def lines_without(left_out: set[str]) -> bytes | memoryview:
         return dump_lines([{k: v for k, v in record.items() if k not in left_out}
                            for record in records])
 
@@ -92,27 +95,48 @@ def flatten(
         pa.field(RECORD, STRING, nullable=False),
     ]
     columns += [
-        pa.repeat(pa.scalar(commons, STRING), count),
-        pa.repeat(pa.scalar(ingested_at, TIMESTAMP), count),
+        repeated_text(commons, count),
+        repeated_time(ingested_at, count),
         record_texts if record_texts is not None else pa.array(raw_texts, STRING),
     ]
     return pa.schema(fields), columns
 
 
-def text_column(lines: bytes, count: int) -> pa.Array | pa.ChunkedArray | None:
+def repeated_text(text: str, count: int) -> pa.Array | pa.ChunkedArray:
+    """``text`` ``count`` times, as a string array (built from buffers: Arrow's
+    conversion of Python objects would import pandas, which costs more than this)."""
+    data = text.encode()
+    step = len(data)
+    per_chunk = (2**31 - 1) // step if step else count
+    if count > per_chunk:  # more than string offsets address: chunks sharing buffers
+        whole, rest = divmod(count, per_chunk)
+        chunk = repeated_text(text, per_chunk)
+        return pa.chunked_array([chunk] * whole + [repeated_text(text, rest)], STRING)
+    offsets = array("i", range(0, step * count + 1, step)) if step else array("i", [0]) * (count + 1)
+    return pa.Array.from_buffers(STRING, count, [None, pa.py_buffer(offsets),
+                                                 pa.py_buffer(data * count)])
+
+
+def repeated_time(moment: datetime, count: int) -> pa.Array:
+    """Timezone-aware ``moment`` ``count`` times, as a UTC microsecond timestamp array."""
+    micros = (moment - EPOCH) // timedelta(microseconds=1)
+    return pa.Array.from_buffers(TIMESTAMP, count, [None, pa.py_buffer(array("q", [micros]) * count)])
+
+
+def text_column(lines: bytes | memoryview, count: int) -> pa.Array | pa.ChunkedArray | None:
     """The lines of ``lines`` (UTF-8, ``\n`` between) as strings; None unless ``count``.
 
     Raises:
         ValueError: the text is not UTF-8.
     """
     if count == 0:
-        return pa.array([], STRING)
+        return pa.nulls(0, STRING)
     if len(lines) < 2**31:  # split in C, in one buffer
-        offsets = pa.array([0, len(lines)], pa.int64()).buffers()[1]
+        offsets = pa.py_buffer(struct.pack("<qq", 0, len(lines)))
         whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(lines)])
         texts = pc.split_pattern(whole, b"\n").flatten()
     else:  # more than string offsets can address: let pa.array chunk it
-        texts = pa.array(lines.split(b"\n"), pa.binary())
+        texts = pa.array(bytes(lines).split(b"\n"), pa.binary())
     if len(texts) != count:
         return None
     try:
