@@ -274,3 +274,15 @@ def test_raw_texts_spanning_lines_are_kept_verbatim() -> None:
                               raw_texts=raw)
     assert columns[schema.get_field_index("_record")].to_pylist() == raw
     assert columns[schema.get_field_index("a")].to_pylist() == [1, 2]
+
+
+def test_metadata_columns_repeat_commons_and_time() -> None:
+    from datetime import timedelta, timezone
+
+    from ingest.guppy.flatten import repeated_text, repeated_time
+
+    assert repeated_text("", 2).to_pylist() == ["", ""]
+    assert repeated_text("é", 3).to_pylist() == ["é"] * 3
+    assert repeated_text("x", 0).to_pylist() == []
+    local = datetime(2025, 1, 2, 5, 4, 5, 6, tzinfo=timezone(timedelta(hours=2)))
+    assert repeated_time(local, 2).to_pylist() == [local, local]

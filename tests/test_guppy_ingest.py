@@ -122,3 +122,19 @@ def test_empty_dump_warns_and_keeps_previous_data(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert "no case records" in result.output and "access" in result.output
     assert len(part_files(warehouse / "lake" / "guppy" / "case")) == 1
+
+
+def test_gc_is_paused_only_while_parsing() -> None:
+    import gc
+
+    from ingest.guppy.json_text import gc_paused, loads
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        assert loads(b'[{"a": 1}]') == [{"a": 1}]
+        assert not gc.isenabled()  # nested pauses keep it off
+    assert gc.isenabled()
+    with pytest.raises(ValueError):
+        loads(b"{oops")
+    assert gc.isenabled()
