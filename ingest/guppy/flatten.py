@@ -112,7 +112,10 @@ def repeated_text(text: str, count: int) -> pa.Array | pa.ChunkedArray:
         whole, rest = divmod(count, per_chunk)
         chunk = repeated_text(text, per_chunk)
         return pa.chunked_array([chunk] * whole + [repeated_text(text, rest)], STRING)
-    offsets = array("i", range(0, step * count + 1, step)) if step else array("i", [0]) * (count + 1)
+    if step:
+        offsets = array("i", range(0, step * count + 1, step))
+    else:
+        offsets = array("i", [0]) * (count + 1)
     return pa.Array.from_buffers(STRING, count, [None, pa.py_buffer(offsets),
                                                  pa.py_buffer(data * count)])
 
@@ -120,11 +123,12 @@ def repeated_text(text: str, count: int) -> pa.Array | pa.ChunkedArray:
 def repeated_time(moment: datetime, count: int) -> pa.Array:
     """Timezone-aware ``moment`` ``count`` times, as a UTC microsecond timestamp array."""
     micros = (moment - EPOCH) // timedelta(microseconds=1)
-    return pa.Array.from_buffers(TIMESTAMP, count, [None, pa.py_buffer(array("q", [micros]) * count)])
+    values = array("q", [micros]) * count
+    return pa.Array.from_buffers(TIMESTAMP, count, [None, pa.py_buffer(values)])
 
 
 def text_column(lines: bytes | memoryview, count: int) -> pa.Array | pa.ChunkedArray | None:
-    """The lines of ``lines`` (UTF-8, ``\n`` between) as strings; None unless ``count``.
+    """The lines of ``lines`` (UTF-8, ``\n`` between) as strings; None unless ``count`` lines.
 
     Raises:
         ValueError: the text is not UTF-8.
