@@ -42,6 +42,8 @@ def test_dump_is_ingested(tmp_path: Path, form: str) -> None:
     assert len(files) == 1
     rows = pq.read_table(files[0]).to_pylist()
     assert [json.loads(r["_record"]) for r in rows] == RECORDS
+    if form == "ndjson":  # the source lines themselves
+        assert [r["_record"] for r in rows] == [json.dumps(r) for r in RECORDS]
     assert rows[1]["study_modality"] == ["CR"]
     assert rows[2]["days_from_study_to_pos_covid_test"] == ["28", "0"]
     assert rows[0]["_commons"] == dump.resolve().as_uri()
