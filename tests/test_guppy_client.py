@@ -249,3 +249,19 @@ def test_secrets_never_leak(tmp_path: Path, fake_commons: FakeCommons,  # noqa: 
         for part in (secret, secret.split(".")[1]):
             assert not any(part in text for text in texts)
             assert not any(part.encode() in blob for blob in blobs)
+
+
+@pytest.mark.parametrize("answer", [[{"sex": "Male"}, "Male"], {"case": []}])
+def test_downloaded_records_that_are_not_objects(
+    tmp_path: Path, fake_commons: FakeCommons, credentials: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch, answer: Any,
+) -> None:
+    monkeypatch.setattr(fake_commons, "download", lambda body, token: (200, answer))
+    result = ingest(tmp_path, fake_commons, credentials, "--index", "case")
+    assert result.exit_code == 2
+    message = str(result.exception)
+    assert message.startswith(f"guppy's case download from {fake_commons.base_url}")
+    expected = "record 1 is not a JSON object" if isinstance(answer, list) \
+        else "does not hold a JSON array of records"
+    assert message.endswith(expected)
+    assert not part_files(tmp_path / "wh" / "lake" / "guppy" / "case")

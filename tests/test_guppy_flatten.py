@@ -137,12 +137,19 @@ def test_raw_texts_are_kept_verbatim() -> None:
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(
     allow_nan=False, allow_infinity=False) | st.text(max_size=3)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.sampled_from("abc"), children, max_size=3),
-    max_leaves=8,
-)
+
+
+def nested(scalars: st.SearchStrategy[Any], max_leaves: int) -> st.SearchStrategy[Any]:
+    """JSON values built from ``scalars``: lists and objects (keys a, b, c) of them."""
+    return st.recursive(
+        scalars,
+        lambda children: st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from("abc"), children, max_size=3),
+        max_leaves=max_leaves,
+    )
+
+
+json_values = nested(json_scalars, max_leaves=8)
 records_strategy = st.lists(
     st.dictionaries(st.sampled_from(["x", "y", "z"]), json_values, max_size=3), max_size=6
 )
@@ -186,3 +193,96 @@ def test_arrow_fast_path_agrees_with_the_lattice(values: list[Any]) -> None:
     slow = pa.array([convert(v, target) for v in values], type=target)
     assert fast.type == slow.type
     assert fast.to_pylist() == slow.to_pylist()
+
+
+# The Arrow JSON reader path (ingest.guppy.arrow_json) against the pure lattice.
+reader_scalars = json_scalars | st.sampled_from(
+    ["2020-01-01", "2020-01-01 10:00:00", 2**63, -(2**63), 2**64, 1e19, 0.5, True])
+reader_values = nested(reader_scalars, max_leaves=6)
+reader_records = st.lists(
+    st.dictionaries(st.sampled_from(["x", "y", "z", "w"]), reader_values, max_size=4),
+    min_size=1, max_size=8,
+)
+
+
+def lattice_column(values: list[Any]) -> pa.Array:
+    from ingest.guppy.flatten import convert
+    from ingest.guppy.schema import infer_type, resolve
+
+    target = resolve(infer_type(values).type)
+    return pa.array([convert(v, target) for v in values], type=target)
+
+
+@settings(max_examples=300, deadline=None)
+@given(reader_records)
+def test_every_column_agrees_with_the_lattice(records: list[dict[str, Any]]) -> None:
+    result = table(records)
+    for name in sorted(set().union(*records)):
+        expected = lattice_column([r.get(name) for r in records])
+        got = result.column(name)
+        assert got.type == expected.type, name
+        assert got.to_pylist() == expected.to_pylist(), name
+
+
+def python_built_columns(monkeypatch: pytest.MonkeyPatch) -> list[list[Any]]:
+    """Record the values of every column the flattener builds in Python."""
+    import ingest.guppy.flatten as flatten_module
+
+    calls: list[list[Any]] = []
+    python_column = flatten_module.column
+
+    def spy(values: list[Any]) -> pa.Array:
+        calls.append(list(values))
+        return python_column(values)
+
+    monkeypatch.setattr(flatten_module, "column", spy)
+    return calls
+
+
+def test_midrc_shaped_records_are_typed_by_the_arrow_reader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.fake_gen3.records import generate
+
+    calls = python_built_columns(monkeypatch)
+    for records in generate(n_cases=30, seed=3).values():
+        result = table(records)
+        assert result.num_rows == len(records)
+    # Only fields that are always [] (list<null> from the reader is not trusted).
+    assert all(value in ([], None) for values in calls for value in values)
+
+
+def test_a_field_mixing_kinds_alone_is_built_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = python_built_columns(monkeypatch)
+    records = [{"a": 1, "b": [1, 2], "c": {"k": "x"}}, {"a": "1", "b": [3], "d": "2020-01-01"}]
+    result = table(records)
+    assert calls == [[1, "1"], [None, "2020-01-01"]]  # a: number/string, d: a date
+    assert result.column("a").to_pylist() == ["1", "1"]
+    assert result.column("b").type == pa.list_(pa.int64())
+    assert result.column("d").to_pylist() == [None, "2020-01-01"]
+
+
+def test_big_integers_are_text_not_doubles() -> None:
+    result = table([{"n": 2**64}, {"n": 1.5}, {"m": [2**63]}])
+    assert result.column("n").to_pylist() == [str(2**64), "1.5", None]
+    assert result.column("m").to_pylist() == [None, None, [str(2**63)]]
+
+
+def test_raw_texts_spanning_lines_are_kept_verbatim() -> None:
+    raw = ['{\n  "a": 1\n}', '{"a": 2}']
+    schema, columns = flatten([{"a": 1}, {"a": 2}], commons="c", ingested_at=WHEN,
+                              raw_texts=raw)
+    assert columns[schema.get_field_index("_record")].to_pylist() == raw
+    assert columns[schema.get_field_index("a")].to_pylist() == [1, 2]
+
+
+def test_metadata_columns_repeat_commons_and_time() -> None:
+    from datetime import timedelta, timezone
+
+    from ingest.guppy.flatten import repeated_text, repeated_time
+
+    assert repeated_text("", 2).to_pylist() == ["", ""]
+    assert repeated_text("é", 3).to_pylist() == ["é"] * 3
+    assert repeated_text("x", 0).to_pylist() == []
+    local = datetime(2025, 1, 2, 5, 4, 5, 6, tzinfo=timezone(timedelta(hours=2)))
+    assert repeated_time(local, 2).to_pylist() == [local, local]

@@ -42,6 +42,8 @@ def test_dump_is_ingested(tmp_path: Path, form: str) -> None:
     assert len(files) == 1
     rows = pq.read_table(files[0]).to_pylist()
     assert [json.loads(r["_record"]) for r in rows] == RECORDS
+    if form == "ndjson":  # the source lines themselves
+        assert [r["_record"] for r in rows] == [json.dumps(r) for r in RECORDS]
     assert rows[1]["study_modality"] == ["CR"]
     assert rows[2]["days_from_study_to_pos_covid_test"] == ["28", "0"]
     assert rows[0]["_commons"] == dump.resolve().as_uri()
@@ -122,3 +124,19 @@ def test_empty_dump_warns_and_keeps_previous_data(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert "no case records" in result.output and "access" in result.output
     assert len(part_files(warehouse / "lake" / "guppy" / "case")) == 1
+
+
+def test_gc_is_paused_only_while_parsing() -> None:
+    import gc
+
+    from ingest.guppy.json_text import gc_paused, loads
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        assert loads(b'[{"a": 1}]') == [{"a": 1}]
+        assert not gc.isenabled()  # nested pauses keep it off
+    assert gc.isenabled()
+    with pytest.raises(ValueError):
+        loads(b"{oops")
+    assert gc.isenabled()

@@ -181,9 +181,11 @@ def download(
             advance=lambda _: progress.advance(task))
     typer.echo(f"downloaded {len(written)} of {len(object_ids)} object(s) into {out}")
     if ingest_headers and written:
-        from ingest.dicom.ingest import ingest_dicom  # written on main in parallel
+        from ingest.dicom.ingest import ingest_dicom
 
-        ingest_dicom(settings, [out])
+        with stderr.status(f"reading the DICOM headers of {len(written)} download(s)"):
+            summary = ingest_dicom(settings, written)
+        typer.echo(f"ingested {summary.line()}")
     if failures:
         more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
         raise UserError(f"{len(failures)} download(s) failed: {failures[0]}{more}")

@@ -10,8 +10,8 @@ from ingest.errors import UserError
 from ingest.guppy.json_text import loads
 
 
-def read_dump(path: Path, index: str) -> tuple[list[dict[str, Any]], list[str] | None]:
-    """The records of a dump, and their source texts when the dump is NDJSON.
+def read_dump(path: Path, index: str) -> tuple[list[dict[str, Any]], list[bytes] | None]:
+    """The records of a dump, and their source texts (UTF-8 lines) when the dump is NDJSON.
 
     A JSON array is returned as parsed (texts ``None``: the flattener re-serialises).
     A GraphQL response ``{"data": {"<index>": [...]}}`` is accepted too. NDJSON
@@ -51,11 +51,11 @@ def _looks_like_ndjson(path: Path) -> bool:
     return True
 
 
-def _read_ndjson(handle: Any, path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+def _read_ndjson(handle: Any, path: Path) -> tuple[list[dict[str, Any]], list[bytes]]:
     records: list[dict[str, Any]] = []
-    texts: list[str] = []
+    texts: list[bytes] = []
     for number, line in enumerate(handle, start=1):
-        text = line.decode("utf-8").strip()
+        text = line.strip()
         if not text:
             continue
         try:

@@ -19,13 +19,14 @@ import pyarrow as pa
 
 from ingest.errors import UserError
 from ingest.guppy.flatten import flatten
+from ingest.guppy.json_text import gc_paused
 from ingest.lake import LakeLock, Transaction, new_part_id, part_files
 from ingest.settings import Settings
 
 INDEX_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
-Records = tuple[list[dict[str, Any]], list[str] | None]
-"""Records of one index, and their source JSON texts if the source kept them."""
+Records = tuple[list[dict[str, Any]], list[str] | list[bytes] | None]
+"""Records of one index, and their source JSON texts (one line each) if the source kept them."""
 
 Fetch = Callable[[str], Records]
 """Returns the records of the named index."""
@@ -121,16 +122,18 @@ def _stage_index(
     warn: Callable[[str], None],
 ) -> IndexReport:
     table_dir = settings.guppy_lake / index
-    records = fetch(index)
-    if not records[0]:
+    with gc_paused():
+        records = fetch(index)
+        table = build_table(records, commons=commons, ingested_at=ingested_at) \
+            if records[0] else None
+        del records
+    if table is None:
         warn(
             f"no {index} records returned by {commons}; lake/guppy/{index} left unchanged. "
             "On a private-tier commons (e.g. MIDRC) an empty answer usually means your "
             "account lacks access or the filter matches nothing."
         )
         return IndexReport(index, 0, 0, table_dir, 0)
-    table = build_table(records, commons=commons, ingested_at=ingested_at)
-    del records
     old_parts = part_files(table_dir)
     transaction.add(table, table_dir / f"{new_part_id()}.parquet")
     transaction.delete(old_parts)
