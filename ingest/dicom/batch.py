@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingest.dicom.flatten import ElementRows, instance_attributes
 from ingest.dicom.header import Header, ReadError
@@ -34,14 +35,20 @@ class BatchResult:
 
 
 def _elements_table(chunks: list[tuple[str, str | None, ElementRows]]) -> pa.Table:
-    columns: dict[str, list[Any]] = {name: [] for name in ELEMENTS.names}
+    """One table of every chunk's rows; ``value_text`` is joined by Arrow (null when no values)."""
+    columns: dict[str, list[Any]] = {name: [] for name in ("file_id", "sop_instance_uid", *ElementRows.STORED)}
     for fid, sop_uid, rows in chunks:
         count = len(rows)
-        columns["file_id"].extend([fid] * count)
-        columns["sop_instance_uid"].extend([sop_uid] * count)
-        for name in ElementRows.COLUMNS:
-            columns[name].extend(getattr(rows, name))
-    return pa.table({f.name: pa.array(columns[f.name], f.type) for f in ELEMENTS}, schema=ELEMENTS)
+        columns["file_id"] += [fid] * count
+        columns["sop_instance_uid"] += [sop_uid] * count
+        for name in ElementRows.STORED:
+            columns[name] += getattr(rows, name)
+    arrays = {name: pa.array(values, ELEMENTS.field(name).type) for name, values in columns.items()}
+    values = arrays["values"]
+    arrays["value_text"] = pc.if_else(
+        pc.equal(pc.list_value_length(values), 0), pa.scalar(None, pa.string()), pc.binary_join(values, "\\")
+    )
+    return pa.table([arrays[name] for name in ELEMENTS.names], schema=ELEMENTS)
 
 
 def _table(records: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
