@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import struct
+import sys
 import warnings
 from collections.abc import Callable
 
@@ -80,7 +81,7 @@ def _tag_info(tag: int) -> tuple[str, str, str]:
 class _Charset:
     """A dataset's Specific Character Set: pydicom's Python encodings plus a fast codec."""
 
-    __slots__ = ("encodings", "codec", "simple_pn", "key")
+    __slots__ = ("encodings", "codec", "simple_pn", "key", "fast")
 
     def __init__(self, encodings: list[str]) -> None:
         self.encodings = encodings
@@ -90,6 +91,8 @@ class _Charset:
             self.codec = None
         self.simple_pn = len(encodings) == 1 and self.codec in _SIMPLE_PN_CODECS
         self.key = (self.codec, *encodings[1:]) if self.codec else tuple(encodings)
+        self.fast: dict[int, _FastInfo] = {}
+        """Short-path entries of the elements met so far with this charset (see :data:`_FastInfo`)."""
 
     def decode(self, raw: bytes) -> str:
         """Text as ``pydicom.charset.decode_bytes`` gives it (undecodable bytes replaced)."""
@@ -276,12 +279,27 @@ _CONVERTERS: dict[str, Callable[[bytes, _Charset, int], Values]] = {
 }
 """VR → values of a non-empty value (raw bytes, the dataset's charset, the tag)."""
 
-_FastInfo = tuple[int, str, str, str, str, str, bool, Callable[[bytes, _Charset, int], Values]]
-"""(tag, ``(GGGG,EEEE)``, ``GGGGEEEE``, keyword, keyword or tag text, VR, 4-byte length, converter)."""
+_FastInfo = tuple[
+    int, str, str, str, str, str, bool, Callable[[bytes, _Charset, int], Values], "dict[bytes, Values] | None"
+]
+"""What the short path needs for one public element with a value converter, keyed by
+``VR bytes as uint16 << 32 | tag bytes as uint32`` in :attr:`_Charset.fast`:
+(tag, ``(GGGG,EEEE)``, ``GGGGEEEE``, keyword, keyword or tag text, VR, 4-byte length,
+converter, memo). The memo maps raw values (≤ :data:`MEMO_MAX_BYTES`) to their
+converted values; it is dropped (None) once it holds :data:`MEMO_SIZE` distinct values,
+so unique values (UIDs, times) cost one failed lookup per element only until then.
+Converted values are shared between rows and must not be mutated."""
 
-_FAST: dict[int, _FastInfo] = {}
-"""``VR bytes as uint16 << 32 | tag bytes as uint32`` → what a public element with a
-value converter needs; filled as elements are met, shared by every parse."""
+MEMO_SIZE = 1024
+"""Distinct values memoized per element tag, VR and charset before the memo is dropped."""
+MEMO_MAX_BYTES = 64
+"""Longer values are converted every time."""
+
+
+def _fast_info(
+    tag: int, tag_text: str, tag8: str, keyword: str, vr: str, long: bool
+) -> _FastInfo:
+    return (tag, tag_text, tag8, keyword, keyword or tag_text, vr, long, _CONVERTERS[vr], {})
 
 
 # ---------------------------------------------------------------------- reader
@@ -399,24 +417,24 @@ class _Reader:
         rows = self.rows
         (add_path, add_kw_path, add_tag, add_keyword, add_vr, add_vm, add_depth,
          add_creator, add_values, add_number, add_length) = self.appends
-        fast = _FAST
+        fast = charset.fast if mode else {}
         first_row = len(rows)
         last = -1
         creators: dict[int, object] = {}
+        # the offset where the dataset ends (0-based bytes; sys.maxsize: at a delimiter)
+        limit = self.file_size if mode == 1 else end if end >= 0 else sys.maxsize
         while True:
-            if mode == 1:
-                if pos >= self.file_size:
-                    return pos
-            elif mode == 2 and end >= 0 and pos >= end:
+            if pos >= limit:
                 return pos
             if pos + 8 > size:
                 if mode == 0 and pos == size == self.file_size:
                     return pos
                 self.need(pos + 8)
             tag_le, vr_code, length = _HEAD(buf, pos)
-            info = fast.get(vr_code << 32 | tag_le)
-            if info is not None and mode:
-                tag, tag_text, tag8, keyword, kw_text, vr, long, convert = info
+            key = vr_code << 32 | tag_le
+            info = fast.get(key)
+            if info is not None:
+                tag, tag_text, tag8, keyword, kw_text, vr, long, convert, memo = info
                 if tag <= last:
                     raise Unsupported("elements out of order or repeated")
                 last = tag
@@ -432,12 +450,22 @@ class _Reader:
                 pos = start + length
                 if pos > size:
                     self.need(pos)
-                if end >= 0 and pos > end:
+                if pos > limit:
                     raise Unsupported("element overruns its item")
-                if length:
-                    values, number = convert(buf[start:pos], charset, tag)
-                else:
+                if not length:
                     values, number = [], None
+                elif memo is not None and length <= MEMO_MAX_BYTES:
+                    raw = buf[start:pos]
+                    found = memo.get(raw)
+                    if found is None:
+                        found = convert(raw, charset, tag)
+                        if len(memo) < MEMO_SIZE:
+                            memo[raw] = found
+                        else:
+                            fast[key] = (*info[:-1], None)
+                    values, number = found
+                else:
+                    values, number = convert(buf[start:pos], charset, tag)
                 add_path(prefix + tag_text)
                 add_kw_path(kw_prefix + kw_text)
                 add_tag(tag8)
@@ -484,9 +512,7 @@ class _Reader:
             private = group & 1
             if not private and vr in _CONVERTERS and group != 0xFFFE and tag != _CHARSET_TAG \
                     and tag not in _PIXEL_TAGS:
-                fast[vr_code << 32 | tag_le] = (
-                    tag, tag_text, tag8, keyword, keyword or tag_text, vr, long, _CONVERTERS[vr]
-                )
+                fast[key] = _fast_info(tag, tag_text, tag8, keyword, vr, long)
             creator = None
             if private and element > 0xFF:
                 found = creators.get(group << 16 | element >> 8)
@@ -519,7 +545,7 @@ class _Reader:
             value_end = start + length
             if value_end > size:
                 self.need(value_end)
-            if end >= 0 and value_end > end:
+            if value_end > limit:
                 raise Unsupported("element overruns its item")
             pos = value_end
 
@@ -537,6 +563,7 @@ class _Reader:
                     creators[tag] = "" if vr in _CREATOR_VRS else _COMPLEX
                 elif tag == _CHARSET_TAG:
                     charset = self.new_charset(vr, [], charset, rows.vr[first_row:])
+                    fast = charset.fast
                 continue
             if vr in _BINARY_VRS:
                 add(path, kw_path, tag8, keyword, vr, 1, depth, creator,
@@ -555,6 +582,7 @@ class _Reader:
                 creators[tag] = (values[0] if values else "") if simple else _COMPLEX
             elif tag == _CHARSET_TAG:
                 charset = self.new_charset(vr, values, charset, rows.vr[first_row:])
+                fast = charset.fast
 
     def un_vr(self, tag: int, element: int, private: int, creator: object, length: int) -> str:
         """The VR pydicom gives an explicit defined-length UN element (it looks known tags up)."""

@@ -20,7 +20,9 @@ Conventions (the contract of ``raw.dicom_elements`` in DESIGN.md):
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Iterator
+from itertools import compress
 from typing import Any
 
 from pydicom.dataelem import DataElement
@@ -283,11 +285,12 @@ def instance_attributes(rows: ElementRows) -> dict[str, Any]:
     Missing or invalid values are None (the element row keeps the text).
     Also returns ``n_elements`` and ``max_depth`` (0 when there are no sequences).
     """
-    top: dict[str, list[str]] = {}
-    for keyword, depth, values in zip(rows.keyword, rows.depth, rows.values, strict=True):
-        if depth == 0 and keyword:
-            top[keyword] = values
-    record = {column: _typed(kind, top.get(keyword, [])) for column, keyword, kind in INSTANCE_ATTRIBUTES}
+    at_top = list(map(operator.not_, rows.depth))  # depth 0
+    top = dict(zip(compress(rows.keyword, at_top), compress(rows.values, at_top), strict=True))
+    record: dict[str, Any] = {}
+    for column, keyword, kind in INSTANCE_ATTRIBUTES:
+        values = top.get(keyword)
+        record[column] = _typed(kind, values) if values else None  # None for no values, any kind
     record["n_elements"] = len(rows)
     record["max_depth"] = max(rows.depth, default=0)
     return record
