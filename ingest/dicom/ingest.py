@@ -27,7 +27,7 @@ from ingest.dicom.schema import SOURCES
 from ingest.lake import LakeLock, Transaction, new_part_id, read_table
 from ingest.settings import Settings
 
-MAX_BATCH = 1000
+MAX_BATCH = 250
 """Sources per batch (a batch is one set of part files and one commit)."""
 
 
