@@ -14,8 +14,7 @@ import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import pydicom
 from pydicom.dataelem import RawDataElement
@@ -35,11 +34,11 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _LONG_LENGTH_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"})
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):
     """One file found on disk (a DICOM file, a zip archive, or anything else).
 
-    ``mtime_ns`` is the modification time in nanoseconds since the epoch.
+    ``size`` is in bytes; ``mtime_ns`` is the modification time in nanoseconds
+    since the epoch (both of the link itself for a broken symbolic link).
     """
 
     path: str
@@ -60,23 +59,33 @@ def _source(path: str) -> Source:
         stat = os.stat(path)
     except FileNotFoundError:
         stat = os.lstat(path)
-        return Source(path, stat.st_size, stat.st_mtime_ns, broken_link=True)
+        return Source(path, stat.st_size, stat.st_mtime_ns, True)
     return Source(path, stat.st_size, stat.st_mtime_ns)
 
 
-def _walk_dir(root: str) -> Iterator[Source]:
+def _walk_dir(root: str, found: dict[str, Source]) -> None:
+    """Add every file under ``root`` to ``found`` (symbolic links to directories are not followed)."""
     stack = [root]
+    pop, push = stack.pop, stack.append
     while stack:
-        directory = stack.pop()
+        directory = pop()
         try:
-            entries = list(os.scandir(directory))
+            scanner = os.scandir(directory)
         except OSError:
             continue
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(entry.path)
-            elif entry.is_file() or entry.is_symlink():
-                yield _source(entry.path)
+        with scanner:
+            for entry in scanner:
+                if entry.is_dir(follow_symlinks=False):
+                    push(entry.path)
+                    continue
+                if not (entry.is_file() or entry.is_symlink()):  # fifos, sockets, devices
+                    continue
+                try:
+                    stat = entry.stat()
+                except OSError:  # a broken link
+                    found[entry.path] = _source(entry.path)
+                    continue
+                found[entry.path] = Source(entry.path, stat.st_size, stat.st_mtime_ns)
 
 
 def walk_sources(paths: list[str | os.PathLike[str]]) -> tuple[list[Source], list[str]]:
@@ -92,10 +101,11 @@ def walk_sources(paths: list[str | os.PathLike[str]]) -> tuple[list[Source], lis
         if not os.path.lexists(path):
             raise UserError(f"{given}: no such file or directory")
         roots.append(path)
-        found = _walk_dir(path) if os.path.isdir(path) else [_source(path)]
-        for source in found:
-            sources[source.path] = source
-    return sorted(sources.values(), key=lambda s: s.path), roots
+        if os.path.isdir(path):
+            _walk_dir(path, sources)
+        else:
+            sources[path] = _source(path)
+    return sorted(sources.values()), roots
 
 
 # ---------------------------------------------------------------- one header
