@@ -172,7 +172,7 @@ def ingest_dicom(
     workers = workers or os.cpu_count() or 1
     summary = IngestSummary()
     with _worker_pool(workers) as pool:
-        sources, roots = walk_sources(list(paths))
+        sources, roots = walk_sources(list(paths), pool)
         summary.n_sources = len(sources)
         with LakeLock(settings.lake_dir):
             state = read_table(_table_dir(settings, "sources"), SOURCES)
