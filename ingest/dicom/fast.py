@@ -435,18 +435,38 @@ class _Reader:
             info = fast.get(key)
             if info is not None:
                 tag, tag_text, tag8, keyword, kw_text, vr, long, convert, memo = info
-                if tag <= last:
-                    raise Unsupported("elements out of order or repeated")
-                last = tag
-                if long:
-                    if pos + 12 > size:
-                        self.need(pos + 12)
-                    length = _U32(buf, pos + 8)[0]
-                    if length == _UNDEFINED:
-                        raise Unsupported(f"undefined length {vr}")
-                    start = pos + 12
-                else:
-                    start = pos + 8
+            else:
+                group = tag_le & 0xFFFF
+                element = tag_le >> 16
+                tag = group << 16 | element
+                if mode == 0 and group != 2:
+                    return pos
+                if tag == _ITEM_END:
+                    if mode == 2 and end < 0:
+                        return pos + 8
+                    raise Unsupported("item delimiter outside an undefined-length item")
+                vr_info = _VR_NAMES.get(vr_code)
+                if vr_info is None:
+                    vr_bytes = vr_code.to_bytes(2, "little")
+                    raise Unsupported(f"VR {vr_bytes!r} of {tag:08X} (implicit VR switch?)")
+                vr, long = vr_info
+                if mode == 1 and tag in _PIXEL_TAGS:
+                    self.pixel_data(pos, vr, length)
+                    return pos
+            if tag <= last:
+                raise Unsupported("elements out of order or repeated")
+            last = tag
+            if long:
+                if pos + 12 > size:
+                    self.need(pos + 12)
+                length = _U32(buf, pos + 8)[0]
+                start = pos + 12
+            else:
+                start = pos + 8
+
+            if info is not None:  # the short path
+                if length == _UNDEFINED:
+                    raise Unsupported(f"undefined length {vr}")
                 pos = start + length
                 if pos > size:
                     self.need(pos)
@@ -456,14 +476,14 @@ class _Reader:
                     values, number = [], None
                 elif memo is not None and length <= MEMO_MAX_BYTES:
                     raw = buf[start:pos]
-                    found = memo.get(raw)
-                    if found is None:
-                        found = convert(raw, charset, tag)
+                    cached = memo.get(raw)
+                    if cached is None:
+                        cached = convert(raw, charset, tag)
                         if len(memo) < MEMO_SIZE:
-                            memo[raw] = found
+                            memo[raw] = cached
                         else:
                             fast[key] = (*info[:-1], None)
-                    values, number = found
+                    values, number = cached
                 else:
                     values, number = convert(buf[start:pos], charset, tag)
                 add_path(prefix + tag_text)
@@ -479,33 +499,6 @@ class _Reader:
                 add_length(None)
                 continue
 
-            group = tag_le & 0xFFFF
-            element = tag_le >> 16
-            tag = group << 16 | element
-            if mode == 0 and group != 2:
-                return pos
-            if tag == _ITEM_END:
-                if mode == 2 and end < 0:
-                    return pos + 8
-                raise Unsupported("item delimiter outside an undefined-length item")
-            vr_info = _VR_NAMES.get(vr_code)
-            if vr_info is None:
-                vr_bytes = vr_code.to_bytes(2, "little")
-                raise Unsupported(f"VR {vr_bytes!r} of {tag:08X} (implicit VR switch?)")
-            vr, long = vr_info
-            if mode == 1 and tag in _PIXEL_TAGS:
-                self.pixel_data(pos, vr, length)
-                return pos
-            if tag <= last:
-                raise Unsupported("elements out of order or repeated")
-            last = tag
-            if long:
-                if pos + 12 > size:
-                    self.need(pos + 12)
-                length = _U32(buf, pos + 8)[0]
-                start = pos + 12
-            else:
-                start = pos + 8
             tag_text, tag8, keyword = _TAG_INFO.get(tag) or _tag_info(tag)
             path = prefix + tag_text
             kw_path = kw_prefix + (keyword or tag_text)
