@@ -21,12 +21,15 @@ import multiprocessing
 import os
 import resource
 import shutil
+import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "out"
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # measure this checkout's `ingest`, not an installed one
+OUT = ROOT / "bench" / "out"
 
 
 def _files(root: Path) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingest.dicom.flatten import ElementRows, instance_attributes
 from ingest.dicom.header import Header, ReadError
@@ -33,15 +34,31 @@ class BatchResult:
     peak_rss_mib: float
 
 
+def _repeated(values: list[str | None], run_ends: pa.Array) -> pa.Array:
+    """``values[i]`` repeated up to ``run_ends[i]`` (cumulative row counts), as a plain string array."""
+    encoded = pa.RunEndEncodedArray.from_arrays(run_ends, pa.array(values, pa.string()))
+    return pc.run_end_decode(encoded)
+
+
 def _elements_table(chunks: list[tuple[str, str | None, ElementRows]]) -> pa.Table:
-    columns: dict[str, list[Any]] = {name: [] for name in ELEMENTS.names}
-    for fid, sop_uid, rows in chunks:
-        count = len(rows)
-        columns["file_id"].extend([fid] * count)
-        columns["sop_instance_uid"].extend([sop_uid] * count)
-        for name in ElementRows.COLUMNS:
-            columns[name].extend(getattr(rows, name))
-    return pa.table({f.name: pa.array(columns[f.name], f.type) for f in ELEMENTS}, schema=ELEMENTS)
+    """One table of every chunk's rows; ``value_text`` is joined by Arrow (null when no values)."""
+    columns: dict[str, list[Any]] = {name: [] for name in ElementRows.STORED}
+    run_ends: list[int] = []
+    for _, _, rows in chunks:
+        for name in ElementRows.STORED:
+            columns[name] += getattr(rows, name)
+        run_ends.append(len(columns["tag"]))
+    arrays = {name: pa.array(values, ELEMENTS.field(name).type) for name, values in columns.items()}
+    # a run cannot be empty: skip instances without rows (their run end repeats the previous one)
+    keep = [i for i, end in enumerate(run_ends) if end != (run_ends[i - 1] if i else 0)]
+    ends = pa.array([run_ends[i] for i in keep], pa.int32())
+    arrays["file_id"] = _repeated([chunks[i][0] for i in keep], ends)
+    arrays["sop_instance_uid"] = _repeated([chunks[i][1] for i in keep], ends)
+    values = arrays["values"]
+    arrays["value_text"] = pc.if_else(
+        pc.equal(pc.list_value_length(values), 0), pa.scalar(None, pa.string()), pc.binary_join(values, "\\")
+    )
+    return pa.table([arrays[name] for name in ELEMENTS.names], schema=ELEMENTS)
 
 
 def _table(records: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import struct
+import sys
 import warnings
 from collections.abc import Callable
 
@@ -22,10 +23,11 @@ from pydicom.tag import _LUT_DESCRIPTOR_TAGS
 from pydicom.valuerep import TEXT_VR_DELIMS
 from pydicom.values import convert_PN
 
-from ingest.dicom.flatten import MAX_STORED_BYTES, ElementRows, first_number, tag_string
+from ingest.dicom.flatten import MAX_STORED_BYTES, ElementRows, tag_string
 from ingest.dicom.header import Header, NeedMore, ReadError, Unsupported
 
-_HEAD = struct.Struct("<HH2sH").unpack_from
+_HEAD = struct.Struct("<LHH").unpack_from
+"""(tag bytes as uint32: element << 16 | group, VR bytes as uint16, 16-bit length)."""
 _ITEM = struct.Struct("<HHL").unpack_from
 _U32 = struct.Struct("<L").unpack_from
 
@@ -41,11 +43,12 @@ _KNOWN_VRS = _LONG_VRS | {
     "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "PN",
     "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US",
 }
-_VR_NAMES: dict[bytes, tuple[str, bool]] = {vr.encode("ascii"): (vr, vr in _LONG_VRS) for vr in _KNOWN_VRS}
-"""VR bytes → (VR, has a 4-byte length)."""
+_VR_NAMES: dict[int, tuple[str, bool]] = {
+    int.from_bytes(vr.encode("ascii"), "little"): (vr, vr in _LONG_VRS) for vr in _KNOWN_VRS
+}
+"""VR bytes (as a little-endian uint16) → (VR, has a 4-byte length)."""
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "UV": "Q", "SV": "q"}
-_NUMBER_SIZES = {vr: struct.calcsize("<" + fmt) for vr, fmt in _NUMBER_FORMATS.items()}
 _DEFAULT_STRING_VRS = frozenset({"AS", "CS", "DA", "DT", "TM"})
 _MULTI_TEXT_VRS = frozenset({"SH", "LO", "UC"})
 _SINGLE_TEXT_VRS = frozenset({"ST", "LT", "UT"})
@@ -78,7 +81,7 @@ def _tag_info(tag: int) -> tuple[str, str, str]:
 class _Charset:
     """A dataset's Specific Character Set: pydicom's Python encodings plus a fast codec."""
 
-    __slots__ = ("encodings", "codec", "simple_pn", "key")
+    __slots__ = ("encodings", "codec", "simple_pn", "key", "fast")
 
     def __init__(self, encodings: list[str]) -> None:
         self.encodings = encodings
@@ -88,6 +91,8 @@ class _Charset:
             self.codec = None
         self.simple_pn = len(encodings) == 1 and self.codec in _SIMPLE_PN_CODECS
         self.key = (self.codec, *encodings[1:]) if self.codec else tuple(encodings)
+        self.fast: dict[int, _FastInfo] = {}
+        """Short-path entries of the elements met so far with this charset (see :data:`_FastInfo`)."""
 
     def decode(self, raw: bytes) -> str:
         """Text as ``pydicom.charset.decode_bytes`` gives it (undecodable bytes replaced)."""
@@ -121,15 +126,15 @@ _DEFAULT_CHARSET = _charset(("",))
 
 # ------------------------------------------------------------------ value texts
 
+Values = tuple[list[str], float | None]
+"""Text values of one element and its first value as a double (None for non-numeric VRs)."""
+
+
 def _redispatch(vr: str) -> str:
     """A dictionary VR to read a UN value as; raises for SQ and ambiguous VRs."""
     if vr not in _KNOWN_VRS or vr == "SQ":
         raise Unsupported(f"UN element re-read by pydicom as {vr}")
     return vr
-
-
-def _single(text: str) -> list[str]:
-    return [text] if text else []
 
 
 def _split(text: str) -> list[str]:
@@ -138,118 +143,163 @@ def _split(text: str) -> list[str]:
     return parts if len(parts) > 1 or parts[0] else []
 
 
-def _strings(raw: bytes) -> list[str]:
+def _strings(raw: bytes, charset: _Charset, tag: int) -> Values:
     """AS, CS, DA, DT, TM (``convert_string``), default encoding."""
-    return _split(raw.decode("latin-1").rstrip(" \x00"))
+    return _split(raw.decode("latin-1").rstrip(" \x00")), None
 
 
-def _ae(raw: bytes) -> list[str]:
+def _ae(raw: bytes, charset: _Charset, tag: int) -> Values:
     parts = [part.strip() for part in raw.decode("latin-1").split("\\")]
-    return parts if len(parts) > 1 or parts[0] else []
+    return (parts if len(parts) > 1 or parts[0] else []), None
 
 
-def _ui(raw: bytes) -> list[str]:
-    return _split(raw.decode("latin-1").rstrip("\0 "))
+def _ui(raw: bytes, charset: _Charset, tag: int) -> Values:
+    return _split(raw.decode("latin-1").rstrip("\0 ")), None
 
 
-def _ur(raw: bytes) -> list[str]:
-    return _single(raw.decode("latin-1").rstrip())
+def _ur(raw: bytes, charset: _Charset, tag: int) -> Values:
+    text = raw.decode("latin-1").rstrip()
+    return ([text] if text else []), None
 
 
-def _ds(raw: bytes) -> list[str]:
+def _ds(raw: bytes, charset: _Charset, tag: int) -> Values:
     """DS as ``str(DSfloat)`` keeps it: each value stripped; blank values kept as is."""
-    parts = raw.decode("latin-1").strip().rstrip(" \x00").split("\\")
-    texts = []
-    for part in parts:
+    text = raw.decode("latin-1").strip().rstrip(" \x00")
+    if "\\" not in text:  # one value
+        stripped = text.strip()
+        if not stripped:  # blank: kept as is
+            return ([text] if text else []), None
+        try:
+            return [stripped], float(stripped)
+        except ValueError:
+            raise Unsupported("DS value is not a number") from None
+    texts: list[str] = []
+    number = None
+    for part in text.split("\\"):
         stripped = part.strip()
         if stripped:
             try:
-                float(part)
+                value = float(part)
             except ValueError:
                 raise Unsupported("DS value is not a number") from None
+            if not texts:
+                number = value
             texts.append(stripped)
         else:
             texts.append(part)
-    return texts if len(texts) > 1 or texts[0] else []
+    return texts, number
 
 
-def _is(raw: bytes) -> list[str]:
+def _is(raw: bytes, charset: _Charset, tag: int) -> Values:
     """IS as ``str(IS)`` keeps it; non-integer values (ISfloat) are not handled."""
     parts = raw.decode("latin-1").rstrip(" \x00").split("\\")
-    texts = []
+    texts: list[str] = []
+    number = None
     for part in parts:
         stripped = part.strip()
         if stripped:
             try:
-                number = int(part)
+                value = int(part)
             except ValueError:
                 raise Unsupported("IS value is not an integer") from None
-            if not -(2**53) < number < 2**53:
+            if not -(2**53) < value < 2**53:
                 raise Unsupported("IS value beyond float precision")
+            if not texts:
+                number = float(value)
             texts.append(stripped)
         else:
             texts.append(part)
-    return texts if len(texts) > 1 or texts[0] else []
+    return (texts, number) if len(texts) > 1 or texts[0] else ([], None)
 
 
-def _text(raw: bytes, charset: _Charset) -> list[str]:
+def _text(raw: bytes, charset: _Charset, tag: int) -> Values:
     """SH, LO, UC: each value right-stripped of NUL and space."""
     parts = [part.rstrip("\0 ") for part in charset.decode(raw).split("\\")]
-    return parts if len(parts) > 1 or parts[0] else []
+    return (parts if len(parts) > 1 or parts[0] else []), None
 
 
-def _pn(raw: bytes, charset: _Charset) -> list[str]:
+def _single_text(raw: bytes, charset: _Charset, tag: int) -> Values:
+    """ST, LT, UT: one value, right-stripped of NUL and space."""
+    text = charset.decode(raw).rstrip("\0 ")
+    return ([text] if text else []), None
+
+
+def _pn(raw: bytes, charset: _Charset, tag: int) -> Values:
     text = charset.decode(raw.rstrip(b"\x00 "))
     if "=" in text or not (charset.simple_pn or text.isascii()) or 0x1B in raw:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             value = convert_PN(raw, charset.encodings)
         if isinstance(value, MultiValue):
-            return [str(name) for name in value]
-        return _single(str(value))
-    return _split(text)
+            return [str(name) for name in value], None
+        text = str(value)
+        return ([text] if text else []), None
+    return _split(text), None
 
 
-def _at(buf: bytes, start: int, length: int) -> list[str]:
-    if length % 4:
+def _at(raw: bytes, charset: _Charset, tag: int) -> Values:
+    if len(raw) % 4:
         raise Unsupported("AT length not a multiple of 4")
-    words = struct.unpack_from(f"<{length // 2}H", buf, start)
-    return [tag_string(words[i], words[i + 1]) for i in range(0, len(words), 2)]
+    words = struct.unpack_from(f"<{len(raw) // 2}H", raw)
+    return [tag_string(words[i], words[i + 1]) for i in range(0, len(words), 2)], None
 
 
-def _numbers(vr: str, tag: int, buf: bytes, start: int, length: int) -> list[str]:
-    size = _NUMBER_SIZES[vr]
-    if length % size:
-        raise Unsupported(f"{vr} length {length} not a multiple of {size}")
-    numbers = list(struct.unpack_from(f"<{length // size}{_NUMBER_FORMATS[vr]}", buf, start))
-    if len(numbers) > 1 and tag in _LUT_DESCRIPTOR_TAGS and numbers[0] < 0:
-        numbers[0] += 65536
-    return [str(number) for number in numbers]
+def _number_converter(vr: str) -> Callable[[bytes, _Charset, int], Values]:
+    size = struct.calcsize("<" + _NUMBER_FORMATS[vr])
+    code = _NUMBER_FORMATS[vr]
+    one = struct.Struct("<" + code).unpack
 
-
-def _number_converter(vr: str) -> Callable[[bytes, _Charset, int], list[str]]:
-    def convert(raw: bytes, charset: _Charset, tag: int) -> list[str]:
-        return _numbers(vr, tag, raw, 0, len(raw))
+    def convert(raw: bytes, charset: _Charset, tag: int) -> Values:
+        length = len(raw)
+        if length == size:
+            number = one(raw)[0]
+            return [str(number)], float(number)
+        if length % size:
+            raise Unsupported(f"{vr} length {length} not a multiple of {size}")
+        numbers = list(struct.unpack(f"<{length // size}{code}", raw))
+        if tag in _LUT_DESCRIPTOR_TAGS and numbers[0] < 0:
+            numbers[0] += 65536
+        return [str(number) for number in numbers], float(numbers[0])
 
     return convert
 
 
-_CONVERTERS: dict[str, Callable[[bytes, _Charset, int], list[str]]] = {
+_CONVERTERS: dict[str, Callable[[bytes, _Charset, int], Values]] = {
     **{vr: _number_converter(vr) for vr in _NUMBER_FORMATS},
-    **{vr: lambda raw, charset, tag: _strings(raw) for vr in _DEFAULT_STRING_VRS},
-    **{vr: lambda raw, charset, tag: _text(raw, charset) for vr in _MULTI_TEXT_VRS},
-    **{vr: lambda raw, charset, tag: _single(charset.decode(raw).rstrip("\0 "))
-       for vr in _SINGLE_TEXT_VRS},
-    "UI": lambda raw, charset, tag: _ui(raw),
-    "DS": lambda raw, charset, tag: _ds(raw),
-    "IS": lambda raw, charset, tag: _is(raw),
-    "PN": lambda raw, charset, tag: _pn(raw, charset),
-    "AE": lambda raw, charset, tag: _ae(raw),
-    "UR": lambda raw, charset, tag: _ur(raw),
-    "AT": lambda raw, charset, tag: _at(raw, 0, len(raw)),
+    **{vr: _strings for vr in _DEFAULT_STRING_VRS},
+    **{vr: _text for vr in _MULTI_TEXT_VRS},
+    **{vr: _single_text for vr in _SINGLE_TEXT_VRS},
+    "UI": _ui,
+    "DS": _ds,
+    "IS": _is,
+    "PN": _pn,
+    "AE": _ae,
+    "UR": _ur,
+    "AT": _at,
 }
-"""VR → text values of a non-empty value (raw bytes, the dataset's charset, the tag)."""
-_NUMERIC_VRS = frozenset({"DS", "IS", *_NUMBER_FORMATS})
+"""VR → values of a non-empty value (raw bytes, the dataset's charset, the tag)."""
+
+_FastInfo = tuple[
+    int, str, str, str, str, str, bool, Callable[[bytes, _Charset, int], Values], "dict[bytes, Values] | None"
+]
+"""What the short path needs for one public element with a value converter, keyed by
+``VR bytes as uint16 << 32 | tag bytes as uint32`` in :attr:`_Charset.fast`:
+(tag, ``(GGGG,EEEE)``, ``GGGGEEEE``, keyword, keyword or tag text, VR, 4-byte length,
+converter, memo). The memo maps raw values (≤ :data:`MEMO_MAX_BYTES`) to their
+converted values; it is dropped (None) once it holds :data:`MEMO_SIZE` distinct values,
+so unique values (UIDs, times) cost one failed lookup per element only until then.
+Converted values are shared between rows and must not be mutated."""
+
+MEMO_SIZE = 1024
+"""Distinct values memoized per element tag, VR and charset before the memo is dropped."""
+MEMO_MAX_BYTES = 64
+"""Longer values are converted every time."""
+
+
+def _fast_info(
+    tag: int, tag_text: str, tag8: str, keyword: str, vr: str, long: bool
+) -> _FastInfo:
+    return (tag, tag_text, tag8, keyword, keyword or tag_text, vr, long, _CONVERTERS[vr], {})
 
 
 # ---------------------------------------------------------------------- reader
@@ -257,14 +307,14 @@ _NUMERIC_VRS = frozenset({"DS", "IS", *_NUMBER_FORMATS})
 class _Reader:
     """One parse: the buffer, the rows so far and the pixel data found (if any)."""
 
-    __slots__ = ("buf", "size", "file_size", "rows", "add", "pixel_length", "has_pixels")
+    __slots__ = ("buf", "size", "file_size", "rows", "appends", "pixel_length", "has_pixels")
 
     def __init__(self, buf: bytes, file_size: int) -> None:
         self.buf = buf
         self.size = min(len(buf), file_size)
         self.file_size = file_size
         self.rows = ElementRows()
-        self.add: Callable[..., None] = self.rows.add
+        self.appends = tuple(getattr(self.rows, name).append for name in ElementRows.STORED)
         self.has_pixels = False
         self.pixel_length: int | None = None
 
@@ -357,40 +407,52 @@ class _Reader:
 
         ``mode``: 0 file meta (stops at the first non-0002 group), 1 top-level
         dataset (stops at pixel data or end of file), 2 sequence item (ends at
-        ``end``, or at the item delimiter when ``end`` is -1).
+        ``end``, or at the item delimiter when ``end`` is -1). Public elements
+        with a value converter take the short path (cached per tag and VR);
+        everything else (meta, private, sequences, binary, UN, the character
+        set, pixel data) the general one.
         """
         buf = self.buf
         size = self.size
-        add = self.add
         rows = self.rows
+        (add_path, add_kw_path, add_tag, add_keyword, add_vr, add_vm, add_depth,
+         add_creator, add_values, add_number, add_length) = self.appends
+        fast = charset.fast if mode else {}
+        first_row = len(rows)
         last = -1
         creators: dict[int, object] = {}
-        charset_sensitive = False
+        # the offset where the dataset ends (0-based bytes; sys.maxsize: at a delimiter)
+        limit = self.file_size if mode == 1 else end if end >= 0 else sys.maxsize
         while True:
-            if mode == 1:
-                if pos >= self.file_size:
-                    return pos
-            elif mode == 2 and end >= 0 and pos >= end:
+            if pos >= limit:
                 return pos
             if pos + 8 > size:
                 if mode == 0 and pos == size == self.file_size:
                     return pos
                 self.need(pos + 8)
-            group, element, vr_bytes, length = _HEAD(buf, pos)
-            tag = group << 16 | element
-            if mode == 0 and group != 2:
-                return pos
-            if tag == _ITEM_END:
-                if mode == 2 and end < 0:
-                    return pos + 8
-                raise Unsupported("item delimiter outside an undefined-length item")
-            vr_info = _VR_NAMES.get(vr_bytes)
-            if vr_info is None:
-                raise Unsupported(f"VR {vr_bytes!r} of {tag:08X} (implicit VR switch?)")
-            vr, long = vr_info
-            if mode == 1 and tag in _PIXEL_TAGS:
-                self.pixel_data(pos, vr, length)
-                return pos
+            tag_le, vr_code, length = _HEAD(buf, pos)
+            key = vr_code << 32 | tag_le
+            info = fast.get(key)
+            if info is not None:
+                tag, tag_text, tag8, keyword, kw_text, vr, long, convert, memo = info
+            else:
+                group = tag_le & 0xFFFF
+                element = tag_le >> 16
+                tag = group << 16 | element
+                if mode == 0 and group != 2:
+                    return pos
+                if tag == _ITEM_END:
+                    if mode == 2 and end < 0:
+                        return pos + 8
+                    raise Unsupported("item delimiter outside an undefined-length item")
+                vr_info = _VR_NAMES.get(vr_code)
+                if vr_info is None:
+                    vr_bytes = vr_code.to_bytes(2, "little")
+                    raise Unsupported(f"VR {vr_bytes!r} of {tag:08X} (implicit VR switch?)")
+                vr, long = vr_info
+                if mode == 1 and tag in _PIXEL_TAGS:
+                    self.pixel_data(pos, vr, length)
+                    return pos
             if tag <= last:
                 raise Unsupported("elements out of order or repeated")
             last = tag
@@ -401,10 +463,49 @@ class _Reader:
                 start = pos + 12
             else:
                 start = pos + 8
+
+            if info is not None:  # the short path
+                if length == _UNDEFINED:
+                    raise Unsupported(f"undefined length {vr}")
+                pos = start + length
+                if pos > size:
+                    self.need(pos)
+                if pos > limit:
+                    raise Unsupported("element overruns its item")
+                if not length:
+                    values, number = [], None
+                elif memo is not None and length <= MEMO_MAX_BYTES:
+                    raw = buf[start:pos]
+                    cached = memo.get(raw)
+                    if cached is None:
+                        cached = convert(raw, charset, tag)
+                        if len(memo) < MEMO_SIZE:
+                            memo[raw] = cached
+                        else:
+                            fast[key] = (*info[:-1], None)
+                    values, number = cached
+                else:
+                    values, number = convert(buf[start:pos], charset, tag)
+                add_path(prefix + tag_text)
+                add_kw_path(kw_prefix + kw_text)
+                add_tag(tag8)
+                add_keyword(keyword)
+                add_vr(vr)
+                add_vm(len(values))
+                add_depth(depth)
+                add_creator(None)
+                add_values(values)
+                add_number(number)
+                add_length(None)
+                continue
+
             tag_text, tag8, keyword = _TAG_INFO.get(tag) or _tag_info(tag)
             path = prefix + tag_text
             kw_path = kw_prefix + (keyword or tag_text)
             private = group & 1
+            if not private and vr in _CONVERTERS and group != 0xFFFE and tag != _CHARSET_TAG \
+                    and tag not in _PIXEL_TAGS:
+                fast[key] = _fast_info(tag, tag_text, tag8, keyword, vr, long)
             creator = None
             if private and element > 0xFF:
                 found = creators.get(group << 16 | element >> 8)
@@ -416,8 +517,7 @@ class _Reader:
 
             if vr == "UN" and length != _UNDEFINED:
                 vr = self.un_vr(tag, element, private, creator, length)
-            if vr in _CHARSET_VRS:
-                charset_sensitive = True
+            add = rows.add
 
             if length == _UNDEFINED:
                 if vr == "SQ" or vr == "UN":
@@ -438,7 +538,7 @@ class _Reader:
             value_end = start + length
             if value_end > size:
                 self.need(value_end)
-            if mode == 2 and end >= 0 and value_end > end:
+            if value_end > limit:
                 raise Unsupported("element overruns its item")
             pos = value_end
 
@@ -455,7 +555,8 @@ class _Reader:
                 if private and element <= 0xFF:
                     creators[tag] = "" if vr in _CREATOR_VRS else _COMPLEX
                 elif tag == _CHARSET_TAG:
-                    charset = self.new_charset(vr, [], charset, charset_sensitive)
+                    charset = self.new_charset(vr, [], charset, rows.vr[first_row:])
+                    fast = charset.fast
                 continue
             if vr in _BINARY_VRS:
                 add(path, kw_path, tag8, keyword, vr, 1, depth, creator,
@@ -467,14 +568,14 @@ class _Reader:
             convert = _CONVERTERS.get(vr)
             if convert is None:
                 raise Unsupported(f"VR {vr}")
-            values = convert(buf[start:value_end], charset, tag)
-            number = first_number(vr, values) if vr in _NUMERIC_VRS else None
+            values, number = convert(buf[start:value_end], charset, tag)
             add(path, kw_path, tag8, keyword, vr, len(values), depth, creator, values, number, None)
             if private and element <= 0xFF:
                 simple = vr in _CREATOR_VRS and len(values) <= 1
                 creators[tag] = (values[0] if values else "") if simple else _COMPLEX
             elif tag == _CHARSET_TAG:
-                charset = self.new_charset(vr, values, charset, charset_sensitive)
+                charset = self.new_charset(vr, values, charset, rows.vr[first_row:])
+                fast = charset.fast
 
     def un_vr(self, tag: int, element: int, private: int, creator: object, length: int) -> str:
         """The VR pydicom gives an explicit defined-length UN element (it looks known tags up)."""
@@ -495,16 +596,17 @@ class _Reader:
         return "UN"
 
     @staticmethod
-    def new_charset(vr: str, values: list[str], current: _Charset, sensitive: bool) -> _Charset:
+    def new_charset(vr: str, values: list[str], current: _Charset, before: list[str]) -> _Charset:
         """The charset (0008,0005) sets for the rest of its dataset and nested items.
 
-        ``sensitive``: text or a sequence came before it, decoded (by pydicom)
-        with either charset; only fine when both decode alike.
+        ``before``: VRs of the rows read before it in its dataset (nested rows
+        included). Text or a sequence among them was decoded (by pydicom) with
+        either charset; that is only fine when both decode alike.
         """
         if vr != "CS":
             raise Unsupported("Specific Character Set with a VR other than CS")
         charset = _charset(tuple(values) if values else ("",))
-        if sensitive and charset.key != current.key:
+        if charset.key != current.key and any(v in _CHARSET_VRS for v in before):
             raise Unsupported("text or sequence before a Specific Character Set that changes it")
         return charset
 

@@ -20,8 +20,9 @@ Conventions (the contract of ``raw.dicom_elements`` in DESIGN.md):
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 from pydicom.dataelem import DataElement
@@ -36,30 +37,41 @@ MAX_STORED_BYTES = 64
 NUMERIC_VRS = frozenset({"DS", "IS", "US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"})
 
 
-@dataclass
 class ElementRows:
-    """Element rows of one instance, column by column (0-based ``depth``)."""
+    """Element rows of one instance, column by column (0-based ``depth``).
 
-    tag_path: list[str] = field(default_factory=list)
-    keyword_path: list[str] = field(default_factory=list)
-    tag: list[str] = field(default_factory=list)
-    keyword: list[str] = field(default_factory=list)
-    vr: list[str] = field(default_factory=list)
-    vm: list[int] = field(default_factory=list)
-    depth: list[int] = field(default_factory=list)
-    private_creator: list[str | None] = field(default_factory=list)
-    value_text: list[str | None] = field(default_factory=list)
-    values: list[list[str]] = field(default_factory=list)
-    value_number: list[float | None] = field(default_factory=list)
-    value_length: list[int | None] = field(default_factory=list)
+    ``value_text`` is not stored: it is derived from ``values`` (``\\``-joined,
+    None when there are none), here for tests and by Arrow for the lake.
+    """
 
     COLUMNS = (
         "tag_path", "keyword_path", "tag", "keyword", "vr", "vm", "depth",
         "private_creator", "value_text", "values", "value_number", "value_length",
     )
+    STORED = tuple(name for name in COLUMNS if name != "value_text")
+    """The columns held as lists, in the order :meth:`add` takes them."""
+
+    __slots__ = STORED
+
+    def __init__(self) -> None:
+        self.tag_path: list[str] = []
+        self.keyword_path: list[str] = []
+        self.tag: list[str] = []
+        self.keyword: list[str] = []
+        self.vr: list[str] = []
+        self.vm: list[int] = []
+        self.depth: list[int] = []
+        self.private_creator: list[str | None] = []
+        self.values: list[list[str]] = []
+        self.value_number: list[float | None] = []
+        self.value_length: list[int | None] = []
 
     def __len__(self) -> int:
         return len(self.tag_path)
+
+    @property
+    def value_text(self) -> list[str | None]:
+        return ["\\".join(values) if values else None for values in self.values]
 
     def add(
         self,
@@ -84,7 +96,6 @@ class ElementRows:
         self.depth.append(depth)
         self.private_creator.append(private_creator)
         self.values.append(values)
-        self.value_text.append("\\".join(values) if values else None)
         self.value_number.append(value_number)
         self.value_length.append(value_length)
 
@@ -274,11 +285,12 @@ def instance_attributes(rows: ElementRows) -> dict[str, Any]:
     Missing or invalid values are None (the element row keeps the text).
     Also returns ``n_elements`` and ``max_depth`` (0 when there are no sequences).
     """
-    top: dict[str, list[str]] = {}
-    for keyword, depth, values in zip(rows.keyword, rows.depth, rows.values, strict=True):
-        if depth == 0 and keyword:
-            top[keyword] = values
-    record = {column: _typed(kind, top.get(keyword, [])) for column, keyword, kind in INSTANCE_ATTRIBUTES}
+    at_top = list(map(operator.not_, rows.depth))  # depth 0
+    top = dict(zip(compress(rows.keyword, at_top), compress(rows.values, at_top), strict=True))
+    record: dict[str, Any] = {}
+    for column, keyword, kind in INSTANCE_ATTRIBUTES:
+        values = top.get(keyword)
+        record[column] = _typed(kind, values) if values else None  # None for no values, any kind
     record["n_elements"] = len(rows)
     record["max_depth"] = max(rows.depth, default=0)
     return record

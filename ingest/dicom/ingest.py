@@ -9,11 +9,13 @@ batch in place and nothing else; the next run reads only what is missing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import multiprocessing
+import multiprocessing.pool
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +29,8 @@ from ingest.dicom.schema import SOURCES
 from ingest.lake import LakeLock, Transaction, new_part_id, read_table
 from ingest.settings import Settings
 
-MAX_BATCH = 1000
-"""Sources per batch (a batch is one set of part files and one commit)."""
+MAX_BATCH = 250
+"""Sources per batch (a batch is one set of part files and one commit); bounds worker memory."""
 
 
 @dataclass
@@ -103,18 +105,47 @@ def _run_batch(args: tuple[Path, str, list[Source], dt.datetime]) -> BatchResult
     return process_batch(*args)
 
 
-def _close_inherited(fd: int) -> None:
-    # Forked workers must not keep the lake lock alive if the parent dies.
-    try:
-        os.close(fd)
-    except OSError:
-        pass
+@contextlib.contextmanager
+def _worker_pool(workers: int) -> Iterator[multiprocessing.pool.Pool | None]:
+    """``workers`` forked processes (None for one), forked now: before walking and
+    reading the state, so their memory does not grow with the corpus (nor hold the lake lock)."""
+    if workers <= 1:
+        yield None
+        return
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        yield pool
 
 
 def _commit_batch(settings: Settings, tx: Transaction) -> None:
     for table in TABLES:
         tx.add_file(tx.stage_path(f"{table}.parquet"), _table_dir(settings, table) / f"{tx.txid}.parquet")
     tx.commit()
+
+
+def _read_batches(
+    settings: Settings,
+    batches: list[list[Source]],
+    pool: multiprocessing.pool.Pool | None,
+    summary: IngestSummary,
+    on_progress: Callable[[int, int], None] | None,
+) -> None:
+    """Read every batch (in ``pool`` when there is more than one) and commit each as it completes."""
+    ingested_at = dt.datetime.now(dt.UTC)
+    total = sum(len(batch) for batch in batches)
+    by_part: dict[str, Transaction] = {}
+    jobs = []
+    for batch in batches:
+        tx = Transaction(settings.lake_dir)
+        by_part[tx.txid] = tx
+        jobs.append((tx.staging, tx.txid, batch, ingested_at))
+    results = pool.imap_unordered(_run_batch, jobs) if pool and len(jobs) > 1 else map(_run_batch, jobs)
+    done = 0
+    for result in results:
+        _commit_batch(settings, by_part[result.part])
+        summary.batches.append(result)
+        done += result.n_sources
+        if on_progress:
+            on_progress(done, total)
 
 
 def ingest_dicom(
@@ -139,50 +170,26 @@ def ingest_dicom(
     """
     started = time.perf_counter()
     workers = workers or os.cpu_count() or 1
-    sources, roots = walk_sources(list(paths))
-    summary = IngestSummary(n_sources=len(sources))
-    with LakeLock(settings.lake_dir) as lock:
-        state = read_table(_table_dir(settings, "sources"), SOURCES)
-        known = {
-            path: (size, mtime)
-            for path, size, mtime in zip(
-                state["source_path"].to_pylist(), state["file_size"].to_pylist(),
-                state["file_mtime_ns"].to_pylist(), strict=True,
-            )
-        }
-        present = {s.path for s in sources}
-        to_read = [s for s in sources if full or known.get(s.path) != (s.size, s.mtime_ns)]
-        doomed = {p for p in known if _under(p, roots) and p not in present}
-        doomed |= {s.path for s in to_read if s.path in known}
-        summary.n_removed = len(doomed - present)
-        summary.n_unchanged = len(sources) - len(to_read)
-        _remove_sources(settings, state, doomed)
-
-        ingested_at = dt.datetime.now(dt.UTC)
-        batches = _batches(to_read, workers)
-        jobs = []
-        for batch in batches:
-            tx = Transaction(settings.lake_dir)
-            jobs.append((tx, (tx.staging, tx.txid, batch, ingested_at)))
-        done = 0
-
-        def finish(tx: Transaction, result: BatchResult) -> None:
-            nonlocal done
-            _commit_batch(settings, tx)
-            summary.batches.append(result)
-            done += result.n_sources
-            if on_progress:
-                on_progress(done, len(to_read))
-
-        if workers > 1 and len(batches) > 1:
-            context = multiprocessing.get_context("fork")
-            with context.Pool(workers, initializer=_close_inherited, initargs=(lock.fd,)) as pool:
-                by_part = {tx.txid: tx for tx, _ in jobs}
-                for result in pool.imap_unordered(_run_batch, [args for _, args in jobs]):
-                    finish(by_part[result.part], result)
-        else:
-            for tx, args in jobs:
-                finish(tx, _run_batch(args))
+    summary = IngestSummary()
+    with _worker_pool(workers) as pool:
+        sources, roots = walk_sources(list(paths), pool)
+        summary.n_sources = len(sources)
+        with LakeLock(settings.lake_dir):
+            state = read_table(_table_dir(settings, "sources"), SOURCES)
+            # path -> (file_size, file_mtime_ns) of the version read
+            known = dict(zip(
+                state["source_path"].to_pylist(),
+                zip(state["file_size"].to_pylist(), state["file_mtime_ns"].to_pylist()),
+                strict=True,
+            ))
+            present = {s.path for s in sources}
+            to_read = sources if full else [s for s in sources if known.get(s.path) != s[1:3]]
+            doomed = {p for p in known.keys() - present if _under(p, roots)}
+            doomed.update(s.path for s in to_read if s.path in known)
+            summary.n_removed = len(doomed - present)
+            summary.n_unchanged = len(sources) - len(to_read)
+            _remove_sources(settings, state, doomed)
+            _read_batches(settings, _batches(to_read, workers), pool, summary, on_progress)
 
     for result in summary.batches:
         summary.n_read += result.n_sources
