@@ -502,7 +502,8 @@ def generate_lake(warehouse: Path, studies: int) -> dict[str, int]:
     if lake.exists():
         shutil.rmtree(lake)
     universe = math.ceil(studies * 20 / 19)
-    con = duckdb.connect(config={"enable_progress_bar": False})
+    con = duckdb.connect()
+    con.execute("set enable_progress_bar = false")
     slots = prepare_generator(con)
     counts = dict.fromkeys(["instances", "elements", "imaging_study", "data_file", "case"], 0)
     for part, lo in enumerate(range(0, universe, STUDIES_PER_PART)):
