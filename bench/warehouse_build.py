@@ -490,7 +490,7 @@ def _annotation_type() -> str:
 
 def write_part(con: duckdb.DuckDBPyConnection, sql: str, schema: pa.Schema, path: Path) -> int:
     """Run ``sql``, cast the result to the lake ``schema`` exactly, write it atomically."""
-    table = con.execute(sql).fetch_arrow_table()
+    table = con.execute(sql).to_arrow_table()
     table = table.select(schema.names).cast(schema)
     write_parquet(table, path)
     return table.num_rows
