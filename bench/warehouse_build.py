@@ -10,7 +10,7 @@ a modest table. Then, per size, it times ``load_duckdb`` and ``build`` (dbt buil
 of every model and test), and on the largest warehouse the seed 000 cohort
 query and five facet counts (read-only connection, warm, best and median of 3).
 
-    PYTHONPATH=. python bench/warehouse_build.py [--sizes 100000,1000000] [--skip-generate]
+    PYTHONPATH=. python bench/warehouse_build.py [--sizes 100000,1000000] [--skip-generate | --regenerate]
 
 ``--sizes`` are numbers of guppy imaging_study records; the DICOM side gets about
 5.7 instances per study. Lakes are cached under ``bench/out/warehouse-<size>/``
@@ -52,7 +52,7 @@ from ingest.lake import write_parquet  # noqa: E402
 from ingest.load.guppy_fields import DECLARED  # noqa: E402
 
 OUT_DIR = ROOT / "bench" / "out"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 STUDIES_PER_PART = 170_000
 """Universe studies per part file: about 1M instance rows, 430k data_file rows."""
 
@@ -122,6 +122,21 @@ def prepare_generator(con: duckdb.DuckDBPyConnection) -> int:
     con.execute("""create or replace macro uuid_of(x) as (
         substr(md5(x), 1, 8) || '-' || substr(md5(x), 9, 4) || '-4' || substr(md5(x), 14, 3)
         || '-a' || substr(md5(x), 18, 3) || '-' || substr(md5(x), 21, 12))""")
+    # A case's demographics and project, from its number c (shared by every table).
+    con.execute("""create or replace macro case_id_of(c) as '419639-' || lpad(c::varchar, 7, '0')""")
+    con.execute("""create or replace macro case_project(c) as
+        ['Open-A1', 'Open-R1', 'Open-A1_PETAL_REDCORAL'][1 + h(c, 24, 3)]""")
+    con.execute("""create or replace macro case_auth_path(c) as
+        '/programs/Open/projects/' || split_part(case_project(c), '-', 2)""")
+    con.execute("""create or replace macro case_sex(c) as
+        case when h(c, 20, 100) < 48 then 'Male' when h(c, 20, 100) < 96 then 'Female' else 'Not Reported' end""")
+    con.execute("create or replace macro case_age(c) as 18 + h(c, 21, 78)")
+    con.execute("""create or replace macro case_race(c) as
+        ['White', 'Black or African American', 'Asian', 'Other', 'Not Reported'][1 + h(c, 31, 5)]""")
+    con.execute("""create or replace macro case_ethnicity(c) as
+        case when h(c, 32, 100) < 15 then 'Hispanic or Latino'
+             when h(c, 32, 100) < 90 then 'Not Hispanic or Latino' else 'Not Reported' end""")
+    con.execute("create or replace macro case_covid(c) as ['Yes', 'No', 'Indeterminate'][1 + h(c, 33, 3)]")
     shares = ", ".join(f"('{m}', {w})" for m, w in MODALITY_SHARES.items())
     # One row per real (modality, body part, manufacturer, model), with the
     # series and study descriptions IDC has for it (most frequent first).
@@ -145,8 +160,8 @@ def prepare_generator(con: duckdb.DuckDBPyConnection) -> int:
             from idc group by all
         )
         select d.modality, d.body_part, d.manufacturer, d.model, sum(d.n) as n_series,
-               list(d.series_description order by d.n desc) filter (where d.series_description is not null) as series_descriptions,
-               (select list(sd.study_description order by sd.n desc)[1:5] from study_descriptions sd
+               list(d.series_description order by d.n desc, d.series_description) filter (where d.series_description is not null) as series_descriptions,
+               (select list(sd.study_description order by sd.n desc, sd.study_description)[1:5] from study_descriptions sd
                 where sd.modality = d.modality and sd.body_part is not distinct from d.body_part
                   and sd.manufacturer is not distinct from d.manufacturer
                   and sd.model is not distinct from d.model and sd.study_description is not null) as study_descriptions
@@ -190,9 +205,9 @@ def series_sql(lo: int, hi: int, slots: int) -> str:
         ),
         cases as (
             select studies.*,
-                   '419639-' || lpad(c::varchar, 7, '0') as case_id,
-                   case when h(c, 20, 100) < 48 then 'M' when h(c, 20, 100) < 96 then 'F' end as patient_sex,
-                   18 + h(c, 21, 78) as age_at_index
+                   case_id_of(c) as case_id,
+                   case case_sex(c) when 'Male' then 'M' when 'Female' then 'F' end as patient_sex,
+                   case_age(c) as age_at_index
             from studies
         ),
         series as (
@@ -351,7 +366,6 @@ def elements_sql() -> str:
 
 def guppy_studies_sql() -> str:
     """One guppy imaging_study record per study of the ``series`` table with a guppy record."""
-    project = "['Open-A1', 'Open-R1', 'Open-A1_PETAL_REDCORAL'][1 + h(c, 24, 3)]"
     return f"""
         with studies as (
             select s, c, case_id, study_uid, study_date, study_description, body_part, patient_sex,
@@ -359,7 +373,7 @@ def guppy_studies_sql() -> str:
                    case when h(s, 25, 15) = 0 and modality = 'CR' then 'DX'
                         when h(s, 25, 15) = 0 and modality = 'DX' then 'CR' else modality end as guppy_modality,
                    list(object_id order by k) as object_ids,
-                   {project} as project_id
+                   case_project(c) as project_id
             from series where not dicom_only
             group by all
         )
@@ -369,8 +383,7 @@ def guppy_studies_sql() -> str:
             json_object('submitter_id', study_uid, 'project_id', project_id)::varchar as _record,
             project_id,
             study_uid as submitter_id,
-            '/programs/' || split_part(project_id, '-', 1) || '/projects/' || split_part(project_id, '-', 2)
-                as auth_resource_path,
+            case_auth_path(c) as auth_resource_path,
             uuid_of('study' || s) as _imaging_study_id,
             [case_id] as case_ids,
             study_uid,
@@ -393,12 +406,11 @@ def guppy_studies_sql() -> str:
             case when body_part in ('CHEST', 'LUNG', 'THORAX') then 'Chest'
                  when body_part in ('HEAD', 'BRAIN') then 'Head'
                  when body_part is not null then upper(body_part[1]) || lower(body_part[2:]) end as loinc_system,
-            [case patient_sex when 'M' then 'Male' when 'F' then 'Female' else 'Not Reported' end] as sex,
-            [['White', 'Black or African American', 'Asian', 'Other', 'Not Reported'][1 + h(c, 31, 5)]] as race,
-            [case when h(c, 32, 100) < 15 then 'Hispanic or Latino'
-                  when h(c, 32, 100) < 90 then 'Not Hispanic or Latino' else 'Not Reported' end] as ethnicity,
+            [case_sex(c)] as sex,
+            [case_race(c)] as race,
+            [case_ethnicity(c)] as ethnicity,
             [age_at_index::double] as age_at_index,
-            [['Yes', 'No', 'Indeterminate'][1 + h(c, 33, 3)]] as covid19_positive,
+            [case_covid(c)] as covid19_positive,
             object_ids as object_id,
             ['DCM'] as data_format,
             nullif(
@@ -425,9 +437,9 @@ def guppy_data_files_sql() -> str:
             '{COMMONS}' as _commons,
             timestamptz '{INGESTED_AT}' as _ingested_at,
             json_object('submitter_id', series_uid, 'object_id', object_id)::varchar as _record,
-            ['Open-A1', 'Open-R1', 'Open-A1_PETAL_REDCORAL'][1 + h(c, 24, 3)] as project_id,
+            case_project(c) as project_id,
             series_uid as submitter_id,
-            '/programs/Open/projects/' || ['A1', 'R1', 'A1_PETAL_REDCORAL'][1 + h(c, 24, 3)] as auth_resource_path,
+            case_auth_path(c) as auth_resource_path,
             uuid_of('file' || series_key) as _data_file_id,
             object_id,
             series_uid,
@@ -459,19 +471,17 @@ def guppy_cases_sql(universe: int) -> str:
         select
             '{COMMONS}' as _commons,
             timestamptz '{INGESTED_AT}' as _ingested_at,
-            json_object('submitter_id', '419639-' || lpad(c::varchar, 7, '0'))::varchar as _record,
-            ['Open-A1', 'Open-R1', 'Open-A1_PETAL_REDCORAL'][1 + h(c, 24, 3)] as project_id,
-            '419639-' || lpad(c::varchar, 7, '0') as submitter_id,
-            '/programs/Open/projects/' || ['A1', 'R1', 'A1_PETAL_REDCORAL'][1 + h(c, 24, 3)] as auth_resource_path,
+            json_object('submitter_id', case_id_of(c))::varchar as _record,
+            case_project(c) as project_id,
+            case_id_of(c) as submitter_id,
+            case_auth_path(c) as auth_resource_path,
             uuid_of('case' || c) as _case_id,
-            case when h(c, 20, 100) < 48 then 'Male' when h(c, 20, 100) < 96 then 'Female'
-                 else 'Not Reported' end as sex,
-            ['White', 'Black or African American', 'Asian', 'Other', 'Not Reported'][1 + h(c, 31, 5)] as race,
-            case when h(c, 32, 100) < 15 then 'Hispanic or Latino'
-                 when h(c, 32, 100) < 90 then 'Not Hispanic or Latino' else 'Not Reported' end as ethnicity,
-            (18 + h(c, 21, 78))::double as age_at_index,
+            case_sex(c) as sex,
+            case_race(c) as race,
+            case_ethnicity(c) as ethnicity,
+            case_age(c)::double as age_at_index,
             'First COVID test' as index_event,
-            ['Yes', 'No', 'Indeterminate'][1 + h(c, 33, 3)] as covid19_positive,
+            case_covid(c) as covid19_positive,
             (100 + h(c, 46, 900))::varchar as zip,
             'ACR_20220415' as dataset_submitter_id,
             n_studies as _imaging_studies_count,
@@ -524,7 +534,8 @@ def generate_lake(warehouse: Path, studies: int) -> dict[str, int]:
     return counts
 
 
-def ensure_lake(studies: int, *, skip_generate: bool) -> tuple[Path, dict[str, int], float | None]:
+def ensure_lake(studies: int, *, skip_generate: bool, regenerate: bool = False
+                ) -> tuple[Path, dict[str, int], float | None]:
     """The cached warehouse directory for ``studies`` (generating its lake if needed).
 
     Returns:
@@ -532,7 +543,7 @@ def ensure_lake(studies: int, *, skip_generate: bool) -> tuple[Path, dict[str, i
     """
     warehouse = OUT_DIR / f"warehouse-{studies}"
     marker = warehouse / "lake" / "_state" / "bench.json"
-    if marker.exists():
+    if marker.exists() and not regenerate:
         meta = json.loads(marker.read_text())
         if meta["version"] == GENERATOR_VERSION or skip_generate:
             return warehouse, meta["counts"], None
@@ -608,6 +619,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="comma-separated numbers of guppy imaging_study records (default: %(default)s)")
     parser.add_argument("--skip-generate", action="store_true",
                         help="use the cached lakes under bench/out/ as they are; never generate")
+    parser.add_argument("--regenerate", action="store_true",
+                        help="generate the lakes even when cached ones match the generator")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per query (default: %(default)s)")
     return parser.parse_args(argv)
 
@@ -618,7 +631,8 @@ def main(argv: list[str] | None = None) -> None:
     print("$ " + shlex.join([sys.executable, *sys.argv]), flush=True)
     rows = []
     for size in sizes:
-        warehouse, lake_counts, generated = ensure_lake(size, skip_generate=args.skip_generate)
+        warehouse, lake_counts, generated = ensure_lake(size, skip_generate=args.skip_generate,
+                                                            regenerate=args.regenerate)
         load_s, raw_counts = time_load(warehouse)
         build_s, summary = time_build(warehouse)
         rows.append((size, lake_counts, generated, load_s, build_s, raw_counts))
