@@ -1,6 +1,9 @@
 -- One row per SOP Instance UID: when the same instance was read from several
 -- files (a copy, or a zip and its unpacked member) the most recently ingested
 -- copy wins, then the smallest file_id, so the choice is deterministic.
+-- A table, not a view: the de-duplication window over millions of instances
+-- is computed once here, not once per model and test that reads it.
+{{ config(materialized='table') }}
 with
 
 source as (

@@ -1,6 +1,8 @@
 -- One row per item of imaging_study_annotations (guppy's nested list); items
 -- differ in their keys (an mRALE score, or an auto-annotation), so most
--- columns are null for a given item.
+-- columns are null for a given item. A table: the unnest is read by a model and
+-- two tests, and is cheap to store.
+{{ config(materialized='table') }}
 with
 
 studies as (
