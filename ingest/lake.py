@@ -16,6 +16,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,6 +25,8 @@ import pyarrow.parquet as pq
 PENDING = "pending"
 JOURNAL = "COMMIT"
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1}
+READ_THREADS = 4
+"""Part files read at once by :func:`read_table`."""
 
 
 def new_part_id() -> str:
@@ -51,8 +54,10 @@ def read_table(table_dir: Path, schema: pa.Schema) -> pa.Table:
     files = part_files(table_dir)
     if not files:
         return schema.empty_table()
-    # one multi-threaded read of every part (rows in part order)
-    return pq.read_table([str(f) for f in files], schema=schema)
+    # each part read on its own, several at a time: a pyarrow dataset would import pandas (~0.5 s)
+    with ThreadPoolExecutor(min(READ_THREADS, len(files))) as pool:
+        parts = list(pool.map(lambda path: pq.ParquetFile(path).read().cast(schema), files))
+    return pa.concat_tables(parts)
 
 
 class Transaction:
