@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -34,11 +35,14 @@ def new_part_id() -> str:
     return f"{uuid.uuid1().hex}"
 
 
-def write_parquet(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` via a temporary name and a rename."""
+def write_parquet(table: pa.Table, path: Path, **options: Any) -> None:
+    """Write ``table`` to ``path`` via a temporary name and a rename.
+
+    ``options``: ``pyarrow.parquet.write_table`` arguments besides :data:`PARQUET_OPTIONS`.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
-    pq.write_table(table, tmp, **PARQUET_OPTIONS)
+    pq.write_table(table, tmp, **{**PARQUET_OPTIONS, **options})
     os.replace(tmp, path)
 
 

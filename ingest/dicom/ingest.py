@@ -1,8 +1,8 @@
 """``cohortdb ingest dicom``: sources → lake, incrementally, on every core.
 
 A run (1) walks the given paths (reusing the remembered listing of every
-directory unchanged since the last committed run, see :mod:`ingest.dicom.walk`), (2) compares each file's size and mtime with
-the lake state, (3) commits one transaction removing the rows of changed and
+directory unchanged since the last committed run, see :mod:`ingest.dicom.walk`),
+(2) compares each file's size and mtime with the lake state, (3) commits one transaction removing the rows of changed and
 vanished sources, then (4) reads new and changed sources in batches, each
 batch committed on its own. A run killed at any point leaves every committed
 batch in place and nothing else; the next run reads only what is missing.
@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingest.collector import gc_paused
-from ingest.dicom.batch import TABLES, BatchResult, process_batch
+from ingest.dicom.batch import TABLES, BatchResult, process_batch, worker_init
 from ingest.dicom.read import Source
 from ingest.dicom.schema import SOURCES
 from ingest.dicom.walk import load_listings, save_listings, walk_sources
@@ -120,7 +120,7 @@ def _worker_pool(workers: int) -> Iterator[multiprocessing.pool.Pool | None]:
     if workers <= 1:
         yield None
         return
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    with multiprocessing.get_context("fork").Pool(workers, initializer=worker_init) as pool:
         yield pool
 
 
