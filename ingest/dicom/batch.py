@@ -143,5 +143,8 @@ def process_batch(staging: Path, part: str, sources: list[Source], ingested_at: 
     }
     for name in TABLES:
         write_parquet(tables[name], staging / f"{name}.parquet", **(ELEMENTS_PARQUET if name == "elements" else {}))
+    n_elements = tables["elements"].num_rows
+    del tables
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages: worker memory crept up per batch
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return BatchResult(part, len(sources), len(instances), len(errors), tables["elements"].num_rows, n_fast, peak_kib / 1024)
+    return BatchResult(part, len(sources), len(instances), len(errors), n_elements, n_fast, peak_kib / 1024)
