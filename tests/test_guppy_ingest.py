@@ -129,7 +129,8 @@ def test_empty_dump_warns_and_keeps_previous_data(tmp_path: Path) -> None:
 def test_gc_is_paused_only_while_parsing() -> None:
     import gc
 
-    from ingest.guppy.json_text import gc_paused, loads
+    from ingest.collector import gc_paused
+    from ingest.guppy.json_text import loads
 
     assert gc.isenabled()
     with gc_paused():

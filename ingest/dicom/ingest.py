@@ -1,10 +1,12 @@
 """``cohortdb ingest dicom``: sources → lake, incrementally, on every core.
 
-A run (1) walks the given paths, (2) compares each file's size and mtime with
-the lake state, (3) commits one transaction removing the rows of changed and
+A run (1) walks the given paths (reusing the remembered listing of every
+directory unchanged since the last committed run, see :mod:`ingest.dicom.walk`),
+(2) compares each file's size and mtime with the lake state, (3) commits one transaction removing the rows of changed and
 vanished sources, then (4) reads new and changed sources in batches, each
 batch committed on its own. A run killed at any point leaves every committed
 batch in place and nothing else; the next run reads only what is missing.
+The directory listings are saved last, once every batch is committed.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingest.dicom.batch import TABLES, BatchResult, process_batch
-from ingest.dicom.read import Source, walk_sources
+from ingest.collector import gc_paused
+from ingest.dicom.batch import TABLES, BatchResult, process_batch, worker_init
+from ingest.dicom.read import Source
 from ingest.dicom.schema import SOURCES
+from ingest.dicom.walk import load_listings, save_listings, walk_sources
 from ingest.lake import LakeLock, Transaction, new_part_id, read_table
 from ingest.settings import Settings
 
@@ -61,6 +65,10 @@ def _table_dir(settings: Settings, table: str) -> Path:
     if table == "sources":
         return settings.state_dir / "dicom_sources"
     return settings.dicom_lake / table
+
+
+def _listings_path(settings: Settings) -> Path:
+    return settings.state_dir / "dicom_directories.parquet"
 
 
 def _under(path: str, roots: list[str]) -> bool:
@@ -112,7 +120,7 @@ def _worker_pool(workers: int) -> Iterator[multiprocessing.pool.Pool | None]:
     if workers <= 1:
         yield None
         return
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    with multiprocessing.get_context("fork").Pool(workers, initializer=worker_init) as pool:
         yield pool
 
 
@@ -172,7 +180,10 @@ def ingest_dicom(
     workers = workers or os.cpu_count() or 1
     summary = IngestSummary()
     with _worker_pool(workers) as pool:
-        sources, roots = walk_sources(list(paths), pool)
+        with gc_paused():  # tens of thousands of tuples and lists, no cycles
+            remembered = load_listings(_listings_path(settings))
+            walk = walk_sources(list(paths), pool, None if full else remembered)
+        sources = walk.sources
         summary.n_sources = len(sources)
         with LakeLock(settings.lake_dir):
             state = read_table(_table_dir(settings, "sources"), SOURCES)
@@ -184,12 +195,13 @@ def ingest_dicom(
             ))
             present = {s.path for s in sources}
             to_read = sources if full else [s for s in sources if known.get(s.path) != s[1:3]]
-            doomed = {p for p in known.keys() - present if _under(p, roots)}
+            doomed = {p for p in known.keys() - present if _under(p, walk.roots)}
             doomed.update(s.path for s in to_read if s.path in known)
             summary.n_removed = len(doomed - present)
             summary.n_unchanged = len(sources) - len(to_read)
             _remove_sources(settings, state, doomed)
             _read_batches(settings, _batches(to_read, workers), pool, summary, on_progress)
+            save_listings(_listings_path(settings), remembered, walk)
 
     for result in summary.batches:
         summary.n_read += result.n_sources

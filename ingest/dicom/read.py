@@ -13,7 +13,6 @@ import struct
 import warnings
 import zipfile
 import zlib
-from multiprocessing.pool import Pool
 from typing import BinaryIO, NamedTuple
 
 import pydicom
@@ -22,7 +21,6 @@ from pydicom.dataelem import RawDataElement
 from ingest.dicom import fast
 from ingest.dicom.flatten import flatten_dataset
 from ingest.dicom.header import Header, NeedMore, ReadError, Unsupported
-from ingest.errors import UserError
 
 FIRST_READ = 64 * 1024
 """Bytes read before the first parse attempt; most headers fit."""
@@ -30,8 +28,6 @@ FIRST_READ = 64 * 1024
 PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 UNDEFINED_LENGTH = 0xFFFFFFFF
 DEFLATED = "1.2.840.10008.1.2.1.99"
-WALK_SPLIT = 16
-"""Subtrees a parallel walk is split into (directories found breadth-first, dealt round-robin)."""
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _LONG_LENGTH_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"})
 
@@ -52,84 +48,6 @@ class Source(NamedTuple):
 def file_id(source_path: str, member: str | None) -> str:
     """Stable key of an instance's location: a hash of path and zip member (hex, 20 chars)."""
     return hashlib.sha1(f"{source_path}\0{member or ''}".encode()).hexdigest()[:20]
-
-
-# ---------------------------------------------------------------- walking
-
-def _source(path: str) -> Source:
-    try:
-        stat = os.stat(path)
-    except FileNotFoundError:
-        stat = os.lstat(path)
-        return Source(path, stat.st_size, stat.st_mtime_ns, True)
-    return Source(path, stat.st_size, stat.st_mtime_ns)
-
-
-def _scan_dir(directory: str, found: dict[str, Source]) -> list[str]:
-    """Add the files of ``directory`` to ``found``; return its subdirectories.
-
-    Symbolic links to directories are files here (not followed); fifos, sockets
-    and devices are skipped; an unreadable directory has no entries.
-    """
-    subdirs: list[str] = []
-    try:
-        scanner = os.scandir(directory)
-    except OSError:
-        return subdirs
-    with scanner:
-        for entry in scanner:
-            if entry.is_dir(follow_symlinks=False):
-                subdirs.append(entry.path)
-            elif entry.is_file() or entry.is_symlink():
-                try:
-                    stat = entry.stat()
-                except OSError:  # a broken link
-                    found[entry.path] = _source(entry.path)
-                    continue
-                found[entry.path] = Source(entry.path, stat.st_size, stat.st_mtime_ns)
-    return subdirs
-
-
-def _walk_dirs(directories: list[str]) -> dict[str, Source]:
-    """Every file under ``directories``, recursively."""
-    found: dict[str, Source] = {}
-    stack = list(directories)
-    while stack:
-        stack += _scan_dir(stack.pop(), found)
-    return found
-
-
-def _walk_parallel(root: str, found: dict[str, Source], pool: Pool) -> None:
-    """:func:`_walk_dirs` of ``root`` with the subtrees shared among ``pool``'s processes."""
-    frontier = [root]
-    while frontier and len(frontier) < WALK_SPLIT:
-        frontier = [sub for directory in frontier for sub in _scan_dir(directory, found)]
-    for part in pool.imap_unordered(_walk_dirs, [frontier[i::WALK_SPLIT] for i in range(WALK_SPLIT)]):
-        found.update(part)
-
-
-def walk_sources(paths: list[str | os.PathLike[str]], pool: Pool | None = None) -> tuple[list[Source], list[str]]:
-    """All files under ``paths`` (recursively), sorted by path, and the absolute roots that were walked.
-
-    ``pool``: processes to share the walk of large trees with.
-
-    Raises:
-        UserError: when a path does not exist.
-    """
-    sources: dict[str, Source] = {}
-    roots: list[str] = []
-    for given in paths:
-        path = os.path.abspath(os.fspath(given))
-        if not os.path.lexists(path):
-            raise UserError(f"{given}: no such file or directory")
-        roots.append(path)
-        if not os.path.isdir(path):
-            sources[path] = _source(path)
-        elif pool is None:
-            sources.update(_walk_dirs([path]))
-        else:
-            _walk_parallel(path, sources, pool)
-    return sorted(sources.values()), roots
 
 
 # ---------------------------------------------------------------- one header
@@ -297,4 +215,4 @@ def read_source(source: Source) -> list[Outcome]:
             return [(None, exc)]
 
 
-__all__ = ["Source", "file_id", "looks_like_dicom", "read_bytes", "read_header", "read_source", "walk_sources"]
+__all__ = ["Source", "file_id", "looks_like_dicom", "read_bytes", "read_header", "read_source"]

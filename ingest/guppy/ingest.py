@@ -17,9 +17,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from ingest.collector import gc_paused
 from ingest.errors import UserError
 from ingest.guppy.flatten import flatten
-from ingest.guppy.json_text import gc_paused
 from ingest.lake import LakeLock, Transaction, new_part_id, part_files
 from ingest.settings import Settings
 

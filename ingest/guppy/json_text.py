@@ -7,11 +7,11 @@ back to the stdlib, so results never depend on which one is installed.
 
 from __future__ import annotations
 
-import gc
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
+
+from ingest.collector import gc_paused
 
 try:
     import orjson
@@ -19,24 +19,6 @@ except ImportError:  # pragma: no cover - the guppy extra installs it
     orjson = None
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while building many JSON values.
-
-    Parsed JSON holds no reference cycles, yet allocating millions of dicts and
-    lists triggers collections that traverse all of them again and again (on a
-    100,000-record dump that costs more than the parse itself). Objects still
-    die by reference counting; the collector is re-enabled on exit if it was on.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def loads(text: str | bytes) -> Any:

@@ -1,0 +1,180 @@
+"""The walk with remembered directory listings finds exactly what a fresh walk finds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from pydicom.data import get_testdata_file
+
+from ingest.dicom import ingest as dicom_ingest
+from ingest.dicom import walk
+from ingest.dicom.ingest import ingest_dicom
+from ingest.settings import Settings
+
+CT = Path(get_testdata_file("CT_small.dcm"))
+TICK = 0.05
+"""Seconds: more than a filesystem timestamp tick; directories older than this are remembered here."""
+
+
+@pytest.fixture(autouse=True)
+def short_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(walk, "RACY_NS", int(TICK * 1e9))
+
+
+def _settle() -> None:
+    """Let every directory written so far become older than the racy window."""
+    time.sleep(2 * TICK)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """patient/study/series/instance directories, a zip, symbolic links (to a file,
+    to a directory, broken), a fifo and an empty directory."""
+    root = tmp_path / "src"
+    for patient in range(2):
+        for series in range(2):
+            series_dir = root / f"p{patient}" / "study" / f"s{series}"
+            series_dir.mkdir(parents=True)
+            for instance in range(2):
+                shutil.copy(CT, series_dir / f"{instance}.dcm")
+    (root / "empty" / "deeper").mkdir(parents=True)
+    with zipfile.ZipFile(root / "series.zip", "w") as archive:
+        archive.writestr("a.dcm", CT.read_bytes())
+    (root / "link.dcm").symlink_to(root / "p0" / "study" / "s0" / "0.dcm")
+    (root / "dir_link").symlink_to(root / "p1", target_is_directory=True)
+    (root / "broken.dcm").symlink_to(root / "missing.dcm")
+    os.mkfifo(root / "fifo")
+    _settle()
+    return root
+
+
+def _both(paths: list[Path], remembered: dict[str, walk.Listing]) -> tuple[walk.Walk, walk.Walk]:
+    """The walk reusing ``remembered`` and a fresh one; they must find the same sources."""
+    reused = walk.walk_sources(paths, remembered=remembered)
+    fresh = walk.walk_sources(paths)
+    assert reused.sources == fresh.sources
+    return reused, fresh
+
+
+def test_a_remembered_walk_lists_only_changed_directories(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = walk.walk_sources([tree])
+    assert str(tree / "p0" / "study" / "s0") in first.listings
+    assert {Path(s.path).name for s in first.sources} >= {"series.zip", "link.dcm", "dir_link", "broken.dcm"}
+    assert not any(Path(s.path).name == "fifo" for s in first.sources)
+    assert next(s for s in first.sources if s.path.endswith("broken.dcm")).broken_link
+
+    listed: list[str] = []
+    scandir = os.scandir
+    monkeypatch.setattr(walk.os, "scandir", lambda path: listed.append(path) or scandir(path))
+    reused = walk.walk_sources([tree], remembered=first.listings)
+    assert listed == []
+    assert reused.sources == first.sources
+    assert reused.listings == first.listings
+
+    shutil.copy(CT, tree / "p1" / "study" / "s1" / "new.dcm")
+    reused, _ = _both([tree], first.listings)
+    assert str(tree / "p1" / "study" / "s1" / "new.dcm") in {s.path for s in reused.sources}
+    assert listed[0] == str(tree / "p1" / "study" / "s1")  # the only directory the remembered walk lists
+    assert listed.count(str(tree / "p1" / "study" / "s1")) == 2  # (and once the fresh walk)
+
+
+def test_files_changed_in_place_added_and_removed_directories(tree: Path) -> None:
+    first = walk.walk_sources([tree])
+    changed = tree / "p0" / "study" / "s1" / "1.dcm"
+    changed.write_bytes(CT.read_bytes() + b"\0\0")  # same name, new size and mtime: the directory is unchanged
+    shutil.rmtree(tree / "p1" / "study" / "s0")
+    (tree / "p0" / "study" / "s2").mkdir()
+    shutil.copy(CT, tree / "p0" / "study" / "s2" / "0.dcm")
+    (tree / "empty" / "deeper").rmdir()
+    reused, fresh = _both([tree], first.listings)
+    assert next(s for s in reused.sources if s.path == str(changed)).size == CT.stat().st_size + 2
+    assert str(tree / "p1" / "study" / "s0") not in reused.listings
+    assert str(tree / "empty" / "deeper") not in reused.listings
+
+
+def test_directories_changed_just_before_listing_are_not_remembered(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(walk, "RACY_NS", 3600 * 10**9)
+    assert walk.walk_sources([tree]).listings == {}
+
+
+def test_a_replaced_directory_is_listed_again(tree: Path) -> None:
+    """Same path, same names, a new inode: the old listing is not reused."""
+    first = walk.walk_sources([tree])
+    series = tree / "p0" / "study" / "s0"
+    shutil.rmtree(series)
+    series.mkdir()
+    shutil.copy(CT, series / "other.dcm")
+    reused, _ = _both([tree], first.listings)
+    assert str(series / "other.dcm") in {s.path for s in reused.sources}
+
+
+def _corpus_paths(settings: Settings) -> set[str]:
+    import pyarrow.parquet as pq
+
+    from ingest.lake import part_files
+
+    return {
+        path
+        for table in ("instances", "errors")
+        for part in part_files(settings.dicom_lake / table)
+        for path in pq.read_table(part)["source_path"].to_pylist()
+    }
+
+
+def test_ingest_reuses_listings_and_full_ignores_them(settings: Settings, tree: Path) -> None:
+    first = ingest_dicom(settings, [tree], workers=2)
+    listings_path = dicom_ingest._listings_path(settings)
+    assert listings_path.exists()
+    again = ingest_dicom(settings, [tree], workers=2)
+    assert (again.n_read, again.n_unchanged) == (0, first.n_sources)
+
+    # a stale listing (pretending a directory has no files) is believed by an incremental run...
+    remembered = walk.load_listings(listings_path)
+    series = str(tree / "p0" / "study" / "s0")
+    identity, subdirs, _ = remembered[series]
+    remembered[series] = (identity, subdirs, [])
+    walk.save_listings(listings_path, {}, walk.Walk([], [], [str(tree)], remembered))
+    stale = ingest_dicom(settings, [tree], workers=2)
+    assert stale.n_removed == 2
+    # ... and ignored by --full, which lists every directory and remembers them again
+    full = ingest_dicom(settings, [tree], workers=2, full=True)
+    assert full.n_sources == first.n_sources
+    assert len(walk.load_listings(listings_path)[series][2]) == 2
+    assert series + "/0.dcm" in _corpus_paths(settings)
+
+
+def test_listings_are_saved_only_when_the_run_commits(
+    settings: Settings, tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dicom_ingest, "_read_batches", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_dicom(settings, [tree], workers=1)
+    assert not dicom_ingest._listings_path(settings).exists()
+    monkeypatch.undo()
+    monkeypatch.setattr(walk, "RACY_NS", int(TICK * 1e9))
+    ingest_dicom(settings, [tree], workers=1)
+    assert _corpus_paths(settings) >= {str(tree / "p0" / "study" / "s0" / "0.dcm"), str(tree / "series.zip")}
+
+
+def test_listings_of_other_roots_are_kept_and_vanished_ones_dropped(settings: Settings, tree: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other" / "nested"
+    other.mkdir(parents=True)
+    shutil.copy(CT, other / "kept.dcm")
+    _settle()
+    ingest_dicom(settings, [tree], workers=1)
+    ingest_dicom(settings, [other.parent], workers=1)
+    shutil.rmtree(tree / "p1")
+    _settle()
+    ingest_dicom(settings, [tree, CT], workers=1)
+    remembered = walk.load_listings(dicom_ingest._listings_path(settings))
+    assert str(other) in remembered
+    assert not any(d.startswith(str(tree / "p1")) for d in remembered)
+    assert str(tree / "p0" / "study") in remembered
