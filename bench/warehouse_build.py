@@ -92,9 +92,13 @@ FACET_QUERIES = {
         select body_part, count(*) as studies
         from marts.imaging_studies, unnest(body_parts_examined) as t(body_part)
         group by body_part order by studies desc""",
-    "series+studies by manufacturer": """
-        select manufacturer, count(*) as series, count(distinct study_instance_uid) as studies
+    "series by manufacturer": """
+        select manufacturer, count(*) as series
         from marts.imaging_series group by manufacturer order by series desc""",
+    "studies by manufacturer": """
+        select manufacturer, count(*) as studies
+        from marts.imaging_studies, unnest(manufacturers) as t(manufacturer)
+        group by manufacturer order by studies desc""",
     "studies by age band": """
         select cast(floor(age_at_index / 10) * 10 as integer) as age_band, count(*) as studies
         from marts.imaging_studies group by age_band order by age_band""",
