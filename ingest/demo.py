@@ -56,8 +56,8 @@ EXAMPLES: list[tuple[str, str]] = [
     ),
     (
         "Deepest nested elements",
-        "select keyword_path, vr, value_text from raw.dicom_elements where value_text is not null\n"
-        "order by depth desc, keyword_path limit 5",
+        "select distinct depth, keyword_path, vr, value_text from raw.dicom_elements\n"
+        "where value_text is not null order by depth desc, keyword_path limit 5",
     ),
     (
         "Private tags and their creators",
