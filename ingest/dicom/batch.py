@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingest.collector import gc_paused
 from ingest.dicom.flatten import ElementRows, instance_attributes
 from ingest.dicom.header import Header, ReadError
 from ingest.dicom.read import Source, file_id, read_source
@@ -104,8 +105,15 @@ def _table(records: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
 def process_batch(staging: Path, part: str, sources: list[Source], ingested_at: dt.datetime) -> BatchResult:
     """Read every source of the batch and write its parts under ``staging``.
 
-    Never raises for a bad source: it becomes an error row.
+    Never raises for a bad source: it becomes an error row. The cyclic garbage
+    collector is paused meanwhile: a batch's rows are ~10^5 small lists without
+    cycles, and its collections cost about a third of the batch.
     """
+    with gc_paused():
+        return _process_batch(staging, part, sources, ingested_at)
+
+
+def _process_batch(staging: Path, part: str, sources: list[Source], ingested_at: dt.datetime) -> BatchResult:
     instances: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     chunks: list[tuple[str, str | None, ElementRows]] = []
