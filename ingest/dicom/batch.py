@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.collector import gc_paused
-from ingest.dicom.flatten import ElementRows, instance_attributes
+from ingest.dicom.flatten import ElementRows, Nodes, instance_attributes
 from ingest.dicom.header import Header, ReadError
 from ingest.dicom.read import Source, file_id, read_source
 from ingest.dicom.schema import ELEMENTS, ERRORS, INSTANCES, SOURCES
@@ -77,15 +77,19 @@ def _repeated(values: list[str | None], run_ends: pa.Array) -> pa.Array:
     return pc.run_end_decode(encoded)
 
 
-def _elements_table(chunks: list[tuple[str, str | None, ElementRows]]) -> pa.Table:
-    """One table of every chunk's rows; ``value_text`` is joined by Arrow (null when no values)."""
+def _elements_table(chunks: list[tuple[str, str | None, ElementRows]], nodes: Nodes) -> pa.Table:
+    """One table of every chunk's rows (all at nodes of ``nodes``); the node columns
+    are taken from the node table, ``value_text`` is joined by Arrow (null when no values)."""
     columns: dict[str, list[Any]] = {name: [] for name in ElementRows.STORED}
     run_ends: list[int] = []
     for _, _, rows in chunks:
         for name in ElementRows.STORED:
             columns[name] += getattr(rows, name)
-        run_ends.append(len(columns["tag"]))
+        run_ends.append(len(columns["node"]))
+    node_ids = pa.array(columns.pop("node"), pa.int32())
     arrays = {name: pa.array(values, ELEMENTS.field(name).type) for name, values in columns.items()}
+    for name in Nodes.COLUMNS:
+        arrays[name] = pa.array(getattr(nodes, name), ELEMENTS.field(name).type).take(node_ids)
     # a run cannot be empty: skip instances without rows (their run end repeats the previous one)
     keep = [i for i, end in enumerate(run_ends) if end != (run_ends[i - 1] if i else 0)]
     ends = pa.array([run_ends[i] for i in keep], pa.int32())
@@ -117,10 +121,11 @@ def _process_batch(staging: Path, part: str, sources: list[Source], ingested_at:
     instances: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     chunks: list[tuple[str, str | None, ElementRows]] = []
+    nodes = Nodes()
     n_fast = 0
     for source in sources:
         mtime = dt.datetime.fromtimestamp(source.mtime_ns / 1e9, dt.UTC)
-        for member, outcome in read_source(source):
+        for member, outcome in read_source(source, nodes):
             if isinstance(outcome, ReadError):
                 errors.append({
                     "source_path": source.path, "source_member": member,
@@ -141,7 +146,7 @@ def _process_batch(staging: Path, part: str, sources: list[Source], ingested_at:
             chunks.append((fid, record["sop_instance_uid"], header.rows))
             n_fast += header.reader == "fast"
     tables = {
-        "elements": _elements_table(chunks),
+        "elements": _elements_table(chunks, nodes),
         "errors": _table(errors, ERRORS),
         "sources": _table(
             [{"source_path": s.path, "file_size": s.size, "file_mtime_ns": s.mtime_ns, "part": part} for s in sources],

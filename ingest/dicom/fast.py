@@ -23,7 +23,7 @@ from pydicom.tag import _LUT_DESCRIPTOR_TAGS
 from pydicom.valuerep import TEXT_VR_DELIMS
 from pydicom.values import convert_PN
 
-from ingest.dicom.flatten import MAX_STORED_BYTES, ElementRows, tag_string
+from ingest.dicom.flatten import MAX_STORED_BYTES, ElementRows, Nodes, tag_string
 from ingest.dicom.header import Header, NeedMore, ReadError, Unsupported
 
 _HEAD = struct.Struct("<LHH").unpack_from
@@ -307,13 +307,14 @@ def _fast_info(
 class _Reader:
     """One parse: the buffer, the rows so far and the pixel data found (if any)."""
 
-    __slots__ = ("buf", "size", "file_size", "rows", "appends", "pixel_length", "has_pixels")
+    __slots__ = ("buf", "size", "file_size", "rows", "nodes", "appends", "pixel_length", "has_pixels")
 
-    def __init__(self, buf: bytes, file_size: int) -> None:
+    def __init__(self, buf: bytes, file_size: int, nodes: Nodes | None) -> None:
         self.buf = buf
         self.size = min(len(buf), file_size)
         self.file_size = file_size
-        self.rows = ElementRows()
+        self.rows = ElementRows(nodes)
+        self.nodes = self.rows.nodes
         self.appends = tuple(getattr(self.rows, name).append for name in ElementRows.STORED)
         self.has_pixels = False
         self.pixel_length: int | None = None
@@ -415,9 +416,11 @@ class _Reader:
         buf = self.buf
         size = self.size
         rows = self.rows
-        (add_path, add_kw_path, add_tag, add_keyword, add_vr, add_vm, add_depth,
-         add_creator, add_values, add_number, add_length) = self.appends
+        add_node, add_vm, add_creator, add_values, add_number, add_length = self.appends
+        nodes = self.nodes
         fast = charset.fast if mode else {}
+        # short-path entries with their node ids at this prefix: (node, tag, VR, 4-byte length, converter, memo)
+        here = nodes.item_map((prefix, kw_prefix, charset)) if mode else {}
         first_row = len(rows)
         last = -1
         creators: dict[int, object] = {}
@@ -432,9 +435,15 @@ class _Reader:
                 self.need(pos + 8)
             tag_le, vr_code, length = _HEAD(buf, pos)
             key = vr_code << 32 | tag_le
-            info = fast.get(key)
-            if info is not None:
-                tag, tag_text, tag8, keyword, kw_text, vr, long, convert, memo = info
+            entry = here.get(key)
+            if entry is None:
+                info = fast.get(key)
+                if info is not None:
+                    tag, tag_text, tag8, keyword, kw_text, vr, long, convert, memo = info
+                    node = nodes.intern(prefix + tag_text, kw_prefix + kw_text, tag8, keyword, vr, depth)
+                    entry = here[key] = (node, tag, vr, long, convert, memo)
+            if entry is not None:
+                node, tag, vr, long, convert, memo = entry
             else:
                 group = tag_le & 0xFFFF
                 element = tag_le >> 16
@@ -464,7 +473,7 @@ class _Reader:
             else:
                 start = pos + 8
 
-            if info is not None:  # the short path
+            if entry is not None:  # the short path
                 if length == _UNDEFINED:
                     raise Unsupported(f"undefined length {vr}")
                 pos = start + length
@@ -482,17 +491,13 @@ class _Reader:
                         if len(memo) < MEMO_SIZE:
                             memo[raw] = cached
                         else:
-                            fast[key] = (*info[:-1], None)
+                            here[key] = (*entry[:-1], None)
+                            fast[key] = (*fast[key][:-1], None)
                     values, number = cached
                 else:
                     values, number = convert(buf[start:pos], charset, tag)
-                add_path(prefix + tag_text)
-                add_kw_path(kw_prefix + kw_text)
-                add_tag(tag8)
-                add_keyword(keyword)
-                add_vr(vr)
+                add_node(node)
                 add_vm(len(values))
-                add_depth(depth)
                 add_creator(None)
                 add_values(values)
                 add_number(number)
@@ -557,6 +562,7 @@ class _Reader:
                 elif tag == _CHARSET_TAG:
                     charset = self.new_charset(vr, [], charset, rows.vr[first_row:])
                     fast = charset.fast
+                    here = nodes.item_map((prefix, kw_prefix, charset))
                 continue
             if vr in _BINARY_VRS:
                 add(path, kw_path, tag8, keyword, vr, 1, depth, creator,
@@ -576,6 +582,7 @@ class _Reader:
             elif tag == _CHARSET_TAG:
                 charset = self.new_charset(vr, values, charset, rows.vr[first_row:])
                 fast = charset.fast
+                here = nodes.item_map((prefix, kw_prefix, charset))
 
     def un_vr(self, tag: int, element: int, private: int, creator: object, length: int) -> str:
         """The VR pydicom gives an explicit defined-length UN element (it looks known tags up)."""
@@ -620,8 +627,10 @@ def _transfer_syntax(rows: ElementRows) -> str | None:
     return None
 
 
-def parse(buf: bytes, file_size: int) -> Header:
+def parse(buf: bytes, file_size: int, nodes: Nodes | None = None) -> Header:
     """Header rows of a DICOM file from its first ``len(buf)`` bytes (``file_size`` in bytes).
+
+    ``nodes``: the node table the rows share (a new one when None).
 
     Raises:
         NeedMore: the header runs past ``buf`` and the file is longer than ``buf``.
@@ -630,7 +639,7 @@ def parse(buf: bytes, file_size: int) -> Header:
         Unsupported: anything this reader does not reproduce exactly (no 'DICM'
             prefix, transfer syntaxes other than explicit VR little endian, ...).
     """
-    reader = _Reader(buf, file_size)
+    reader = _Reader(buf, file_size, nodes)
     if reader.size < 132:
         if len(buf) < file_size:
             raise NeedMore(132)

@@ -20,9 +20,7 @@ Conventions (the contract of ``raw.dicom_elements`` in DESIGN.md):
 from __future__ import annotations
 
 import datetime as dt
-import operator
-from collections.abc import Iterator
-from itertools import compress
+from collections.abc import Hashable, Iterator
 from typing import Any
 
 from pydicom.dataelem import DataElement
@@ -37,21 +35,19 @@ MAX_STORED_BYTES = 64
 NUMERIC_VRS = frozenset({"DS", "IS", "US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"})
 
 
-class ElementRows:
-    """Element rows of one instance, column by column (0-based ``depth``).
+class Nodes:
+    """Where element rows sit, each distinct place once: a node id (0-based) per
+    (tag_path, keyword_path, tag, keyword, vr, depth).
 
-    ``value_text`` is not stored: it is derived from ``values`` (``\\``-joined,
-    None when there are none), here for tests and by Arrow for the lake.
+    Rows hold a node id instead of these six texts: a batch's files share them,
+    so they are stored (and converted to Arrow) once per batch, not per row.
+    One table serves every instance of a batch; its size is bounded by the
+    batch's distinct tag paths.
     """
 
-    COLUMNS = (
-        "tag_path", "keyword_path", "tag", "keyword", "vr", "vm", "depth",
-        "private_creator", "value_text", "values", "value_number", "value_length",
-    )
-    STORED = tuple(name for name in COLUMNS if name != "value_text")
-    """The columns held as lists, in the order :meth:`add` takes them."""
+    COLUMNS = ("tag_path", "keyword_path", "tag", "keyword", "vr", "depth")
 
-    __slots__ = STORED
+    __slots__ = (*COLUMNS, "_ids", "_item_maps")
 
     def __init__(self) -> None:
         self.tag_path: list[str] = []
@@ -59,15 +55,82 @@ class ElementRows:
         self.tag: list[str] = []
         self.keyword: list[str] = []
         self.vr: list[str] = []
-        self.vm: list[int] = []
         self.depth: list[int] = []
+        self._ids: dict[tuple[str, str, str, str, str, int], int] = {}
+        self._item_maps: dict[Hashable, dict[int, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self.tag_path)
+
+    def intern(self, tag_path: str, keyword_path: str, tag: str, keyword: str, vr: str, depth: int) -> int:
+        """The node id of this place, added if new."""
+        key = (tag_path, keyword_path, tag, keyword, vr, depth)
+        node = self._ids.get(key)
+        if node is None:
+            node = self._ids[key] = len(self.tag_path)
+            self.tag_path.append(tag_path)
+            self.keyword_path.append(keyword_path)
+            self.tag.append(tag)
+            self.keyword.append(keyword)
+            self.vr.append(vr)
+            self.depth.append(depth)
+        return node
+
+    def item_map(self, key: Hashable) -> dict[int, Any]:
+        """A reader's own cache for the elements of one kind of dataset, e.g. the datasets
+        at one tag path prefix (what it keys and holds is the reader's business)."""
+        found = self._item_maps.get(key)
+        if found is None:
+            found = self._item_maps[key] = {}
+        return found
+
+
+def _node_column(name: str) -> property:
+    def column(self: ElementRows) -> list[Any]:
+        values = getattr(self.nodes, name)
+        return [values[node] for node in self.node]
+
+    column.__doc__ = f"``{name}`` of every row (a new list)."
+    return property(column)
+
+
+class ElementRows:
+    """Element rows of one instance, column by column (0-based ``depth``).
+
+    Each row stores its node (see :class:`Nodes`: tag path, keyword path, tag,
+    keyword, VR, depth) and its own ``vm``, ``private_creator``, ``values``,
+    ``value_number`` and ``value_length``; the node columns and ``value_text``
+    (``\\``-joined values, None when there are none) are derived on access,
+    here for tests and by Arrow for the lake.
+    """
+
+    COLUMNS = (
+        "tag_path", "keyword_path", "tag", "keyword", "vr", "vm", "depth",
+        "private_creator", "value_text", "values", "value_number", "value_length",
+    )
+    STORED = ("node", "vm", "private_creator", "values", "value_number", "value_length")
+    """The columns held as lists, in the order :meth:`add_row` takes them."""
+
+    __slots__ = (*STORED, "nodes")
+
+    def __init__(self, nodes: Nodes | None = None) -> None:
+        self.nodes = Nodes() if nodes is None else nodes
+        self.node: list[int] = []
+        self.vm: list[int] = []
         self.private_creator: list[str | None] = []
         self.values: list[list[str]] = []
         self.value_number: list[float | None] = []
         self.value_length: list[int | None] = []
 
     def __len__(self) -> int:
-        return len(self.tag_path)
+        return len(self.node)
+
+    tag_path = _node_column("tag_path")
+    keyword_path = _node_column("keyword_path")
+    tag = _node_column("tag")
+    keyword = _node_column("keyword")
+    vr = _node_column("vr")
+    depth = _node_column("depth")
 
     @property
     def value_text(self) -> list[str | None]:
@@ -87,13 +150,24 @@ class ElementRows:
         value_number: float | None,
         value_length: int | None,
     ) -> None:
-        self.tag_path.append(tag_path)
-        self.keyword_path.append(keyword_path)
-        self.tag.append(tag)
-        self.keyword.append(keyword)
-        self.vr.append(vr)
+        """Append one row given its place as texts."""
+        self.add_row(
+            self.nodes.intern(tag_path, keyword_path, tag, keyword, vr, depth),
+            vm, private_creator, values, value_number, value_length,
+        )
+
+    def add_row(
+        self,
+        node: int,
+        vm: int,
+        private_creator: str | None,
+        values: list[str],
+        value_number: float | None,
+        value_length: int | None,
+    ) -> None:
+        """Append one row at a node of :attr:`nodes`."""
+        self.node.append(node)
         self.vm.append(vm)
-        self.depth.append(depth)
         self.private_creator.append(private_creator)
         self.values.append(values)
         self.value_number.append(value_number)
@@ -186,13 +260,14 @@ def _walk(dataset: Dataset, rows: ElementRows, prefix: str, kw_prefix: str, dept
                 _walk(item, rows, f"{path}__{index}__", f"{kw_path}[{index}].", depth + 1)
 
 
-def flatten_dataset(ds: Dataset) -> ElementRows:
+def flatten_dataset(ds: Dataset, nodes: Nodes | None = None) -> ElementRows:
     """Every element of ``ds`` and its file meta, sequences expanded, in tag order.
 
+    ``nodes``: the node table to share (a new one when None).
     Edge cases: a dataset without file meta simply has no group-0002 rows; an
     element pydicom cannot convert is kept with its raw bytes (as binary).
     """
-    rows = ElementRows()
+    rows = ElementRows(nodes)
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         _walk(meta, rows, "", "", 0)
@@ -285,20 +360,21 @@ def instance_attributes(rows: ElementRows) -> dict[str, Any]:
     Missing or invalid values are None (the element row keeps the text).
     Also returns ``n_elements`` and ``max_depth`` (0 when there are no sequences).
     """
-    at_top = list(map(operator.not_, rows.depth))  # depth 0
-    top = dict(zip(compress(rows.keyword, at_top), compress(rows.values, at_top), strict=True))
+    depth, keyword = rows.nodes.depth, rows.nodes.keyword
+    top = {keyword[node]: values for node, values in zip(rows.node, rows.values, strict=True) if not depth[node]}
     record: dict[str, Any] = {}
     for column, keyword, kind in INSTANCE_ATTRIBUTES:
         values = top.get(keyword)
         record[column] = _typed(kind, values) if values else None  # None for no values, any kind
     record["n_elements"] = len(rows)
-    record["max_depth"] = max(rows.depth, default=0)
+    record["max_depth"] = max(map(depth.__getitem__, rows.node), default=0)
     return record
 
 
 __all__ = [
     "MAX_STORED_BYTES",
     "ElementRows",
+    "Nodes",
     "first_number",
     "flatten_dataset",
     "instance_attributes",

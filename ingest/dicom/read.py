@@ -19,7 +19,7 @@ import pydicom
 from pydicom.dataelem import RawDataElement
 
 from ingest.dicom import fast
-from ingest.dicom.flatten import flatten_dataset
+from ingest.dicom.flatten import Nodes, flatten_dataset
 from ingest.dicom.header import Header, NeedMore, ReadError, Unsupported
 
 FIRST_READ = 64 * 1024
@@ -111,8 +111,11 @@ def _check_complete(ds: pydicom.Dataset, size: int, *, check_tail: bool) -> None
         raise ReadError("truncated", f"file ends inside an element header at byte {size}")
 
 
-def pydicom_header(fp: BinaryIO, size: int) -> Header:
-    """Read and flatten with pydicom (the reference path), checking for truncation."""
+def pydicom_header(fp: BinaryIO, size: int, nodes: Nodes | None = None) -> Header:
+    """Read and flatten with pydicom (the reference path), checking for truncation.
+
+    ``nodes``: the node table the rows share (a new one when None).
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -121,7 +124,7 @@ def pydicom_header(fp: BinaryIO, size: int) -> Header:
             has_pixels, length = _pixel_header(fp, position, size, ds) if position < size else (False, None)
             deflated = getattr(ds, "file_meta", {}).get("TransferSyntaxUID") == DEFLATED
             _check_complete(ds, size, check_tail=not has_pixels and not deflated)
-            rows = flatten_dataset(ds)
+            rows = flatten_dataset(ds, nodes)
         except ReadError:
             raise
         except (EOFError, struct.error) as exc:
@@ -136,8 +139,10 @@ def pydicom_header(fp: BinaryIO, size: int) -> Header:
     return Header(rows, has_pixels, length, reader="pydicom")
 
 
-def read_header(head: bytes, size: int, fp: BinaryIO) -> Header:
+def read_header(head: bytes, size: int, fp: BinaryIO, nodes: Nodes | None = None) -> Header:
     """Flatten one DICOM stream of ``size`` bytes whose first bytes are ``head``.
+
+    ``nodes``: the node table the rows share (a new one when None).
 
     Raises:
         ReadError: empty, not DICOM, truncated or invalid.
@@ -148,20 +153,20 @@ def read_header(head: bytes, size: int, fp: BinaryIO) -> Header:
         raise ReadError("not_dicom", "not a DICOM file (no 'DICM' marker and no DICOM tag at the start)")
     try:
         try:
-            header = fast.parse(head, size)
+            header = fast.parse(head, size, nodes)
         except NeedMore:
             fp.seek(0)
-            header = fast.parse(fp.read(), size)
+            header = fast.parse(fp.read(), size, nodes)
     except Unsupported:
         fp.seek(0)
-        header = pydicom_header(fp, size)
+        header = pydicom_header(fp, size, nodes)
     header.size = size
     return header
 
 
-def read_bytes(data: bytes) -> Header:
+def read_bytes(data: bytes, nodes: Nodes | None = None) -> Header:
     """:func:`read_header` for a value held in memory (a zip member)."""
-    return read_header(data[:FIRST_READ], len(data), io.BytesIO(data))
+    return read_header(data[:FIRST_READ], len(data), io.BytesIO(data), nodes)
 
 
 # ---------------------------------------------------------------- one source
@@ -170,7 +175,7 @@ Outcome = tuple[str | None, Header | ReadError]
 """(zip member name or None, the header or why it could not be read)."""
 
 
-def _read_zip(path: str) -> list[Outcome]:
+def _read_zip(path: str, nodes: Nodes | None) -> list[Outcome]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -187,14 +192,17 @@ def _read_zip(path: str) -> list[Outcome]:
                 outcomes.append((info.filename, ReadError("bad_zip", f"cannot extract member ({exc})")))
                 continue
             try:
-                outcomes.append((info.filename, read_bytes(data)))
+                outcomes.append((info.filename, read_bytes(data, nodes)))
             except ReadError as exc:
                 outcomes.append((info.filename, exc))
         return outcomes
 
 
-def read_source(source: Source) -> list[Outcome]:
-    """Every instance (or error) of one source: one for a file, one per member for a zip."""
+def read_source(source: Source, nodes: Nodes | None = None) -> list[Outcome]:
+    """Every instance (or error) of one source: one for a file, one per member for a zip.
+
+    ``nodes``: the node table the rows share (a new one when None).
+    """
     if source.broken_link:
         target = os.readlink(source.path)
         return [(None, ReadError("broken_symlink", f"symbolic link to missing {target}"))]
@@ -208,9 +216,9 @@ def read_source(source: Source) -> list[Outcome]:
         except OSError as exc:
             return [(None, ReadError("unreadable", exc.strerror or str(exc)))]
         if head[:4] in _ZIP_MAGIC:
-            return _read_zip(source.path)
+            return _read_zip(source.path, nodes)
         try:
-            return [(None, read_header(head, source.size, fp))]
+            return [(None, read_header(head, source.size, fp, nodes))]
         except ReadError as exc:
             return [(None, exc)]
 
