@@ -11,13 +11,14 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ingest.collector import gc_paused
 from ingest.dicom.flatten import ElementRows, Nodes, instance_attributes
 from ingest.dicom.header import Header, ReadError
 from ingest.dicom.read import Source, file_id, read_source
 from ingest.dicom.schema import ELEMENTS, ERRORS, INSTANCES, SOURCES
-from ingest.lake import write_parquet
+from ingest.lake import PARQUET_OPTIONS, write_parquet
 
 TABLES = ("elements", "errors", "sources", "instances")
 """Part files of a batch, in commit order."""
@@ -29,6 +30,8 @@ ELEMENTS_PARQUET = {
 }
 """Element parts: dictionaries only for the repetitive columns (values are mostly
 unique), min/max only where they can skip a part (every part holds every tag)."""
+ROW_GROUP_ROWS = 32_768
+"""Element rows converted and written together (a row group of the elements part)."""
 
 
 class _NoPandas:
@@ -106,6 +109,45 @@ def _table(records: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist(records, schema=schema)
 
 
+class _ElementsPart:
+    """The elements part of a batch, written a row group at a time.
+
+    Rows are buffered until about :data:`ROW_GROUP_ROWS` of them (whole instances),
+    then converted and written, and a new node table begun: a worker's memory
+    is bounded by rows, whatever the files' sizes and the batch's length.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.nodes = Nodes()
+        self.n_rows = 0
+        self._chunks: list[tuple[str, str | None, ElementRows]] = []
+        self._buffered = 0
+        self._writer: pq.ParquetWriter | None = None
+
+    def add(self, fid: str, sop_instance_uid: str | None, rows: ElementRows) -> None:
+        """Buffer one instance's rows (their nodes in :attr:`nodes`); call :meth:`flush` between sources."""
+        self._chunks.append((fid, sop_instance_uid, rows))
+        self._buffered += len(rows)
+
+    def flush(self, *, last: bool = False) -> None:
+        """Write the buffered rows as a row group once there are enough (always when ``last``)."""
+        if self._buffered < ROW_GROUP_ROWS and not (last and (self._chunks or self._writer is None)):
+            return
+        table = _elements_table(self._chunks, self.nodes)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, ELEMENTS, **PARQUET_OPTIONS, **ELEMENTS_PARQUET)
+        self._writer.write_table(table)
+        self.n_rows += table.num_rows
+        self._chunks, self._buffered, self.nodes = [], 0, Nodes()
+
+    def close(self) -> None:
+        """Write what is left (an empty part when there were no rows) and close the file."""
+        self.flush(last=True)
+        if self._writer is not None:
+            self._writer.close()
+
+
 def process_batch(staging: Path, part: str, sources: list[Source], ingested_at: dt.datetime) -> BatchResult:
     """Read every source of the batch and write its parts under ``staging``.
 
@@ -120,12 +162,11 @@ def process_batch(staging: Path, part: str, sources: list[Source], ingested_at: 
 def _process_batch(staging: Path, part: str, sources: list[Source], ingested_at: dt.datetime) -> BatchResult:
     instances: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
-    chunks: list[tuple[str, str | None, ElementRows]] = []
-    nodes = Nodes()
+    elements = _ElementsPart(staging / "elements.parquet")
     n_fast = 0
     for source in sources:
         mtime = dt.datetime.fromtimestamp(source.mtime_ns / 1e9, dt.UTC)
-        for member, outcome in read_source(source, nodes):
+        for member, outcome in read_source(source, elements.nodes):
             if isinstance(outcome, ReadError):
                 errors.append({
                     "source_path": source.path, "source_member": member,
@@ -143,10 +184,11 @@ def _process_batch(staging: Path, part: str, sources: list[Source], ingested_at:
                 ingested_at=ingested_at,
             )
             instances.append(record)
-            chunks.append((fid, record["sop_instance_uid"], header.rows))
+            elements.add(fid, record["sop_instance_uid"], header.rows)
             n_fast += header.reader == "fast"
+        elements.flush()
+    elements.close()
     tables = {
-        "elements": _elements_table(chunks, nodes),
         "errors": _table(errors, ERRORS),
         "sources": _table(
             [{"source_path": s.path, "file_size": s.size, "file_mtime_ns": s.mtime_ns, "part": part} for s in sources],
@@ -154,10 +196,9 @@ def _process_batch(staging: Path, part: str, sources: list[Source], ingested_at:
         ),
         "instances": _table(instances, INSTANCES),
     }
-    for name in TABLES:
-        write_parquet(tables[name], staging / f"{name}.parquet", **(ELEMENTS_PARQUET if name == "elements" else {}))
-    n_elements = tables["elements"].num_rows
+    for name, table in tables.items():
+        write_parquet(table, staging / f"{name}.parquet")
     del tables
     pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages: worker memory crept up per batch
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return BatchResult(part, len(sources), len(instances), len(errors), n_elements, n_fast, peak_kib / 1024)
+    return BatchResult(part, len(sources), len(instances), len(errors), elements.n_rows, n_fast, peak_kib / 1024)
