@@ -354,20 +354,31 @@ def _typed(kind: str, values: list[str]) -> Any:
     raise ValueError(kind)
 
 
+_ATTRIBUTES = {keyword: (column, kind) for column, keyword, kind in INSTANCE_ATTRIBUTES}
+"""keyword → (instance column, kind)."""
+_NO_ATTRIBUTES = dict.fromkeys(column for column, _, _ in INSTANCE_ATTRIBUTES)
+
+
 def instance_attributes(rows: ElementRows) -> dict[str, Any]:
     """Typed common attributes from the top-level rows (``INSTANCE_ATTRIBUTES``).
 
-    Missing or invalid values are None (the element row keeps the text).
+    Missing or invalid values are None (the element row keeps the text); of a
+    keyword present twice at the top (file meta and dataset), the later wins.
     Also returns ``n_elements`` and ``max_depth`` (0 when there are no sequences).
     """
     depth, keyword = rows.nodes.depth, rows.nodes.keyword
-    top = {keyword[node]: values for node, values in zip(rows.node, rows.values, strict=True) if not depth[node]}
-    record: dict[str, Any] = {}
-    for column, keyword, kind in INSTANCE_ATTRIBUTES:
-        values = top.get(keyword)
-        record[column] = _typed(kind, values) if values else None  # None for no values, any kind
+    record = _NO_ATTRIBUTES.copy()
+    max_depth = 0
+    for node, values in zip(rows.node, rows.values, strict=True):
+        level = depth[node]
+        if level:
+            max_depth = max(max_depth, level)
+            continue
+        wanted = _ATTRIBUTES.get(keyword[node])
+        if wanted is not None:
+            record[wanted[0]] = _typed(wanted[1], values) if values else None  # None for no values, any kind
     record["n_elements"] = len(rows)
-    record["max_depth"] = max(map(depth.__getitem__, rows.node), default=0)
+    record["max_depth"] = max_depth
     return record
 
 
