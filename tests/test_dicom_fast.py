@@ -297,6 +297,11 @@ def implicit_file(pixel_representation: int | None, *, undefined: bool) -> bytes
     ds.SmallestImagePixelValue = 0
     ds.LargestImagePixelValue = 300
     ds.PixelPaddingValue = -5 if pixel_representation else 4095
+    mapping = Dataset()  # its 'US or SS' values follow the Pixel Representation only if defined-length
+    mapping.RealWorldValueFirstValueMapped = 0
+    mapping.RealWorldValueLastValueMapped = -1 if pixel_representation else 65535
+    ds.RealWorldValueMappingSequence = _sequence([mapping], undefined=undefined)
+    ds["RealWorldValueMappingSequence"].is_undefined_length = undefined
     ds.add_new(0x60003000, "OW", b"\x01\x02" * 4)
     if pixel_representation is not None:  # pydicom cannot write 'US or SS' beside pixel data without it
         ds.PixelData = b"\x00\x01" * 4
@@ -314,6 +319,7 @@ def test_implicit_file_equals_reference(pixel_representation: int | None, undefi
     assert header.pixel_data_length == (None if pixel_representation is None else 8)
     vrs = dict(zip(header.rows.tag_path, header.rows.vr, strict=True))
     assert vrs["(0028,0120)"] == ("SS" if pixel_representation else "US")
+    assert vrs["(0040,9096)__0__(0040,9211)"] == ("SS" if pixel_representation and not undefined else "US")
     assert vrs["(6000,3000)"] == "OW"
     assert vrs["(0013,1010)"] == vrs["(0071,1018)"] == "SQ"
     assert vrs["(0013,1011)"] == "UN"
@@ -355,9 +361,9 @@ def _in_item(ds: Dataset) -> Dataset:
     "ds",
     (
         _with(0x00189810, "US", 1),  # 'US or SS' before where the Pixel Representation would be
-        _with(0x00283006, "US", [1, 2]),  # 'US or OW' LUT Data: depends on the LUT Descriptor
+        _with(0x00283006, "US", [1, 2]),  # 'US or OW' LUT Data without a LUT Descriptor
         _with(0x002710A3, "US", [1, 2], creator="FDMS 1.0"),  # private 'US or SS'
-        _in_item(_with(0x00280106, "US", 1)),  # pydicom may take the parent's Pixel Representation
+        _in_item(_with(0x00280106, "US", 1)),  # the parent's Pixel Representation follows the sequence
     ),
     ids=("before-pixel-representation", "lut-data", "private-ambiguous", "item"),
 )
@@ -366,3 +372,22 @@ def test_implicit_declines_ambiguous_vrs(ds: Dataset) -> None:
     assert reference(data) is not None
     with pytest.raises(Unsupported):
         parse(data, len(data))
+
+
+def _voi_lut(first: int, data: list[int] | bytes) -> Dataset:
+    item = Dataset()
+    item.LUTDescriptor = [first, 0, 16]
+    item.add_new(0x00283006, "OW" if isinstance(data, bytes) else "US", data)
+    return item
+
+
+def test_implicit_lut_data_follows_its_descriptor() -> None:
+    ds = Dataset()
+    ds.PixelRepresentation = 0
+    ds.VOILUTSequence = Sequence([_voi_lut(1, [7]), _voi_lut(2, b"\x07\x00\x08\x00")])
+    data = _implicit_bytes(ds)
+    header = parse(data, len(data))
+    assert_equal_rows(header.rows, reference(data), "VOI LUT")
+    vrs = dict(zip(header.rows.tag_path, header.rows.vr, strict=True))
+    assert vrs["(0028,3010)__0__(0028,3006)"] == "US"
+    assert vrs["(0028,3010)__1__(0028,3006)"] == "OW"

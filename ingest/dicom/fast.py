@@ -46,7 +46,10 @@ _ITEM_TAG_LE = 0xE000FFFE
 _ITEM_END = 0xFFFEE00D
 _SEQ_END = 0xFFFEE0DD
 _CHARSET_TAG = 0x00080005
-_PIXEL_REPRESENTATION = "00280103"
+_PIXEL_REPRESENTATION = 0x00280103
+_PIXEL_REPRESENTATION8 = "00280103"
+_LUT_DESCRIPTOR = "00283002"
+_LUT_DATA = 0x00283006
 _PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 
 _LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
@@ -73,6 +76,8 @@ _UNSUPPORTED_SYNTAXES = frozenset({
 
 _COMPLEX = object()
 """Marks a possible private-creator element whose value is not a plain string."""
+_UNSURE = object()
+"""A Pixel Representation pydicom may use that this reader does not know (see :meth:`_Reader.ambiguous_vr`)."""
 
 _TAG_INFO: dict[int, tuple[str, str, str]] = {}
 """tag → (``(GGGG,EEEE)``, ``GGGGEEEE``, keyword or '')."""
@@ -412,9 +417,13 @@ class _Reader:
             pos += 8 + length
 
     def sequence(
-        self, pos: int, end: int, path: str, kw_path: str, depth: int, charset: _Charset
+        self, pos: int, end: int, path: str, kw_path: str, depth: int, charset: _Charset,
+        pixel_rep: object = None,
     ) -> tuple[int, int]:
-        """Items from ``pos`` to ``end`` (-1: up to the delimiter); (next offset, item count)."""
+        """Items from ``pos`` to ``end`` (-1: up to the delimiter); (next offset, item count).
+
+        ``pixel_rep``: what its items inherit (see :meth:`dataset`).
+        """
         buf = self.buf
         count = 0
         while True:
@@ -440,7 +449,7 @@ class _Reader:
                 if end >= 0 and item_end > end:
                     raise Unsupported("item overruns its sequence")
             pos = self.dataset(
-                start, item_end, f"{path}__{count}__", f"{kw_path}[{count}].", depth, charset, 2
+                start, item_end, f"{path}__{count}__", f"{kw_path}[{count}].", depth, charset, 2, pixel_rep
             )
             if item_end >= 0 and pos != item_end:
                 raise Unsupported("element overruns its item")
@@ -455,12 +464,15 @@ class _Reader:
         depth: int,
         charset: _Charset,
         mode: int,
+        pixel_rep: object = None,
     ) -> int:
         """Elements from ``pos``; returns the offset after the dataset (0-based bytes).
 
         ``mode``: 0 file meta (stops at the first non-0002 group), 1 top-level
         dataset (stops at pixel data or end of file), 2 sequence item (ends at
-        ``end``, or at the item delimiter when ``end`` is -1). Public elements
+        ``end``, or at the item delimiter when ``end`` is -1). ``pixel_rep``
+        (implicit VR only): the Pixel Representation pydicom gives an item
+        without its own: an int, None (none), or :data:`_UNSURE`. Public elements
         with a value converter take the short path (cached per tag and VR, or
         per tag in implicit VR); everything else (meta, private, sequences,
         binary, UN, ambiguous VRs, the character set, pixel data) the general one.
@@ -585,7 +597,7 @@ class _Reader:
                 elif private:
                     vr = self.private_vr(tag, element, creator)
                 elif " or " in vr:
-                    vr = self.ambiguous_vr(tag, depth, first_row, mode)
+                    vr = self.ambiguous_vr(tag, depth, first_row, pixel_rep)
             elif vr == "UN" and length != _UNDEFINED:
                 vr = self.un_vr(tag, element, private, creator, length)
             add = rows.add
@@ -617,7 +629,8 @@ class _Reader:
                 index = len(rows)
                 add(path, kw_path, tag8, keyword, vr, 0, depth, creator, [], 0.0, None)
                 if length:
-                    _, count = self.sequence(start, value_end, path, kw_path, depth + 1, charset)
+                    inherited = self.pixel_representation(tag, depth, first_row, pixel_rep) if implicit else None
+                    _, count = self.sequence(start, value_end, path, kw_path, depth + 1, charset, inherited)
                     rows.vm[index] = count
                     rows.value_number[index] = float(count)
                 continue
@@ -678,27 +691,59 @@ class _Reader:
             return vr
         return "UN"
 
-    def ambiguous_vr(self, tag: int, depth: int, first_row: int, mode: int) -> str:
-        """OW for overlay data; US or SS for a 'US or SS' element after the Pixel Representation
-        of its dataset (rows from ``first_row``, at ``depth``), or without one at the top level
-        (as pydicom corrects them); raises for the rest."""
+    def ambiguous_vr(self, tag: int, depth: int, first_row: int, pixel_rep: object) -> str:
+        """The VR pydicom corrects an ambiguous one to, for an element of the implicit VR
+        dataset at ``depth`` whose rows start at ``first_row``; raises where unsure.
+
+        Overlay data is OW; 'US or SS' is US or SS by :meth:`pixel_representation`
+        (0 when there is none); LUT Data is US after a LUT Descriptor whose first
+        value is 1, else OW.
+        """
         if tag in _OVERLAY_DATA_TAGS:
             return "OW"
-        if tag not in _AMBIGUOUS_US_SS_TAGS or tag < 0x00280103:
+        if tag == _LUT_DATA:
+            index = self.find(_LUT_DESCRIPTOR, depth, first_row)
+            if index is None or self.rows.vm[index] != 3:
+                raise Unsupported("LUT Data without a three-valued LUT Descriptor")
+            return "US" if self.rows.values[index][0] == "1" else "OW"
+        if tag not in _AMBIGUOUS_US_SS_TAGS:
             raise Unsupported(f"ambiguous VR of {tag:08X}")
+        representation = self.pixel_representation(tag, depth, first_row, pixel_rep)
+        if representation is _UNSURE:
+            raise Unsupported("'US or SS' with an unsure Pixel Representation")
+        if not representation:
+            return "US"
+        if tag in _LUT_DESCRIPTOR_TAGS:
+            raise Unsupported("signed LUT descriptor (pydicom keeps its first value)")
+        return "SS"
+
+    def pixel_representation(self, tag: int, depth: int, first_row: int, pixel_rep: object) -> object:
+        """The Pixel Representation pydicom uses for element ``tag`` (a 'US or SS' one, or a
+        defined-length sequence whose items inherit it) of the dataset at ``depth``:
+        its own when read before ``tag`` (:data:`_UNSURE` unless one value), else
+        the inherited ``pixel_rep`` when ``tag`` follows its place, else :data:`_UNSURE`.
+
+        pydicom passes it down to the items of defined-length sequences only (read
+        later than the dataset holding them); items of undefined-length ones inherit None.
+        """
+        if tag < _PIXEL_REPRESENTATION:
+            return _UNSURE
+        index = self.find(_PIXEL_REPRESENTATION8, depth, first_row)
+        if index is None:
+            return pixel_rep
+        values = self.rows.values[index]
+        return int(values[0]) if len(values) == 1 else _UNSURE
+
+    def find(self, tag8: str, depth: int, first_row: int) -> int | None:
+        """The row of element ``tag8`` (``GGGGEEEE``) among the rows of the dataset at
+        ``depth`` whose rows start at ``first_row`` (0-based); None when absent."""
         rows, nodes = self.rows, self.nodes
+        node_tag, node_depth = nodes.tag, nodes.depth
         for index in range(len(rows) - 1, first_row - 1, -1):
             node = rows.node[index]
-            if nodes.tag[node] == _PIXEL_REPRESENTATION and nodes.depth[node] == depth:
-                if rows.vm[index] != 1:
-                    raise Unsupported("Pixel Representation without exactly one value")
-                vr = "US" if rows.values[index][0] == "0" else "SS"
-                if vr == "SS" and tag in _LUT_DESCRIPTOR_TAGS:
-                    raise Unsupported("signed LUT descriptor (pydicom keeps its first value)")
-                return vr
-        if mode != 1:
-            raise Unsupported("'US or SS' in an item without Pixel Representation")
-        return "US"
+            if node_depth[node] == depth and node_tag[node] <= tag8:
+                return index if node_tag[node] == tag8 else None
+        return None
 
     def un_vr(self, tag: int, element: int, private: int, creator: object, length: int) -> str:
         """The VR pydicom gives an explicit defined-length UN element (it looks known tags up)."""
