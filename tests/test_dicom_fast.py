@@ -297,13 +297,13 @@ def implicit_file(pixel_representation: int | None, *, undefined: bool) -> bytes
     ds.SmallestImagePixelValue = 0
     ds.LargestImagePixelValue = 300
     ds.PixelPaddingValue = -5 if pixel_representation else 4095
-    mapping = Dataset()  # its 'US or SS' values follow the Pixel Representation only if defined-length
+    mapping = Dataset()  # 'US or SS' values: Pixel Representation only in a defined-length sequence
     mapping.RealWorldValueFirstValueMapped = 0
     mapping.RealWorldValueLastValueMapped = -1 if pixel_representation else 65535
     ds.RealWorldValueMappingSequence = _sequence([mapping], undefined=undefined)
     ds["RealWorldValueMappingSequence"].is_undefined_length = undefined
     ds.add_new(0x60003000, "OW", b"\x01\x02" * 4)
-    if pixel_representation is not None:  # pydicom cannot write 'US or SS' beside pixel data without it
+    if pixel_representation is not None:  # pydicom cannot write 'US or SS' beside it without one
         ds.PixelData = b"\x00\x01" * 4
     return _implicit_bytes(ds)
 
@@ -319,7 +319,8 @@ def test_implicit_file_equals_reference(pixel_representation: int | None, undefi
     assert header.pixel_data_length == (None if pixel_representation is None else 8)
     vrs = dict(zip(header.rows.tag_path, header.rows.vr, strict=True))
     assert vrs["(0028,0120)"] == ("SS" if pixel_representation else "US")
-    assert vrs["(0040,9096)__0__(0040,9211)"] == ("SS" if pixel_representation and not undefined else "US")
+    signed = pixel_representation and not undefined
+    assert vrs["(0040,9096)__0__(0040,9211)"] == ("SS" if signed else "US")
     assert vrs["(6000,3000)"] == "OW"
     assert vrs["(0013,1010)"] == vrs["(0071,1018)"] == "SQ"
     assert vrs["(0013,1011)"] == "UN"
@@ -363,7 +364,7 @@ def _in_item(ds: Dataset) -> Dataset:
         _with(0x00189810, "US", 1),  # 'US or SS' before where the Pixel Representation would be
         _with(0x00283006, "US", [1, 2]),  # 'US or OW' LUT Data without a LUT Descriptor
         _with(0x002710A3, "US", [1, 2], creator="FDMS 1.0"),  # private 'US or SS'
-        _in_item(_with(0x00280106, "US", 1)),  # the parent's Pixel Representation follows the sequence
+        _in_item(_with(0x00280106, "US", 1)),  # the parent's Pixel Representation comes later
     ),
     ids=("before-pixel-representation", "lut-data", "private-ambiguous", "item"),
 )

@@ -23,7 +23,13 @@ from collections.abc import Callable
 
 import pydicom.uid
 from pydicom.charset import convert_encodings, decode_bytes
-from pydicom.datadict import DicomDictionary, RepeatersDictionary, dictionary_VR, mask_match, private_dictionary_VR
+from pydicom.datadict import (
+    DicomDictionary,
+    RepeatersDictionary,
+    dictionary_VR,
+    mask_match,
+    private_dictionary_VR,
+)
 from pydicom.filewriter import _AMBIGUOUS_US_SS_TAGS, _OVERLAY_DATA_TAGS
 from pydicom.multival import MultiValue
 from pydicom.tag import _LUT_DESCRIPTOR_TAGS
@@ -77,7 +83,8 @@ _UNSUPPORTED_SYNTAXES = frozenset({
 _COMPLEX = object()
 """Marks a possible private-creator element whose value is not a plain string."""
 _UNSURE = object()
-"""A Pixel Representation pydicom may use that this reader does not know (see :meth:`_Reader.ambiguous_vr`)."""
+"""A Pixel Representation pydicom may use that this reader does not know
+(see :meth:`_Reader.pixel_representation`)."""
 
 _TAG_INFO: dict[int, tuple[str, str, str]] = {}
 """tag → (``(GGGG,EEEE)``, ``GGGGEEEE``, keyword or '')."""
@@ -95,7 +102,7 @@ _PUBLIC_VRS: dict[int, str] = {}
 
 
 def _public_vr(tag: int) -> str:
-    """The dictionary VR (repeaters included; possibly ambiguous), UL for a group length, else UN."""
+    """The dictionary VR (repeaters included; maybe ambiguous), UL for a group length, else UN."""
     vr = _PUBLIC_VRS.get(tag)
     if vr is None:
         try:
@@ -359,7 +366,8 @@ class _Reader:
     """
 
     __slots__ = (
-        "buf", "size", "file_size", "rows", "nodes", "appends", "pixel_length", "has_pixels", "implicit",
+        "buf", "size", "file_size", "rows", "nodes", "appends", "pixel_length", "has_pixels",
+        "implicit",
     )
 
     def __init__(self, buf: bytes, file_size: int, nodes: Nodes | None) -> None:
@@ -449,7 +457,8 @@ class _Reader:
                 if end >= 0 and item_end > end:
                     raise Unsupported("item overruns its sequence")
             pos = self.dataset(
-                start, item_end, f"{path}__{count}__", f"{kw_path}[{count}].", depth, charset, 2, pixel_rep
+                start, item_end, f"{path}__{count}__", f"{kw_path}[{count}].", depth, charset, 2,
+                pixel_rep,
             )
             if item_end >= 0 and pos != item_end:
                 raise Unsupported("element overruns its item")
@@ -629,8 +638,12 @@ class _Reader:
                 index = len(rows)
                 add(path, kw_path, tag8, keyword, vr, 0, depth, creator, [], 0.0, None)
                 if length:
-                    inherited = self.pixel_representation(tag, depth, first_row, pixel_rep) if implicit else None
-                    _, count = self.sequence(start, value_end, path, kw_path, depth + 1, charset, inherited)
+                    inherited = None
+                    if implicit:
+                        inherited = self.pixel_representation(tag, depth, first_row, pixel_rep)
+                    _, count = self.sequence(
+                        start, value_end, path, kw_path, depth + 1, charset, inherited
+                    )
                     rows.vm[index] = count
                     rows.value_number[index] = float(count)
                 continue
@@ -717,7 +730,9 @@ class _Reader:
             raise Unsupported("signed LUT descriptor (pydicom keeps its first value)")
         return "SS"
 
-    def pixel_representation(self, tag: int, depth: int, first_row: int, pixel_rep: object) -> object:
+    def pixel_representation(
+        self, tag: int, depth: int, first_row: int, pixel_rep: object
+    ) -> object:
         """The Pixel Representation pydicom uses for element ``tag`` (a 'US or SS' one, or a
         defined-length sequence whose items inherit it) of the dataset at ``depth``:
         its own when read before ``tag`` (:data:`_UNSURE` unless one value), else
