@@ -1,10 +1,16 @@
-"""Fast DICOM header reader working on raw bytes (Explicit VR Little Endian datasets).
+"""Fast DICOM header reader working on raw bytes (Explicit and Implicit VR Little Endian datasets).
 
 :func:`parse` produces exactly the rows of
 ``flatten_dataset(dcmread(fp, stop_before_pixels=True, force=True))`` for the inputs
 it accepts, and raises :class:`Unsupported` for anything it does not reproduce
 exactly (the caller then falls back to pydicom). All offsets are 0-based byte
 offsets into the file; lengths are in bytes.
+
+In an implicit VR dataset each element's VR is the one pydicom gives it: the
+public dictionary's, LO for private creators, the private dictionary's under a
+known creator, UL for unknown group lengths, UN otherwise; 'US or SS' from the
+dataset's Pixel Representation and overlay data as OW (as pydicom corrects
+them); other ambiguous VRs are declined.
 """
 
 from __future__ import annotations
@@ -17,7 +23,14 @@ from collections.abc import Callable
 
 import pydicom.uid
 from pydicom.charset import convert_encodings, decode_bytes
-from pydicom.datadict import DicomDictionary, dictionary_VR, private_dictionary_VR
+from pydicom.datadict import (
+    DicomDictionary,
+    RepeatersDictionary,
+    dictionary_VR,
+    mask_match,
+    private_dictionary_VR,
+)
+from pydicom.filewriter import _AMBIGUOUS_US_SS_TAGS, _OVERLAY_DATA_TAGS
 from pydicom.multival import MultiValue
 from pydicom.tag import _LUT_DESCRIPTOR_TAGS
 from pydicom.valuerep import TEXT_VR_DELIMS
@@ -29,13 +42,20 @@ from ingest.dicom.header import Header, NeedMore, ReadError, Unsupported
 _HEAD = struct.Struct("<LHH").unpack_from
 """(tag bytes as uint32: element << 16 | group, VR bytes as uint16, 16-bit length)."""
 _ITEM = struct.Struct("<HHL").unpack_from
+_TAG_LENGTH = struct.Struct("<LL").unpack_from
 _U32 = struct.Struct("<L").unpack_from
 
 _UNDEFINED = 0xFFFFFFFF
 _ITEM_TAG = 0xFFFEE000
+_ITEM_TAG_LE = 0xE000FFFE
+"""The item tag as its bytes read as one uint32 (as :data:`_HEAD` reads tags)."""
 _ITEM_END = 0xFFFEE00D
 _SEQ_END = 0xFFFEE0DD
 _CHARSET_TAG = 0x00080005
+_PIXEL_REPRESENTATION = 0x00280103
+_PIXEL_REPRESENTATION8 = "00280103"
+_LUT_DESCRIPTOR = "00283002"
+_LUT_DATA = 0x00283006
 _PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 
 _LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
@@ -55,17 +75,52 @@ _SINGLE_TEXT_VRS = frozenset({"ST", "LT", "UT"})
 _CHARSET_VRS = _MULTI_TEXT_VRS | _SINGLE_TEXT_VRS | {"PN", "SQ"}
 _CREATOR_VRS = frozenset({"LO", "SH", "CS", "ST", "LT", "UT", "UC"})
 _SIMPLE_PN_CODECS = frozenset({"iso8859-1", "utf-8"})
-_EXPLICIT_SYNTAXES_NOT_LE = frozenset({
-    pydicom.uid.ImplicitVRLittleEndian,
+_UNSUPPORTED_SYNTAXES = frozenset({
     pydicom.uid.ExplicitVRBigEndian,
     pydicom.uid.DeflatedExplicitVRLittleEndian,
 })
 
 _COMPLEX = object()
 """Marks a possible private-creator element whose value is not a plain string."""
+_UNSURE = object()
+"""A Pixel Representation pydicom may use that this reader does not know
+(see :meth:`_Reader.pixel_representation`)."""
 
 _TAG_INFO: dict[int, tuple[str, str, str]] = {}
 """tag → (``(GGGG,EEEE)``, ``GGGGEEEE``, keyword or '')."""
+
+
+def _implicit_head(buf: bytes, pos: int) -> tuple[int, int, int]:
+    """An implicit VR element header at ``pos`` as :data:`_HEAD` gives explicit ones:
+    (tag bytes as uint32, 0 for the absent VR, 32-bit length)."""
+    tag_le, length = _TAG_LENGTH(buf, pos)
+    return tag_le, 0, length
+
+
+_PUBLIC_VRS: dict[int, str] = {}
+"""Public tag → VR pydicom gives its defined-length element in an implicit VR dataset."""
+
+
+def _public_vr(tag: int) -> str:
+    """The dictionary VR (repeaters included; maybe ambiguous), UL for a group length, else UN."""
+    vr = _PUBLIC_VRS.get(tag)
+    if vr is None:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            vr = "UL" if not tag & 0xFFFF else "UN"
+        _PUBLIC_VRS[tag] = vr
+    return vr
+
+
+def _undefined_length_vr(tag: int) -> str | None:
+    """The VR pydicom's reader looks up for an implicit undefined-length element
+    (public dictionary and repeaters only); None when not found."""
+    entry = DicomDictionary.get(tag)
+    if entry is None and not tag >> 16 & 1:
+        mask = mask_match(tag)
+        entry = RepeatersDictionary[mask] if mask else None
+    return entry[0] if entry else None
 
 
 def _tag_info(tag: int) -> tuple[str, str, str]:
@@ -305,9 +360,15 @@ def _fast_info(
 # ---------------------------------------------------------------------- reader
 
 class _Reader:
-    """One parse: the buffer, the rows so far and the pixel data found (if any)."""
+    """One parse: the buffer, the rows so far and the pixel data found (if any).
 
-    __slots__ = ("buf", "size", "file_size", "rows", "nodes", "appends", "pixel_length", "has_pixels")
+    ``implicit``: the datasets after the file meta are implicit VR (the meta is always explicit).
+    """
+
+    __slots__ = (
+        "buf", "size", "file_size", "rows", "nodes", "appends", "pixel_length", "has_pixels",
+        "implicit",
+    )
 
     def __init__(self, buf: bytes, file_size: int, nodes: Nodes | None) -> None:
         self.buf = buf
@@ -318,6 +379,7 @@ class _Reader:
         self.appends = tuple(getattr(self.rows, name).append for name in ElementRows.STORED)
         self.has_pixels = False
         self.pixel_length: int | None = None
+        self.implicit = False
 
     def need(self, end: int) -> None:
         """Raise for a read up to byte ``end`` (exclusive) past the buffer."""
@@ -325,10 +387,13 @@ class _Reader:
             raise ReadError("truncated", f"header extends to byte {end}, file has {self.file_size}")
         raise NeedMore(end)
 
-    def pixel_data(self, pos: int, vr: str, length: int) -> None:
-        """Record the top-level pixel data element starting at ``pos``."""
+    def pixel_data(self, pos: int, long: bool, length: int) -> None:
+        """Record the top-level pixel data element starting at ``pos``.
+
+        ``long``: an explicit VR with its 4-byte length at ``pos + 8`` (else ``length`` is it).
+        """
         header = 8
-        if vr in _LONG_VRS:
+        if long:
             header = 12
             if pos + 12 > self.size:
                 self.need(pos + 12)
@@ -360,9 +425,13 @@ class _Reader:
             pos += 8 + length
 
     def sequence(
-        self, pos: int, end: int, path: str, kw_path: str, depth: int, charset: _Charset
+        self, pos: int, end: int, path: str, kw_path: str, depth: int, charset: _Charset,
+        pixel_rep: object = None,
     ) -> tuple[int, int]:
-        """Items from ``pos`` to ``end`` (-1: up to the delimiter); (next offset, item count)."""
+        """Items from ``pos`` to ``end`` (-1: up to the delimiter); (next offset, item count).
+
+        ``pixel_rep``: what its items inherit (see :meth:`dataset`).
+        """
         buf = self.buf
         count = 0
         while True:
@@ -388,7 +457,8 @@ class _Reader:
                 if end >= 0 and item_end > end:
                     raise Unsupported("item overruns its sequence")
             pos = self.dataset(
-                start, item_end, f"{path}__{count}__", f"{kw_path}[{count}].", depth, charset, 2
+                start, item_end, f"{path}__{count}__", f"{kw_path}[{count}].", depth, charset, 2,
+                pixel_rep,
             )
             if item_end >= 0 and pos != item_end:
                 raise Unsupported("element overruns its item")
@@ -403,16 +473,21 @@ class _Reader:
         depth: int,
         charset: _Charset,
         mode: int,
+        pixel_rep: object = None,
     ) -> int:
         """Elements from ``pos``; returns the offset after the dataset (0-based bytes).
 
         ``mode``: 0 file meta (stops at the first non-0002 group), 1 top-level
         dataset (stops at pixel data or end of file), 2 sequence item (ends at
-        ``end``, or at the item delimiter when ``end`` is -1). Public elements
-        with a value converter take the short path (cached per tag and VR);
-        everything else (meta, private, sequences, binary, UN, the character
-        set, pixel data) the general one.
+        ``end``, or at the item delimiter when ``end`` is -1). ``pixel_rep``
+        (implicit VR only): the Pixel Representation pydicom gives an item
+        without its own: an int, None (none), or :data:`_UNSURE`. Public elements
+        with a value converter take the short path (cached per tag and VR, or
+        per tag in implicit VR); everything else (meta, private, sequences,
+        binary, UN, ambiguous VRs, the character set, pixel data) the general one.
         """
+        implicit = self.implicit and mode != 0
+        head = _implicit_head if implicit else _HEAD
         buf = self.buf
         size = self.size
         rows = self.rows
@@ -433,7 +508,7 @@ class _Reader:
                 if mode == 0 and pos == size == self.file_size:
                     return pos
                 self.need(pos + 8)
-            tag_le, vr_code, length = _HEAD(buf, pos)
+            tag_le, vr_code, length = head(buf, pos)
             key = vr_code << 32 | tag_le
             entry = here.get(key)
             if entry is None:
@@ -454,13 +529,16 @@ class _Reader:
                     if mode == 2 and end < 0:
                         return pos + 8
                     raise Unsupported("item delimiter outside an undefined-length item")
-                vr_info = _VR_NAMES.get(vr_code)
-                if vr_info is None:
-                    vr_bytes = vr_code.to_bytes(2, "little")
-                    raise Unsupported(f"VR {vr_bytes!r} of {tag:08X} (implicit VR switch?)")
-                vr, long = vr_info
+                if implicit:
+                    vr, long = "", False  # found below
+                else:
+                    vr_info = _VR_NAMES.get(vr_code)
+                    if vr_info is None:
+                        vr_bytes = vr_code.to_bytes(2, "little")
+                        raise Unsupported(f"VR {vr_bytes!r} of {tag:08X} (implicit VR switch?)")
+                    vr, long = vr_info
                 if mode == 1 and tag in _PIXEL_TAGS:
-                    self.pixel_data(pos, vr, length)
+                    self.pixel_data(pos, long, length)
                     return pos
             if tag <= last:
                 raise Unsupported("elements out of order or repeated")
@@ -508,6 +586,8 @@ class _Reader:
             path = prefix + tag_text
             kw_path = kw_prefix + (keyword or tag_text)
             private = group & 1
+            if implicit and not private and length != _UNDEFINED:
+                vr = _public_vr(tag)
             if not private and vr in _CONVERTERS and group != 0xFFFE and tag != _CHARSET_TAG \
                     and tag not in _PIXEL_TAGS:
                 fast[key] = _fast_info(tag, tag_text, tag8, keyword, vr, long)
@@ -520,7 +600,14 @@ class _Reader:
             elif private and (group << 16 | element >> 8) != tag and (group << 16) in creators:
                 raise Unsupported("private tag below 0x100 with a group length present")
 
-            if vr == "UN" and length != _UNDEFINED:
+            if implicit:
+                if length == _UNDEFINED:
+                    vr = self.undefined_length_vr(tag, start)
+                elif private:
+                    vr = self.private_vr(tag, element, creator)
+                elif " or " in vr:
+                    vr = self.ambiguous_vr(tag, depth, first_row, pixel_rep)
+            elif vr == "UN" and length != _UNDEFINED:
                 vr = self.un_vr(tag, element, private, creator, length)
             add = rows.add
 
@@ -551,7 +638,12 @@ class _Reader:
                 index = len(rows)
                 add(path, kw_path, tag8, keyword, vr, 0, depth, creator, [], 0.0, None)
                 if length:
-                    _, count = self.sequence(start, value_end, path, kw_path, depth + 1, charset)
+                    inherited = None
+                    if implicit:
+                        inherited = self.pixel_representation(tag, depth, first_row, pixel_rep)
+                    _, count = self.sequence(
+                        start, value_end, path, kw_path, depth + 1, charset, inherited
+                    )
                     rows.vm[index] = count
                     rows.value_number[index] = float(count)
                 continue
@@ -583,6 +675,90 @@ class _Reader:
                 charset = self.new_charset(vr, values, charset, rows.vr[first_row:])
                 fast = charset.fast
                 here = nodes.item_map((prefix, kw_prefix, charset))
+
+    def undefined_length_vr(self, tag: int, start: int) -> str:
+        """SQ for an implicit undefined-length element whose value starts at ``start``,
+        as pydicom's reader decides (dictionary VR, else an item tag first); raises otherwise."""
+        vr = _undefined_length_vr(tag)
+        if vr is None:
+            if start + 4 > self.size:
+                self.need(start + 4)
+            if _U32(self.buf, start)[0] == _ITEM_TAG_LE:
+                return "SQ"
+        if vr != "SQ":
+            raise Unsupported(f"implicit undefined length {vr or 'value'} of {tag:08X}")
+        return vr
+
+    @staticmethod
+    def private_vr(tag: int, element: int, creator: object) -> str:
+        """The VR pydicom gives a defined-length private element of an implicit VR dataset."""
+        if 0x10 <= element <= 0xFF:
+            return "LO"
+        if element > 0xFF and creator:
+            try:
+                vr = private_dictionary_VR(tag, str(creator))
+            except KeyError:
+                return "UN"
+            if vr not in _KNOWN_VRS:
+                raise Unsupported(f"private VR {vr} of {tag:08X}")
+            return vr
+        return "UN"
+
+    def ambiguous_vr(self, tag: int, depth: int, first_row: int, pixel_rep: object) -> str:
+        """The VR pydicom corrects an ambiguous one to, for an element of the implicit VR
+        dataset at ``depth`` whose rows start at ``first_row``; raises where unsure.
+
+        Overlay data is OW; 'US or SS' is US or SS by :meth:`pixel_representation`
+        (0 when there is none); LUT Data is US after a LUT Descriptor whose first
+        value is 1, else OW.
+        """
+        if tag in _OVERLAY_DATA_TAGS:
+            return "OW"
+        if tag == _LUT_DATA:
+            index = self.find(_LUT_DESCRIPTOR, depth, first_row)
+            if index is None or self.rows.vm[index] != 3:
+                raise Unsupported("LUT Data without a three-valued LUT Descriptor")
+            return "US" if self.rows.values[index][0] == "1" else "OW"
+        if tag not in _AMBIGUOUS_US_SS_TAGS:
+            raise Unsupported(f"ambiguous VR of {tag:08X}")
+        representation = self.pixel_representation(tag, depth, first_row, pixel_rep)
+        if representation is _UNSURE:
+            raise Unsupported("'US or SS' with an unsure Pixel Representation")
+        if not representation:
+            return "US"
+        if tag in _LUT_DESCRIPTOR_TAGS:
+            raise Unsupported("signed LUT descriptor (pydicom keeps its first value)")
+        return "SS"
+
+    def pixel_representation(
+        self, tag: int, depth: int, first_row: int, pixel_rep: object
+    ) -> object:
+        """The Pixel Representation pydicom uses for element ``tag`` (a 'US or SS' one, or a
+        defined-length sequence whose items inherit it) of the dataset at ``depth``:
+        its own when read before ``tag`` (:data:`_UNSURE` unless one value), else
+        the inherited ``pixel_rep`` when ``tag`` follows its place, else :data:`_UNSURE`.
+
+        pydicom passes it down to the items of defined-length sequences only (read
+        later than the dataset holding them); items of undefined-length ones inherit None.
+        """
+        if tag < _PIXEL_REPRESENTATION:
+            return _UNSURE
+        index = self.find(_PIXEL_REPRESENTATION8, depth, first_row)
+        if index is None:
+            return pixel_rep
+        values = self.rows.values[index]
+        return int(values[0]) if len(values) == 1 else _UNSURE
+
+    def find(self, tag8: str, depth: int, first_row: int) -> int | None:
+        """The row of element ``tag8`` (``GGGGEEEE``) among the rows of the dataset at
+        ``depth`` whose rows start at ``first_row`` (0-based); None when absent."""
+        rows, nodes = self.rows, self.nodes
+        node_tag, node_depth = nodes.tag, nodes.depth
+        for index in range(len(rows) - 1, first_row - 1, -1):
+            node = rows.node[index]
+            if node_depth[node] == depth and node_tag[node] <= tag8:
+                return index if node_tag[node] == tag8 else None
+        return None
 
     def un_vr(self, tag: int, element: int, private: int, creator: object, length: int) -> str:
         """The VR pydicom gives an explicit defined-length UN element (it looks known tags up)."""
@@ -637,7 +813,7 @@ def parse(buf: bytes, file_size: int, nodes: Nodes | None = None) -> Header:
         ReadError: ``truncated`` when an element (or the defined-length pixel data)
             extends beyond ``file_size``.
         Unsupported: anything this reader does not reproduce exactly (no 'DICM'
-            prefix, transfer syntaxes other than explicit VR little endian, ...).
+            prefix, big endian or deflated transfer syntaxes, ...).
     """
     reader = _Reader(buf, file_size, nodes)
     if reader.size < 132:
@@ -652,7 +828,7 @@ def parse(buf: bytes, file_size: int, nodes: Nodes | None = None) -> Header:
     if pos >= file_size:
         return Header(rows=reader.rows, reader="fast")
     syntax = _transfer_syntax(reader.rows)
-    if syntax is None or syntax in _EXPLICIT_SYNTAXES_NOT_LE:
+    if syntax is None or syntax in _UNSUPPORTED_SYNTAXES:
         raise Unsupported(f"transfer syntax {syntax}")
     if syntax in pydicom.uid.PrivateTransferSyntaxes:
         raise Unsupported("private transfer syntax")
@@ -660,6 +836,10 @@ def parse(buf: bytes, file_size: int, nodes: Nodes | None = None) -> Header:
         reader.need(pos + 8)
     if buf[pos] | buf[pos + 1] << 8 == 0:
         raise Unsupported("command set elements")
+    if syntax == pydicom.uid.ImplicitVRLittleEndian:
+        if 0x40 < buf[pos + 4] < 0x5B and 0x40 < buf[pos + 5] < 0x5B:
+            raise Unsupported("explicit VR dataset under an implicit VR transfer syntax")
+        reader.implicit = True
     reader.dataset(pos, -1, "", "", 0, _DEFAULT_CHARSET, 1)
     return Header(
         rows=reader.rows,
