@@ -80,25 +80,47 @@ def _repeated(values: list[str | None], run_ends: pa.Array) -> pa.Array:
     return pc.run_end_decode(encoded)
 
 
+def _sparse(n: int, exceptions: list[tuple[int, Any]]) -> list[Any]:
+    """``n`` Nones with ``exceptions`` (row index, value) filled in."""
+    column: list[Any] = [None] * n
+    for index, value in exceptions:
+        column[index] = value
+    return column
+
+
 def _elements_table(chunks: list[tuple[str, str | None, ElementRows]], nodes: Nodes) -> pa.Table:
     """One table of every chunk's rows (all at nodes of ``nodes``); the node columns
-    are taken from the node table, ``value_text`` is joined by Arrow (null when no values)."""
+    are taken from the node table, ``vm`` and ``value_text`` computed by Arrow from
+    ``values`` (``vm`` where no exception says otherwise; ``value_text`` null when no values)."""
     columns: dict[str, list[Any]] = {name: [] for name in ElementRows.STORED}
+    exceptions: dict[str, list[tuple[int, Any]]] = {name: [] for name in ElementRows.SPARSE}
     run_ends: list[int] = []
+    n = 0
     for _, _, rows in chunks:
         for name in ElementRows.STORED:
             columns[name] += getattr(rows, name)
-        run_ends.append(len(columns["node"]))
+        for name, attribute in ElementRows.SPARSE.items():
+            exceptions[name] += [(n + index, value) for index, value in getattr(rows, attribute).items()]
+        n = len(columns["node"])
+        run_ends.append(n)
     node_ids = pa.array(columns.pop("node"), pa.int32())
     arrays = {name: pa.array(values, ELEMENTS.field(name).type) for name, values in columns.items()}
     for name in Nodes.COLUMNS:
         arrays[name] = pa.array(getattr(nodes, name), ELEMENTS.field(name).type).take(node_ids)
+    for name in ("private_creator", "value_length"):
+        arrays[name] = pa.array(_sparse(n, exceptions[name]), ELEMENTS.field(name).type)
+    values = arrays["values"]
+    vm = pc.list_value_length(values).cast(ELEMENTS.field("vm").type)
+    if exceptions["vm"]:
+        exceptions["vm"].sort()
+        mask = pa.array([value is not None for value in _sparse(n, exceptions["vm"])], pa.bool_())
+        vm = pc.replace_with_mask(vm, mask, pa.array([v for _, v in exceptions["vm"]], vm.type))
+    arrays["vm"] = vm
     # a run cannot be empty: skip instances without rows (their run end repeats the previous one)
     keep = [i for i, end in enumerate(run_ends) if end != (run_ends[i - 1] if i else 0)]
     ends = pa.array([run_ends[i] for i in keep], pa.int32())
     arrays["file_id"] = _repeated([chunks[i][0] for i in keep], ends)
     arrays["sop_instance_uid"] = _repeated([chunks[i][1] for i in keep], ends)
-    values = arrays["values"]
     arrays["value_text"] = pc.if_else(
         pc.equal(pc.list_value_length(values), 0), pa.scalar(None, pa.string()), pc.binary_join(values, "\\")
     )

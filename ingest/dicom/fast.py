@@ -491,7 +491,7 @@ class _Reader:
         buf = self.buf
         size = self.size
         rows = self.rows
-        add_node, add_vm, add_creator, add_values, add_number, add_length = self.appends
+        add_node, add_values, add_number = self.appends
         nodes = self.nodes
         fast = charset.fast if mode else {}
         # short-path entries with their node ids at this prefix: (node, tag, VR, 4-byte length, converter, memo)
@@ -575,11 +575,8 @@ class _Reader:
                 else:
                     values, number = convert(buf[start:pos], charset, tag)
                 add_node(node)
-                add_vm(len(values))
-                add_creator(None)
                 add_values(values)
                 add_number(number)
-                add_length(None)
                 continue
 
             tag_text, tag8, keyword = _TAG_INFO.get(tag) or _tag_info(tag)
@@ -616,7 +613,7 @@ class _Reader:
                     index = len(rows)
                     add(path, kw_path, tag8, keyword, "SQ", 0, depth, None, [], 0.0, None)
                     pos, count = self.sequence(start, -1, path, kw_path, depth + 1, charset)
-                    rows.vm[index] = count
+                    rows.vm_of[index] = count
                     rows.value_number[index] = float(count)
                     continue
                 if vr != "OB" and vr != "OW":
@@ -644,7 +641,7 @@ class _Reader:
                     _, count = self.sequence(
                         start, value_end, path, kw_path, depth + 1, charset, inherited
                     )
-                    rows.vm[index] = count
+                    rows.vm_of[index] = count
                     rows.value_number[index] = float(count)
                 continue
             if length == 0:
@@ -716,7 +713,7 @@ class _Reader:
             return "OW"
         if tag == _LUT_DATA:
             index = self.find(_LUT_DESCRIPTOR, depth, first_row)
-            if index is None or self.rows.vm[index] != 3:
+            if index is None or len(self.rows.values[index]) != 3:
                 raise Unsupported("LUT Data without a three-valued LUT Descriptor")
             return "US" if self.rows.values[index][0] == "1" else "OW"
         if tag not in _AMBIGUOUS_US_SS_TAGS:

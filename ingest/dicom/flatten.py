@@ -98,29 +98,34 @@ class ElementRows:
     """Element rows of one instance, column by column (0-based ``depth``).
 
     Each row stores its node (see :class:`Nodes`: tag path, keyword path, tag,
-    keyword, VR, depth) and its own ``vm``, ``private_creator``, ``values``,
-    ``value_number`` and ``value_length``; the node columns and ``value_text``
-    (``\\``-joined values, None when there are none) are derived on access,
-    here for tests and by Arrow for the lake.
+    keyword, VR, depth), its ``values`` and ``value_number``. The rare columns
+    are sparse: ``vm`` is ``len(values)`` unless :attr:`vm_of` says otherwise
+    (sequences, large binary values), ``private_creator`` and ``value_length``
+    are None unless :attr:`creator_of` / :attr:`length_of` hold them (row index
+    0-based). The full columns and ``value_text`` (``\\``-joined values, None
+    when there are none) are derived on access, here for tests and by Arrow
+    for the lake.
     """
 
     COLUMNS = (
         "tag_path", "keyword_path", "tag", "keyword", "vr", "vm", "depth",
         "private_creator", "value_text", "values", "value_number", "value_length",
     )
-    STORED = ("node", "vm", "private_creator", "values", "value_number", "value_length")
-    """The columns held as lists, in the order :meth:`add_row` takes them."""
+    STORED = ("node", "values", "value_number")
+    """The columns held as lists, one item per row."""
+    SPARSE = {"vm": "vm_of", "private_creator": "creator_of", "value_length": "length_of"}
+    """Sparse column → the dict of its exceptions (row index → value)."""
 
-    __slots__ = (*STORED, "nodes")
+    __slots__ = (*STORED, *SPARSE.values(), "nodes")
 
     def __init__(self, nodes: Nodes | None = None) -> None:
         self.nodes = Nodes() if nodes is None else nodes
         self.node: list[int] = []
-        self.vm: list[int] = []
-        self.private_creator: list[str | None] = []
         self.values: list[list[str]] = []
         self.value_number: list[float | None] = []
-        self.value_length: list[int | None] = []
+        self.vm_of: dict[int, int] = {}
+        self.creator_of: dict[int, str] = {}
+        self.length_of: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self.node)
@@ -131,6 +136,19 @@ class ElementRows:
     keyword = _node_column("keyword")
     vr = _node_column("vr")
     depth = _node_column("depth")
+
+    @property
+    def vm(self) -> list[int]:
+        vm_of = self.vm_of
+        return [vm_of.get(index, len(values)) for index, values in enumerate(self.values)]
+
+    @property
+    def private_creator(self) -> list[str | None]:
+        return [self.creator_of.get(index) for index in range(len(self))]
+
+    @property
+    def value_length(self) -> list[int | None]:
+        return [self.length_of.get(index) for index in range(len(self))]
 
     @property
     def value_text(self) -> list[str | None]:
@@ -166,12 +184,16 @@ class ElementRows:
         value_length: int | None,
     ) -> None:
         """Append one row at a node of :attr:`nodes`."""
+        index = len(self.node)
         self.node.append(node)
-        self.vm.append(vm)
-        self.private_creator.append(private_creator)
         self.values.append(values)
         self.value_number.append(value_number)
-        self.value_length.append(value_length)
+        if vm != len(values):
+            self.vm_of[index] = vm
+        if private_creator is not None:
+            self.creator_of[index] = private_creator
+        if value_length is not None:
+            self.length_of[index] = value_length
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """The rows as dicts (for tests and small outputs)."""
