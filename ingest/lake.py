@@ -46,6 +46,17 @@ def write_parquet(table: pa.Table, path: Path, **options: Any) -> None:
     os.replace(tmp, path)
 
 
+def write_arrow(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` as an uncompressed Arrow IPC file (for memory-mapped
+    reading, one record batch), via a temporary name and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+    table = table.combine_chunks()
+    with pa.ipc.new_file(str(tmp), table.schema) as writer:
+        writer.write_table(table)
+    os.replace(tmp, path)
+
+
 def part_files(table_dir: Path) -> list[Path]:
     """The committed part files of one lake table, sorted by name."""
     if not table_dir.is_dir():
