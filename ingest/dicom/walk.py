@@ -302,11 +302,11 @@ def _follow(
     parents = remembered["parent"].to_pylist()
     reused = bytearray(len(parents))
     admitted = bytearray(len(parents))
-    rows: dict[str, int] = {}
-    fresh: list[str] = []
+    rows = _rows(directories, dir_roots)  # of every directory once one changed directory is listed again
+    fresh = [root for root in dir_roots if root not in rows]
 
     def admit(directory: str) -> None:
-        if not rows and parents:
+        if len(rows) < len(parents):
             rows.update(zip(directories.to_pylist(), range(len(parents)), strict=True))
         row = rows.get(directory)
         if row is None:
@@ -314,8 +314,8 @@ def _follow(
         else:
             admitted[row] = 1
 
-    for root in dir_roots:
-        admit(root)
+    for row in rows.values():
+        admitted[row] = 1
     n_children = 0  # rows listed by a reused row
     for row, parent in enumerate(parents):
         if parent >= 0 and reused[parent]:
@@ -328,6 +328,12 @@ def _follow(
             for sub in _visit(directories[row].as_py(), found, listings, since_ns):
                 admit(sub)
     return reused, fresh + _unremembered(remembered, reused, n_children)
+
+
+def _rows(directories: pa.Array, paths: list[str]) -> dict[str, int]:
+    """The rows of those of ``paths`` that are in ``directories`` (without a dictionary of all of them)."""
+    rows = pc.indices_nonzero(pc.is_in(directories, value_set=pa.array(paths, pa.string())))
+    return dict(zip(directories.take(rows).to_pylist(), rows.to_pylist(), strict=True))
 
 
 def _unremembered(remembered: pa.Table, reused: bytearray, n_children: int) -> list[str]:
