@@ -355,6 +355,7 @@ def _flags(values: bytearray) -> pa.BooleanArray:
 
 
 def _int64(values: array[int]) -> pa.Int64Array:
+    """An ``array("q")`` as an Arrow array (sharing its memory)."""
     return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
 
 
