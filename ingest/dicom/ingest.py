@@ -163,7 +163,9 @@ def _read_batches(
             on_progress(done, total)
 
 
-def _diff(found: pa.Table, state: pa.Table, roots: list[str], full: bool) -> tuple[list[Source], set[str], int]:
+def _diff(
+    found: pa.Table, state: pa.Table, roots: list[str], full: bool
+) -> tuple[list[Source], set[str], int]:
     """Compare the files ``found`` (:data:`~ingest.dicom.walk.FOUND`) with the lake ``state``.
 
     Returns the sources to read (new, changed, or all when ``full``; sorted by path),

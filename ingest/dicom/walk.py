@@ -181,7 +181,8 @@ def _walk_dirs(directories: list[str], since_ns: int) -> tuple[dict[str, Source]
 
 
 def _walk_fresh(
-    directories: list[str], found: dict[str, Source], listings: dict[str, Listing], since_ns: int, pool: Pool | None
+    directories: list[str], found: dict[str, Source], listings: dict[str, Listing], since_ns: int,
+    pool: Pool | None,
 ) -> None:
     """List every directory under ``directories`` (never seen before), the subtrees shared among ``pool``."""
     if pool is None or not directories:
@@ -222,6 +223,12 @@ def _stat_shared(start: int, stop: int, n_rows: int) -> Stats:
     return _stat_rows(_shared.slice(start, stop - start))
 
 
+def _zero_stats(n_directories: int, n_files: int) -> Stats:
+    """:class:`Stats` of nothing matched."""
+    return Stats(bytearray(n_directories), array("q", bytes(8 * n_files)), array("q", bytes(8 * n_files)),
+                 bytearray(n_files))
+
+
 def _stat_rows(rows: pa.Table) -> Stats:
     """``stat`` each directory of ``rows`` and, when its identity is unchanged, its files."""
     directories = rows["directory"].to_pylist()
@@ -229,8 +236,7 @@ def _stat_rows(rows: pa.Table) -> Stats:
     files = _array(rows["files"])
     names = files.flatten().to_pylist()
     bounds = pc.subtract(files.offsets, files.offsets[0]).to_pylist()
-    matched = bytearray(len(directories))
-    sizes, mtimes, broken = array("q", bytes(8 * len(names))), array("q", bytes(8 * len(names))), bytearray(len(names))
+    matched, sizes, mtimes, broken = _zero_stats(len(directories), len(names))
     for row, (directory, identity) in enumerate(zip(directories, identities, strict=True)):
         if _identity(directory) != identity:
             continue
@@ -259,8 +265,7 @@ def _stat_remembered(remembered: pa.Table, dir_roots: list[str], pool: Pool | No
     n_rows = remembered.num_rows
     files = _array(remembered["files"])
     n_files = len(files.flatten())
-    whole = Stats(bytearray(n_rows), array("q", bytes(8 * n_files)), array("q", bytes(8 * n_files)),
-                  bytearray(n_files))
+    whole = _zero_stats(n_rows, n_files)
     rows = pc.indices_nonzero(_under_mask(remembered["directory"], dir_roots)) if n_rows else pa.array([])
     if not len(rows):
         return whole
@@ -362,12 +367,13 @@ def _int64(values: array[int]) -> pa.Int64Array:
 def _paths(prefixes: pa.Array, lists: pa.ListArray) -> tuple[pa.Array, pa.Array]:
     """The full paths of the names in ``lists`` (one list per directory), and each one's row."""
     owners = pc.list_parent_indices(lists)
-    prefixed = pc.if_else(pc.ends_with(prefixes, os.sep), prefixes, pc.binary_join_element_wise(prefixes, "", os.sep))
+    with_sep = pc.binary_join_element_wise(prefixes, "", os.sep)
+    prefixed = pc.if_else(pc.ends_with(prefixes, os.sep), prefixes, with_sep)
     return pc.binary_join_element_wise(pc.take(prefixed, owners), pc.list_flatten(lists), ""), owners
 
 
 def _found(remembered: pa.Table, reused: bytearray, stats: Stats, listed: dict[str, Source]) -> pa.Table:
-    """:data:`FOUND`: the files of the ``reused`` remembered rows with their ``stats``, and the files ``listed``."""
+    """:data:`FOUND`: the files of the ``reused`` remembered rows (with their ``stats``), and ``listed``."""
     files = _array(remembered["files"])
     paths, owners = _paths(_array(remembered["directory"]), files)
     table = pa.table(
@@ -458,5 +464,7 @@ def save_listings(path: Path, remembered: pa.Table, walk: Walk) -> None:
     write_arrow(_with_parents(pa.concat_tables([remembered.filter(keep), listed])), path)
 
 
-__all__ = ["FOUND", "LISTINGS", "Listing", "Walk", "load_listings", "save_listings", "share_listings", "sources",
-           "walk_sources"]
+__all__ = [
+    "FOUND", "LISTINGS", "Listing", "Walk",
+    "load_listings", "save_listings", "share_listings", "sources", "walk_sources",
+]
