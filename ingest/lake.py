@@ -65,14 +65,20 @@ def part_files(table_dir: Path) -> list[Path]:
 
 
 def read_table(table_dir: Path, schema: pa.Schema) -> pa.Table:
-    """All part files of a table as one Arrow table (empty, with ``schema``, if none)."""
+    """All part files of a table as one Arrow table of one chunk (empty, with ``schema``, if none)."""
     files = part_files(table_dir)
     if not files:
         return schema.empty_table()
     # each part read on its own, several at a time: a pyarrow dataset would import pandas (~0.5 s)
     with ThreadPoolExecutor(min(READ_THREADS, len(files))) as pool:
-        parts = list(pool.map(lambda path: pq.ParquetFile(path).read().cast(schema), files))
-    return pa.concat_tables(parts)
+        parts = list(pool.map(lambda path: _read_part(path, schema), files))
+    return pa.concat_tables(parts).combine_chunks()
+
+
+def _read_part(path: Path, schema: pa.Schema) -> pa.Table:
+    """One part file as ``schema`` (parts are small: read on one thread; cast only when it differs)."""
+    table = pq.ParquetFile(path).read(use_threads=False)
+    return table if table.schema.equals(schema) else table.cast(schema)
 
 
 class Transaction:

@@ -180,8 +180,10 @@ def _diff(
     stale = pc.or_(pc.invert(pc.fill_null(same, False)), pa.scalar(full))
     to_read = found.filter(stale)
     reread = found.filter(pc.and_(stale, pc.is_valid(at)))
-    gone = state.filter(pc.invert(pc.is_in(state["source_path"], value_set=found["path"])))
-    vanished = {path for path in gone["source_path"].to_pylist() if _under(path, roots)}
+    vanished: set[str] = set()
+    if pc.count(at).as_py() < state.num_rows:  # some source read before was not found (paths are unique)
+        gone = state.filter(pc.invert(pc.is_in(state["source_path"], value_set=found["path"])))
+        vanished = {path for path in gone["source_path"].to_pylist() if _under(path, roots)}
     return sources(to_read), vanished | set(reread["path"].to_pylist()), len(vanished)
 
 
