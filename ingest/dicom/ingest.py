@@ -114,6 +114,7 @@ def _run_batch(args: tuple[Path, str, list[Source], dt.datetime]) -> BatchResult
 
 
 def _init_worker(remembered: pa.Table) -> None:
+    """Pool initializer: :func:`worker_init`, and the listings the walk will ``stat`` in the worker."""
     worker_init()
     share_listings(remembered)
 
