@@ -214,6 +214,20 @@ def test_ingest_reuses_listings_and_full_ignores_them(settings: Settings, tree: 
     assert series + "/0.dcm" in _corpus_paths(settings)
 
 
+def test_ingest_rereads_a_file_touched_in_place_and_drops_a_vanished_directory(settings: Settings, tree: Path) -> None:
+    """With remembered listings the pool's workers stat the files: same size, new mtime is a change."""
+    ingest_dicom(settings, [tree], workers=2)
+    touched = tree / "p0" / "study" / "s1" / "0.dcm"  # (link.dcm points to s0/0.dcm: it would change too)
+    stat = touched.stat()
+    os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    shutil.rmtree(tree / "p1" / "study" / "s1")
+    again = ingest_dicom(settings, [tree], workers=2)
+    assert (again.n_read, again.n_removed) == (1, 2)
+    paths = _corpus_paths(settings)
+    assert str(touched) in paths
+    assert not any("/p1/study/s1/" in path for path in paths)
+
+
 def test_listings_are_saved_only_when_the_run_commits(
     settings: Settings, tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
