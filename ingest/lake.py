@@ -46,6 +46,17 @@ def write_parquet(table: pa.Table, path: Path, **options: Any) -> None:
     os.replace(tmp, path)
 
 
+def write_arrow(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` as an uncompressed Arrow IPC file (for memory-mapped
+    reading, one record batch), via a temporary name and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+    table = table.combine_chunks()
+    with pa.ipc.new_file(str(tmp), table.schema) as writer:
+        writer.write_table(table)
+    os.replace(tmp, path)
+
+
 def part_files(table_dir: Path) -> list[Path]:
     """The committed part files of one lake table, sorted by name."""
     if not table_dir.is_dir():
@@ -54,14 +65,20 @@ def part_files(table_dir: Path) -> list[Path]:
 
 
 def read_table(table_dir: Path, schema: pa.Schema) -> pa.Table:
-    """All part files of a table as one Arrow table (empty, with ``schema``, if none)."""
+    """All part files of a table as one Arrow table of one chunk (empty, with ``schema``, if none)."""
     files = part_files(table_dir)
     if not files:
         return schema.empty_table()
     # each part read on its own, several at a time: a pyarrow dataset would import pandas (~0.5 s)
     with ThreadPoolExecutor(min(READ_THREADS, len(files))) as pool:
-        parts = list(pool.map(lambda path: pq.ParquetFile(path).read().cast(schema), files))
-    return pa.concat_tables(parts)
+        parts = list(pool.map(lambda path: _read_part(path, schema), files))
+    return pa.concat_tables(parts).combine_chunks()
+
+
+def _read_part(path: Path, schema: pa.Schema) -> pa.Table:
+    """One part file as ``schema`` (parts are small: read on one thread; cast only when it differs)."""
+    table = pq.ParquetFile(path).read(use_threads=False)
+    return table if table.schema.equals(schema) else table.cast(schema)
 
 
 class Transaction:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import time
 import zipfile
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from pydicom.data import get_testdata_file
 
 from ingest.dicom import ingest as dicom_ingest
 from ingest.dicom import walk
 from ingest.dicom.ingest import ingest_dicom
+from ingest.lake import write_arrow
 from ingest.settings import Settings
 
 CT = Path(get_testdata_file("CT_small.dcm"))
@@ -53,48 +57,66 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
-def _both(paths: list[Path], remembered: dict[str, walk.Listing]) -> tuple[walk.Walk, walk.Walk]:
+def _remember(found: walk.Walk, remembered: pa.Table | None = None) -> pa.Table:
+    """The listings saved after ``found`` (over ``remembered``), as the next run loads them."""
+    path = Path(found.roots[0]).parent / "listings.arrow"
+    walk.save_listings(path, walk.LISTINGS.empty_table() if remembered is None else remembered, found)
+    return walk.load_listings(path)
+
+
+def _files(remembered: pa.Table) -> dict[str, list[str]]:
+    """Remembered file names by directory."""
+    return dict(zip(remembered["directory"].to_pylist(), remembered["files"].to_pylist(), strict=True))
+
+
+def _both(paths: list[Path], remembered: pa.Table) -> tuple[walk.Walk, walk.Walk]:
     """The walk reusing ``remembered`` and a fresh one; they must find the same sources."""
     reused = walk.walk_sources(paths, remembered=remembered)
     fresh = walk.walk_sources(paths)
-    assert reused.sources == fresh.sources
+    assert walk.sources(reused.found) == walk.sources(fresh.found)
     return reused, fresh
 
 
 def test_a_remembered_walk_lists_only_changed_directories(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = walk.walk_sources([tree])
     assert str(tree / "p0" / "study" / "s0") in first.listings
-    assert {Path(s.path).name for s in first.sources} >= {"series.zip", "link.dcm", "dir_link", "broken.dcm"}
-    assert not any(Path(s.path).name == "fifo" for s in first.sources)
-    assert next(s for s in first.sources if s.path.endswith("broken.dcm")).broken_link
+    first_sources = walk.sources(first.found)
+    assert {Path(s.path).name for s in first_sources} >= {"series.zip", "link.dcm", "dir_link", "broken.dcm"}
+    assert not any(Path(s.path).name == "fifo" for s in first_sources)
+    assert next(s for s in first_sources if s.path.endswith("broken.dcm")).broken_link
+    remembered = _remember(first)
 
     listed: list[str] = []
     scandir = os.scandir
     monkeypatch.setattr(walk.os, "scandir", lambda path: listed.append(path) or scandir(path))
-    reused = walk.walk_sources([tree], remembered=first.listings)
+    reused = walk.walk_sources([tree], remembered=remembered)
     assert listed == []
-    assert reused.sources == first.sources
-    assert reused.listings == first.listings
+    assert walk.sources(reused.found) == first_sources
+    assert reused.listings == {}
+    assert pc.all(reused.reused).as_py() and len(reused.reused) == len(first.listings)
 
     shutil.copy(CT, tree / "p1" / "study" / "s1" / "new.dcm")
-    reused, _ = _both([tree], first.listings)
-    assert str(tree / "p1" / "study" / "s1" / "new.dcm") in {s.path for s in reused.sources}
+    reused, _ = _both([tree], remembered)
+    assert str(tree / "p1" / "study" / "s1" / "new.dcm") in reused.found["path"].to_pylist()
     assert listed[0] == str(tree / "p1" / "study" / "s1")  # the only directory the remembered walk lists
     assert listed.count(str(tree / "p1" / "study" / "s1")) == 2  # (and once the fresh walk)
 
 
 def test_files_changed_in_place_added_and_removed_directories(tree: Path) -> None:
-    first = walk.walk_sources([tree])
+    first = _remember(walk.walk_sources([tree]))
     changed = tree / "p0" / "study" / "s1" / "1.dcm"
     changed.write_bytes(CT.read_bytes() + b"\0\0")  # same name, new size and mtime: the directory is unchanged
     shutil.rmtree(tree / "p1" / "study" / "s0")
     (tree / "p0" / "study" / "s2").mkdir()
     shutil.copy(CT, tree / "p0" / "study" / "s2" / "0.dcm")
     (tree / "empty" / "deeper").rmdir()
-    reused, fresh = _both([tree], first.listings)
-    assert next(s for s in reused.sources if s.path == str(changed)).size == CT.stat().st_size + 2
-    assert str(tree / "p1" / "study" / "s0") not in reused.listings
-    assert str(tree / "empty" / "deeper") not in reused.listings
+    _settle()
+    reused, fresh = _both([tree], first)
+    assert next(s for s in walk.sources(reused.found) if s.path == str(changed)).size == CT.stat().st_size + 2
+    kept = _files(_remember(reused, first))
+    assert str(tree / "p1" / "study" / "s0") not in kept
+    assert str(tree / "empty" / "deeper") not in kept
+    assert kept[str(tree / "p0" / "study" / "s2")] == ["0.dcm"]
 
 
 def test_directories_changed_just_before_listing_are_not_remembered(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,13 +126,58 @@ def test_directories_changed_just_before_listing_are_not_remembered(tree: Path, 
 
 def test_a_replaced_directory_is_listed_again(tree: Path) -> None:
     """Same path, same names, a new inode: the old listing is not reused."""
-    first = walk.walk_sources([tree])
+    first = _remember(walk.walk_sources([tree]))
     series = tree / "p0" / "study" / "s0"
     shutil.rmtree(series)
     series.mkdir()
     shutil.copy(CT, series / "other.dcm")
-    reused, _ = _both([tree], first.listings)
-    assert str(series / "other.dcm") in {s.path for s in reused.sources}
+    reused, _ = _both([tree], first)
+    assert str(series / "other.dcm") in reused.found["path"].to_pylist()
+
+
+def test_pool_workers_stat_remembered_directories_and_files(tree: Path) -> None:
+    remembered = _remember(walk.walk_sources([tree]))
+    resized = tree / "p0" / "study" / "s0" / "0.dcm"
+    resized.write_bytes(CT.read_bytes() + b"\0")
+    touched = tree / "p1" / "study" / "s1" / "1.dcm"
+    stat = touched.stat()
+    os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # same size, another mtime
+    shutil.rmtree(tree / "p1" / "study" / "s0")
+    shutil.copy(CT, tree / "p0" / "study" / "s1" / "new.dcm")
+    fresh = {s.path: s for s in walk.sources(walk.walk_sources([tree]).found)}
+    with multiprocessing.get_context("fork").Pool(
+        2, initializer=walk.share_listings, initargs=(remembered,)
+    ) as pool:
+        reused = walk.walk_sources([tree], pool, remembered)
+    assert {s.path: s for s in walk.sources(reused.found)} == fresh
+    assert fresh[str(resized)].size == CT.stat().st_size + 1
+    assert fresh[str(touched)].mtime_ns == stat.st_mtime_ns + 10**9
+    assert str(tree / "p0" / "study" / "s1" / "new.dcm") in fresh
+    assert not any("/p1/study/s0/" in path for path in fresh)
+
+
+def test_a_pool_without_the_listings_is_refused(tree: Path) -> None:
+    remembered = _remember(walk.walk_sources([tree]))
+    with multiprocessing.get_context("fork").Pool(2) as pool, pytest.raises(ValueError, match="share_listings"):
+        walk.walk_sources([tree], pool, remembered)
+
+
+def test_a_subdirectory_without_a_listing_is_listed(tree: Path) -> None:
+    """A directory not remembered (changed while listed) under a remembered one is still walked."""
+    first = walk.walk_sources([tree])
+    del first.listings[str(tree / "p0" / "study" / "s0")]
+    reused, _ = _both([tree], _remember(first))
+    assert str(tree / "p0" / "study" / "s0" / "1.dcm") in reused.found["path"].to_pylist()
+
+
+def test_remembered_directories_no_longer_reached_are_ignored(tree: Path) -> None:
+    """Listings remembered through a symbolic link (another root) still match, but the
+    walk of ``tree`` does not follow the link, so it must not use them."""
+    remembered = _remember(walk.walk_sources([tree]))
+    remembered = _remember(walk.walk_sources([tree / "dir_link" / "study"]), remembered)
+    assert str(tree / "dir_link" / "study" / "s0") in _files(remembered)
+    reused, _ = _both([tree], remembered)
+    assert not any("/dir_link/" in path for path in reused.found["path"].to_pylist())
 
 
 def _corpus_paths(settings: Settings) -> set[str]:
@@ -134,18 +201,31 @@ def test_ingest_reuses_listings_and_full_ignores_them(settings: Settings, tree: 
     assert (again.n_read, again.n_unchanged) == (0, first.n_sources)
 
     # a stale listing (pretending a directory has no files) is believed by an incremental run...
-    remembered = walk.load_listings(listings_path)
     series = str(tree / "p0" / "study" / "s0")
-    identity, subdirs, _ = remembered[series]
-    remembered[series] = (identity, subdirs, [])
-    walk.save_listings(listings_path, {}, walk.Walk([], [], [str(tree)], remembered))
+    rows = walk.load_listings(listings_path).to_pylist()
+    next(row for row in rows if row["directory"] == series)["files"] = []
+    write_arrow(pa.Table.from_pylist(rows, schema=walk.LISTINGS), listings_path)
     stale = ingest_dicom(settings, [tree], workers=2)
     assert stale.n_removed == 2
     # ... and ignored by --full, which lists every directory and remembers them again
     full = ingest_dicom(settings, [tree], workers=2, full=True)
     assert full.n_sources == first.n_sources
-    assert len(walk.load_listings(listings_path)[series][2]) == 2
+    assert len(_files(walk.load_listings(listings_path))[series]) == 2
     assert series + "/0.dcm" in _corpus_paths(settings)
+
+
+def test_ingest_rereads_a_file_touched_in_place_and_drops_a_vanished_directory(settings: Settings, tree: Path) -> None:
+    """With remembered listings the pool's workers stat the files: same size, new mtime is a change."""
+    ingest_dicom(settings, [tree], workers=2)
+    touched = tree / "p0" / "study" / "s1" / "0.dcm"  # (link.dcm points to s0/0.dcm: it would change too)
+    stat = touched.stat()
+    os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    shutil.rmtree(tree / "p1" / "study" / "s1")
+    again = ingest_dicom(settings, [tree], workers=2)
+    assert (again.n_read, again.n_removed) == (1, 2)
+    paths = _corpus_paths(settings)
+    assert str(touched) in paths
+    assert not any("/p1/study/s1/" in path for path in paths)
 
 
 def test_listings_are_saved_only_when_the_run_commits(
@@ -174,7 +254,7 @@ def test_listings_of_other_roots_are_kept_and_vanished_ones_dropped(settings: Se
     shutil.rmtree(tree / "p1")
     _settle()
     ingest_dicom(settings, [tree, CT], workers=1)
-    remembered = walk.load_listings(dicom_ingest._listings_path(settings))
+    remembered = _files(walk.load_listings(dicom_ingest._listings_path(settings)))
     assert str(other) in remembered
     assert not any(d.startswith(str(tree / "p1")) for d in remembered)
     assert str(tree / "p0" / "study") in remembered

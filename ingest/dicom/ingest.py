@@ -29,7 +29,7 @@ from ingest.collector import gc_paused
 from ingest.dicom.batch import TABLES, BatchResult, process_batch, worker_init
 from ingest.dicom.read import Source
 from ingest.dicom.schema import SOURCES
-from ingest.dicom.walk import load_listings, save_listings, walk_sources
+from ingest.dicom.walk import load_listings, save_listings, share_listings, sources, walk_sources
 from ingest.lake import LakeLock, Transaction, new_part_id, read_table
 from ingest.settings import Settings
 
@@ -68,7 +68,7 @@ def _table_dir(settings: Settings, table: str) -> Path:
 
 
 def _listings_path(settings: Settings) -> Path:
-    return settings.state_dir / "dicom_directories.parquet"
+    return settings.state_dir / "dicom_directories.arrow"
 
 
 def _under(path: str, roots: list[str]) -> bool:
@@ -113,14 +113,22 @@ def _run_batch(args: tuple[Path, str, list[Source], dt.datetime]) -> BatchResult
     return process_batch(*args)
 
 
+def _init_worker(remembered: pa.Table) -> None:
+    """Pool initializer: :func:`worker_init`, and the listings the walk will ``stat`` in the worker."""
+    worker_init()
+    share_listings(remembered)
+
+
 @contextlib.contextmanager
-def _worker_pool(workers: int) -> Iterator[multiprocessing.pool.Pool | None]:
+def _worker_pool(workers: int, remembered: pa.Table) -> Iterator[multiprocessing.pool.Pool | None]:
     """``workers`` forked processes (None for one), forked now: before walking and
-    reading the state, so their memory does not grow with the corpus (nor hold the lake lock)."""
+    reading the state, so their memory does not grow with the corpus (nor hold the lake lock).
+    They inherit the ``remembered`` listings (memory-mapped, not copied)."""
     if workers <= 1:
         yield None
         return
-    with multiprocessing.get_context("fork").Pool(workers, initializer=worker_init) as pool:
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers, initializer=_init_worker, initargs=(remembered,)) as pool:
         yield pool
 
 
@@ -156,6 +164,30 @@ def _read_batches(
             on_progress(done, total)
 
 
+def _diff(
+    found: pa.Table, state: pa.Table, roots: list[str], full: bool
+) -> tuple[list[Source], set[str], int]:
+    """Compare the files ``found`` (:data:`~ingest.dicom.walk.FOUND`) with the lake ``state``.
+
+    Returns the sources to read (new, changed, or all when ``full``; sorted by path),
+    the paths whose rows go (those re-read, and the vanished ones under ``roots``),
+    and how many vanished.
+    """
+    at = pc.index_in(found["path"], value_set=state["source_path"])  # null: never read
+    same = pc.and_(
+        pc.equal(pc.take(state["file_size"], at), found["size"]),
+        pc.equal(pc.take(state["file_mtime_ns"], at), found["mtime_ns"]),
+    )
+    stale = pc.or_(pc.invert(pc.fill_null(same, False)), pa.scalar(full))
+    to_read = found.filter(stale)
+    reread = found.filter(pc.and_(stale, pc.is_valid(at)))
+    vanished: set[str] = set()
+    if pc.count(at).as_py() < state.num_rows:  # some source read before was not found (paths are unique)
+        gone = state.filter(pc.invert(pc.is_in(state["source_path"], value_set=found["path"])))
+        vanished = {path for path in gone["source_path"].to_pylist() if _under(path, roots)}
+    return sources(to_read), vanished | set(reread["path"].to_pylist()), len(vanished)
+
+
 def ingest_dicom(
     settings: Settings,
     paths: Iterable[str | os.PathLike[str]],
@@ -179,26 +211,15 @@ def ingest_dicom(
     started = time.perf_counter()
     workers = workers or os.cpu_count() or 1
     summary = IngestSummary()
-    with _worker_pool(workers) as pool:
-        with gc_paused():  # tens of thousands of tuples and lists, no cycles
-            remembered = load_listings(_listings_path(settings))
+    remembered = load_listings(_listings_path(settings))
+    with _worker_pool(workers, remembered) as pool:
+        with gc_paused():  # up to tens of thousands of tuples and lists, no cycles
             walk = walk_sources(list(paths), pool, None if full else remembered)
-        sources = walk.sources
-        summary.n_sources = len(sources)
+        summary.n_sources = walk.found.num_rows
         with LakeLock(settings.lake_dir):
             state = read_table(_table_dir(settings, "sources"), SOURCES)
-            # path -> (file_size, file_mtime_ns) of the version read
-            known = dict(zip(
-                state["source_path"].to_pylist(),
-                zip(state["file_size"].to_pylist(), state["file_mtime_ns"].to_pylist()),
-                strict=True,
-            ))
-            present = {s.path for s in sources}
-            to_read = sources if full else [s for s in sources if known.get(s.path) != s[1:3]]
-            doomed = {p for p in known.keys() - present if _under(p, walk.roots)}
-            doomed.update(s.path for s in to_read if s.path in known)
-            summary.n_removed = len(doomed - present)
-            summary.n_unchanged = len(sources) - len(to_read)
+            to_read, doomed, summary.n_removed = _diff(walk.found, state, walk.roots, full)
+            summary.n_unchanged = summary.n_sources - len(to_read)
             _remove_sources(settings, state, doomed)
             _read_batches(settings, _batches(to_read, workers), pool, summary, on_progress)
             save_listings(_listings_path(settings), remembered, walk)

@@ -8,37 +8,46 @@ instead of listing it again; each file still gets a ``stat`` (size and mtime
 tell a file changed in place). A directory modified less than :data:`RACY_NS`
 before it was listed is not remembered (a later change could fall in the same
 timestamp tick), nor is one that cannot be listed.
+
+The remembered listings are one Arrow file, read memory-mapped. On a re-run
+the pool's workers ``stat`` the remembered directories and their files (each
+worker a range of rows); this process then only follows the tree from the
+roots (a remembered directory counts only if a directory reached lists it)
+and lists again the changed directories reached. What was found stays an
+Arrow table, so nothing per file becomes a Python object unless it is read.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from stat import S_ISLNK
+from array import array
 from multiprocessing.pool import Pool
 from pathlib import Path
+from stat import S_ISLNK
 from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ingest.dicom.read import Source
 from ingest.errors import UserError
-from ingest.lake import write_parquet
+from ingest.lake import write_arrow
 
 WALK_SPLIT = 16
 """Subtrees a parallel walk is split into (directories found breadth-first, dealt round-robin)."""
+STAT_SPLIT = 8
+"""Row ranges the remembered directories under the roots are split into for the pool to ``stat``."""
 RACY_NS = 2_000_000_000
 """A directory changed this recently (ns) when listed is listed again next time."""
 
 Identity = tuple[int, int, int, int]
 """(st_dev, st_ino, st_mtime_ns, st_ctime_ns) of a directory."""
 
-
 Listing = tuple[Identity, list[str], list[str]]
 """A directory's identity and entries when it was listed: (identity, subdirectory names, file names)."""
 
+IDENTITY = ("dev", "ino", "mtime_ns", "ctime_ns")
 
 LISTINGS = pa.schema([
     ("directory", pa.string()),
@@ -48,18 +57,51 @@ LISTINGS = pa.schema([
     ("ctime_ns", pa.int64()),
     ("subdirs", pa.list_(pa.string())),
     ("files", pa.list_(pa.string())),
+    ("parent", pa.int32()),
 ])
-"""The remembered listings: one row per directory (absolute path)."""
+"""The remembered listings: one row per directory (absolute path), sorted by directory;
+``parent`` is the row of the directory listing it as a subdirectory (-1 when none does)."""
+
+FOUND = pa.schema([
+    ("path", pa.string()),
+    ("size", pa.int64()),
+    ("mtime_ns", pa.int64()),
+    ("broken_link", pa.bool_()),
+])
+"""The files a walk found, as :class:`~ingest.dicom.read.Source` fields (bytes, ns)."""
 
 
 class Walk(NamedTuple):
-    """What :func:`walk_sources` found: files sorted by path, the absolute roots,
-    the directory roots, and the listing of every directory walked."""
+    """What :func:`walk_sources` found: every file (:data:`FOUND`, in no particular order),
+    the absolute roots, the directory roots, which remembered listings still hold (one
+    flag per row of the remembered table), and the directories listed in this walk."""
 
-    sources: list[Source]
+    found: pa.Table
     roots: list[str]
     dir_roots: list[str]
+    reused: pa.BooleanArray
     listings: dict[str, Listing]
+
+
+class Stats(NamedTuple):
+    """``stat`` results for rows of the remembered listings.
+
+    ``matched``: per directory, 1 when its identity is unchanged (0 when changed,
+    vanished, or not looked at). ``sizes`` (bytes), ``mtimes`` (ns) and ``broken``
+    (1 for a broken symbolic link): per file of those rows, in order; zeros for
+    the files of directories not matched.
+    """
+
+    matched: bytearray
+    sizes: array[int]
+    mtimes: array[int]
+    broken: bytearray
+
+
+def sources(found: pa.Table) -> list[Source]:
+    """The files of a :data:`FOUND` table as sources, sorted by path."""
+    found = found.sort_by("path")
+    return list(map(Source._make, zip(*(found[name].to_pylist() for name in FOUND.names), strict=True)))
 
 
 def _source(path: str) -> Source:
@@ -78,6 +120,15 @@ def _source(path: str) -> Source:
 
 def _prefix(directory: str) -> str:
     return directory if directory.endswith(os.sep) else directory + os.sep
+
+
+def _identity(directory: str) -> Identity | None:
+    """The directory's identity now; None when it vanished or cannot be searched."""
+    try:
+        stat = os.stat(directory)
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 def _list_dir(
@@ -114,49 +165,9 @@ def _list_dir(
 
 
 def _visit(directory: str, found: dict[str, Source], listings: dict[str, Listing], since_ns: int) -> list[str]:
-    """:func:`_list_dir` of ``directory``; its subdirectories."""
-    try:
-        stat = os.stat(directory)
-    except OSError:  # vanished, or not searchable
-        return []
-    identity = (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns)
-    return _list_dir(directory, identity, found, listings, since_ns)
-
-
-def _walk_remembered(
-    root: str, found: dict[str, Source], listings: dict[str, Listing], since_ns: int,
-    remembered: dict[str, Listing],
-) -> list[str]:
-    """Walk ``root`` reusing the remembered listings of unchanged directories (changed
-    ones are listed again); return the directories never seen, not walked here."""
-    fresh: list[str] = []
-    stack = [root]
-    while stack:
-        directory = stack.pop()
-        listing = remembered.get(directory)
-        if listing is None:
-            fresh.append(directory)
-            continue
-        try:
-            stat = os.stat(directory)
-        except OSError:  # vanished, or not searchable
-            continue
-        identity = (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns)
-        if listing[0] != identity:
-            stack += _list_dir(directory, identity, found, listings, since_ns)
-            continue
-        listings[directory] = listing
-        prefix = _prefix(directory)
-        for name in listing[2]:
-            path = prefix + name
-            try:
-                stat = os.stat(path)
-            except OSError:
-                found[path] = _source(path)
-                continue
-            found[path] = Source(path, stat.st_size, stat.st_mtime_ns)
-        stack += [prefix + name for name in listing[1]]
-    return fresh
+    """:func:`_list_dir` of ``directory`` (nothing when it vanished); its subdirectories."""
+    identity = _identity(directory)
+    return [] if identity is None else _list_dir(directory, identity, found, listings, since_ns)
 
 
 def _walk_dirs(directories: list[str], since_ns: int) -> tuple[dict[str, Source], dict[str, Listing]]:
@@ -169,18 +180,17 @@ def _walk_dirs(directories: list[str], since_ns: int) -> tuple[dict[str, Source]
     return found, listings
 
 
-def _walk_tree(
-    root: str, found: dict[str, Source], listings: dict[str, Listing], since_ns: int,
-    remembered: dict[str, Listing], pool: Pool | None,
+def _walk_fresh(
+    directories: list[str], found: dict[str, Source], listings: dict[str, Listing], since_ns: int,
+    pool: Pool | None,
 ) -> None:
-    """Walk ``root``: remembered directories here, the never-seen subtrees shared among ``pool``."""
-    fresh = _walk_remembered(root, found, listings, since_ns, remembered) if remembered else [root]
-    if pool is None or not fresh:
-        part = _walk_dirs(fresh, since_ns)
+    """List every directory under ``directories`` (never seen before), the subtrees shared among ``pool``."""
+    if pool is None or not directories:
+        part = _walk_dirs(directories, since_ns)
         found.update(part[0])
         listings.update(part[1])
         return
-    frontier = fresh
+    frontier = directories
     while frontier and len(frontier) < WALK_SPLIT:
         frontier = [sub for directory in frontier for sub in _visit(directory, found, listings, since_ns)]
     jobs = [(frontier[i::WALK_SPLIT], since_ns) for i in range(WALK_SPLIT)]
@@ -189,19 +199,207 @@ def _walk_tree(
         listings.update(part_listings)
 
 
-def walk_sources(
-    paths: list[str | os.PathLike[str]], pool: Pool | None = None, remembered: dict[str, Listing] | None = None
-) -> Walk:
-    """All files under ``paths`` (recursively), sorted by path.
+# ---------------------------------------------------------------- stat of remembered directories
 
-    ``pool``: processes to share the walk of never-seen trees with.
-    ``remembered``: listings of a previous walk (:func:`load_listings`); None lists every directory.
+_shared = LISTINGS.empty_table()
+"""The remembered listings in a pool worker (see :func:`share_listings`)."""
+
+
+def share_listings(remembered: pa.Table) -> None:
+    """In a forked pool worker (as its initializer): the listings :func:`walk_sources`
+    will be given with this pool (inherited by the fork, not copied)."""
+    global _shared  # noqa: PLW0603 - per-process state, set once when the worker starts
+    _shared = remembered
+
+
+def _stat_shared(start: int, stop: int, n_rows: int) -> Stats:
+    """:func:`_stat_rows` of rows ``start``..``stop`` of the shared listings (in a worker).
+
+    Raises:
+        ValueError: when the worker was not given the same listings (``n_rows`` rows).
+    """
+    if _shared.num_rows != n_rows:
+        raise ValueError("pool workers were not given these listings (see share_listings)")
+    return _stat_rows(_shared.slice(start, stop - start))
+
+
+def _zero_stats(n_directories: int, n_files: int) -> Stats:
+    """:class:`Stats` of nothing matched."""
+    return Stats(bytearray(n_directories), array("q", bytes(8 * n_files)), array("q", bytes(8 * n_files)),
+                 bytearray(n_files))
+
+
+def _stat_rows(rows: pa.Table) -> Stats:
+    """``stat`` each directory of ``rows`` and, when its identity is unchanged, its files."""
+    directories = rows["directory"].to_pylist()
+    identities = zip(*(rows[name].to_pylist() for name in IDENTITY), strict=True)
+    files = _array(rows["files"])
+    names = files.flatten().to_pylist()
+    bounds = pc.subtract(files.offsets, files.offsets[0]).to_pylist()
+    matched, sizes, mtimes, broken = _zero_stats(len(directories), len(names))
+    for row, (directory, identity) in enumerate(zip(directories, identities, strict=True)):
+        if _identity(directory) != identity:
+            continue
+        matched[row] = 1
+        prefix = _prefix(directory)
+        for index in range(bounds[row], bounds[row + 1]):
+            try:
+                stat = os.stat(prefix + names[index])
+            except OSError:
+                _, sizes[index], mtimes[index], broken[index] = _source(prefix + names[index])
+                continue
+            sizes[index], mtimes[index] = stat.st_size, stat.st_mtime_ns
+    return Stats(matched, sizes, mtimes, broken)
+
+
+def _array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """One array (no copy when the column has a single chunk)."""
+    if isinstance(column, pa.Array):
+        return column
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
+def _stat_remembered(remembered: pa.Table, dir_roots: list[str], pool: Pool | None) -> Stats:
+    """:class:`Stats` of every remembered row, looking only at the rows from the first
+    to the last directory under ``dir_roots`` (split in :data:`STAT_SPLIT` ranges among ``pool``)."""
+    n_rows = remembered.num_rows
+    files = _array(remembered["files"])
+    n_files = len(files.flatten())
+    whole = _zero_stats(n_rows, n_files)
+    rows = pc.indices_nonzero(_under_mask(remembered["directory"], dir_roots)) if n_rows else pa.array([])
+    if not len(rows):
+        return whole
+    bounds = [rows[len(rows) * i // STAT_SPLIT].as_py() for i in range(STAT_SPLIT)] + [rows[-1].as_py() + 1]
+    ranges = [(start, stop) for start, stop in zip(bounds, bounds[1:], strict=False) if start < stop]
+    if pool is None:
+        parts = [_stat_rows(remembered.slice(start, stop - start)) for start, stop in ranges]
+    else:
+        parts = pool.starmap(_stat_shared, [(start, stop, n_rows) for start, stop in ranges], chunksize=1)
+    first, last = ranges[0][0], ranges[-1][1]
+    offset = files.offsets[0].as_py()
+    file_first, file_last = files.offsets[first].as_py() - offset, files.offsets[last].as_py() - offset
+    whole.matched[first:last] = b"".join(part.matched for part in parts)
+    whole.sizes[file_first:file_last] = array("q", b"".join(part.sizes.tobytes() for part in parts))
+    whole.mtimes[file_first:file_last] = array("q", b"".join(part.mtimes.tobytes() for part in parts))
+    whole.broken[file_first:file_last] = b"".join(part.broken for part in parts)
+    return whole
+
+
+def _under_mask(directories: pa.ChunkedArray | pa.Array, dir_roots: list[str]) -> pa.BooleanArray:
+    """Per directory: whether it is one of ``dir_roots`` or inside one."""
+    mask = pc.is_in(directories, value_set=pa.array(dir_roots, pa.string()))
+    for root in dir_roots:
+        mask = pc.or_(mask, pc.starts_with(directories, _prefix(root)))
+    return _array(mask)
+
+
+def _follow(
+    remembered: pa.Table, matched: bytearray, dir_roots: list[str],
+    found: dict[str, Source], listings: dict[str, Listing], since_ns: int,
+) -> tuple[bytearray, list[str]]:
+    """Follow the tree from ``dir_roots``: which remembered rows are reached with their identity
+    unchanged (1 per row: their listing holds); changed directories reached are listed again here.
+
+    Returns also the directories reached that have no remembered listing (never seen, or
+    not remembered), left to list. Rows are sorted by directory: a parent's row comes first.
+    """
+    directories = _array(remembered["directory"])
+    parents = remembered["parent"].to_pylist()
+    reused = bytearray(len(parents))
+    admitted = bytearray(len(parents))
+    rows = _rows(directories, dir_roots)  # of every directory once one changed directory is listed again
+    fresh = [root for root in dir_roots if root not in rows]
+
+    def admit(directory: str) -> None:
+        if len(rows) < len(parents):
+            rows.update(zip(directories.to_pylist(), range(len(parents)), strict=True))
+        row = rows.get(directory)
+        if row is None:
+            fresh.append(directory)
+        else:
+            admitted[row] = 1
+
+    for row in rows.values():
+        admitted[row] = 1
+    n_children = 0  # rows listed by a reused row
+    for row, parent in enumerate(parents):
+        if parent >= 0 and reused[parent]:
+            n_children += 1
+        elif not admitted[row]:
+            continue
+        if matched[row]:
+            reused[row] = 1
+        else:
+            for sub in _visit(directories[row].as_py(), found, listings, since_ns):
+                admit(sub)
+    return reused, fresh + _unremembered(remembered, reused, n_children)
+
+
+def _rows(directories: pa.Array, paths: list[str]) -> dict[str, int]:
+    """The rows of those of ``paths`` that are in ``directories`` (without a dictionary of all of them)."""
+    rows = pc.indices_nonzero(pc.is_in(directories, value_set=pa.array(paths, pa.string())))
+    return dict(zip(directories.take(rows).to_pylist(), rows.to_pylist(), strict=True))
+
+
+def _unremembered(remembered: pa.Table, reused: bytearray, n_children: int) -> list[str]:
+    """The subdirectories listed by ``reused`` rows that have no row themselves
+    (``n_children``: how many rows the reused rows list)."""
+    subdirs = _array(remembered["subdirs"])
+    listed = _flags(reused)
+    if pc.sum(pc.filter(pc.list_value_length(subdirs), listed)).as_py() in (None, n_children):
+        return []
+    directories = _array(remembered["directory"])
+    children, owners = _paths(directories, subdirs)
+    missing = pc.and_(pc.take(listed, owners), pc.invert(pc.is_in(children, value_set=directories)))
+    return children.filter(missing).to_pylist()
+
+
+def _flags(values: bytearray) -> pa.BooleanArray:
+    """Bytes of 0/1 as a boolean array."""
+    return pc.not_equal(pa.Array.from_buffers(pa.uint8(), len(values), [None, pa.py_buffer(values)]), 0)
+
+
+def _int64(values: array[int]) -> pa.Int64Array:
+    """An ``array("q")`` as an Arrow array (sharing its memory)."""
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
+
+
+def _paths(prefixes: pa.Array, lists: pa.ListArray) -> tuple[pa.Array, pa.Array]:
+    """The full paths of the names in ``lists`` (one list per directory), and each one's row."""
+    owners = pc.list_parent_indices(lists)
+    with_sep = pc.binary_join_element_wise(prefixes, "", os.sep)
+    prefixed = pc.if_else(pc.ends_with(prefixes, os.sep), prefixes, with_sep)
+    return pc.binary_join_element_wise(pc.take(prefixed, owners), pc.list_flatten(lists), ""), owners
+
+
+def _found(remembered: pa.Table, reused: bytearray, stats: Stats, listed: dict[str, Source]) -> pa.Table:
+    """:data:`FOUND`: the files of the ``reused`` remembered rows (with their ``stats``), and ``listed``."""
+    files = _array(remembered["files"])
+    paths, owners = _paths(_array(remembered["directory"]), files)
+    table = pa.table(
+        [paths, _int64(stats.sizes), _int64(stats.mtimes), _flags(stats.broken)], schema=FOUND
+    ).filter(pc.take(_flags(reused), owners))
+    if not listed:
+        return table
+    more = pa.table(list(zip(*listed.values(), strict=True)), schema=FOUND)
+    return pa.concat_tables([table.filter(pc.invert(pc.is_in(table["path"], value_set=more["path"]))), more])
+
+
+def walk_sources(
+    paths: list[str | os.PathLike[str]], pool: Pool | None = None, remembered: pa.Table | None = None
+) -> Walk:
+    """All files under ``paths`` (recursively).
+
+    ``pool``: processes to share the work with; with ``remembered``, each must have been
+    given the same table by :func:`share_listings`.
+    ``remembered``: listings of previous walks (:func:`load_listings`); None lists every directory.
 
     Raises:
         UserError: when a path does not exist.
     """
     since_ns = time.time_ns() - RACY_NS
-    sources: dict[str, Source] = {}
+    remembered = LISTINGS.empty_table() if remembered is None else remembered
+    listed: dict[str, Source] = {}
     listings: dict[str, Listing] = {}
     roots: list[str] = []
     dir_roots: list[str] = []
@@ -210,56 +408,63 @@ def walk_sources(
         if not os.path.lexists(path):
             raise UserError(f"{given}: no such file or directory")
         roots.append(path)
-        if not os.path.isdir(path):
-            sources[path] = _source(path)
-        else:
+        if os.path.isdir(path):
             dir_roots.append(path)
-            _walk_tree(path, sources, listings, since_ns, remembered or {}, pool)
-    return Walk(sorted(sources.values()), roots, dir_roots, listings)
+        else:
+            listed[path] = _source(path)
+    stats = _stat_remembered(remembered, dir_roots, pool)
+    reused, fresh = _follow(remembered, stats.matched, dir_roots, listed, listings, since_ns)
+    _walk_fresh(fresh, listed, listings, since_ns, pool)
+    return Walk(_found(remembered, reused, stats, listed), roots, dir_roots, _flags(reused), listings)
 
 
 # ---------------------------------------------------------------- remembered listings
 
-def load_listings(path: Path) -> dict[str, Listing]:
-    """The listings saved at ``path`` (empty when there are none, or they cannot be read)."""
+def load_listings(path: Path) -> pa.Table:
+    """The listings saved at ``path``, memory-mapped (no rows when there are none, or they cannot be read)."""
     try:
-        table = pq.ParquetFile(path).read()
+        table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
     except (OSError, pa.ArrowException):
-        return {}
+        return LISTINGS.empty_table()
     if not table.schema.equals(LISTINGS):
-        return {}
-    identities = zip(*(table[name].to_pylist() for name in ("dev", "ino", "mtime_ns", "ctime_ns")), strict=True)
-    listings = zip(identities, _lists(table["subdirs"]), _lists(table["files"]), strict=True)
-    return dict(zip(table["directory"].to_pylist(), listings, strict=True))
+        return LISTINGS.empty_table()
+    return table
 
 
-def _lists(column: pa.ChunkedArray) -> list[list[str]]:
-    """A list<string> column as Python lists (one conversion of all the names, then slices)."""
-    array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    names = array.flatten().to_pylist()
-    bounds = pc.subtract(array.offsets, array.offsets[0]).to_pylist()
-    return [names[start:end] for start, end in zip(bounds, bounds[1:], strict=False)]
+def _listings_table(listings: dict[str, Listing]) -> pa.Table:
+    """``listings`` as rows of :data:`LISTINGS` (``parent`` not yet known: -1)."""
+    values = list(listings.values())
+    columns: list[list[object]] = [list(listings)]
+    columns += [[listing[0][index] for listing in values] for index in range(len(IDENTITY))]
+    columns += [[listing[1] for listing in values], [listing[2] for listing in values], [-1] * len(values)]
+    return pa.table(columns, schema=LISTINGS)
 
 
-def save_listings(path: Path, remembered: dict[str, Listing], walk: Walk) -> None:
-    """Save ``walk``'s listings, keeping those of ``remembered`` outside the directories it walked
-    (nothing is written when every directory walked was unchanged and none vanished)."""
-    prefixes = tuple(_prefix(root) for root in walk.dir_roots)
-    roots = set(walk.dir_roots)
-    kept = {d: listing for d, listing in remembered.items() if d not in roots and not d.startswith(prefixes)}
-    if len(kept) + len(walk.listings) == len(remembered) and all(
-        remembered.get(d) is listing for d, listing in walk.listings.items()
-    ):
+def _with_parents(table: pa.Table) -> pa.Table:
+    """``table`` sorted by directory, with each row's ``parent``."""
+    table = table.sort_by("directory").combine_chunks()
+    subdirs = _array(table["subdirs"])
+    children, owners = _paths(_array(table["directory"]), subdirs)
+    at = pc.index_in(table["directory"], value_set=children)
+    parent = pc.fill_null(pc.take(owners, at), -1).cast(pa.int32())
+    return table.set_column(LISTINGS.get_field_index("parent"), "parent", parent)
+
+
+def save_listings(path: Path, remembered: pa.Table, walk: Walk) -> None:
+    """Save ``walk``'s listings (those it reused and those it listed), keeping those of
+    ``remembered`` outside its directory roots (``remembered``: the table the walk was
+    given, or any when it was given none). Nothing is written when the walk listed
+    no directory and reused every remembered one under its roots."""
+    outside = pc.invert(_under_mask(remembered["directory"], walk.dir_roots))
+    keep = pc.or_(outside, walk.reused) if len(walk.reused) else outside
+    if not walk.listings and pc.all(keep).as_py() is not False:
         return
-    kept.update(walk.listings)
-    directories = sorted(kept)
-    listings = [kept[d] for d in directories]
-    columns = {"directory": directories}
-    for index, name in enumerate(("dev", "ino", "mtime_ns", "ctime_ns")):
-        columns[name] = [listing[0][index] for listing in listings]
-    columns["subdirs"] = [listing[1] for listing in listings]
-    columns["files"] = [listing[2] for listing in listings]
-    write_parquet(pa.table(columns, schema=LISTINGS), path)
+    listed = _listings_table(walk.listings)
+    keep = pc.and_(keep, pc.invert(pc.is_in(remembered["directory"], value_set=listed["directory"])))
+    write_arrow(_with_parents(pa.concat_tables([remembered.filter(keep), listed])), path)
 
 
-__all__ = ["Listing", "Walk", "load_listings", "save_listings", "walk_sources"]
+__all__ = [
+    "FOUND", "LISTINGS", "Listing", "Walk",
+    "load_listings", "save_listings", "share_listings", "sources", "walk_sources",
+]
