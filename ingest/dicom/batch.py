@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import resource
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,33 +31,6 @@ ELEMENTS_PARQUET = {
 unique), min/max only where they can skip a part (every part holds every tag)."""
 ROW_GROUP_ROWS = 32_768
 """Element rows converted and written together (a row group of the elements part)."""
-
-
-class _NoPandas:
-    """An import finder refusing pandas (see :func:`worker_init`)."""
-
-    @staticmethod
-    def find_spec(name: str, path: object = None, target: object = None) -> None:
-        if name == "pandas":
-            raise ModuleNotFoundError("not imported in ingest workers", name=name)
-
-
-def worker_init() -> None:
-    """In a forked worker: keep pyarrow from importing pandas (~0.3 s per process).
-
-    The first array pyarrow builds from a Python list checks whether pandas
-    is installed, by importing it. Workers never touch pandas, so that check
-    is answered "no" here; an explicit pandas conversion would still import it.
-    """
-    if "pandas" in sys.modules:
-        return
-    sys.meta_path.insert(0, _NoPandas)  # type: ignore[arg-type]
-    try:
-        pa.array([0])
-    except Exception:  # noqa: BLE001, S110 - only a speed-up: never stop a worker from starting
-        pass
-    finally:
-        sys.meta_path.remove(_NoPandas)  # type: ignore[arg-type]
 
 
 @dataclass

@@ -26,7 +26,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingest.collector import gc_paused
-from ingest.dicom.batch import TABLES, BatchResult, process_batch, worker_init
+from ingest.arrow_setup import skip_pandas_check
+from ingest.dicom.batch import TABLES, BatchResult, process_batch
 from ingest.dicom.read import Source
 from ingest.dicom.schema import SOURCES
 from ingest.dicom.walk import load_listings, save_listings, share_listings, sources, walk_sources
@@ -113,12 +114,6 @@ def _run_batch(args: tuple[Path, str, list[Source], dt.datetime]) -> BatchResult
     return process_batch(*args)
 
 
-def _init_worker(remembered: pa.Table) -> None:
-    """Pool initializer: :func:`worker_init`, and the listings the walk will ``stat`` in the worker."""
-    worker_init()
-    share_listings(remembered)
-
-
 @contextlib.contextmanager
 def _worker_pool(workers: int, remembered: pa.Table) -> Iterator[multiprocessing.pool.Pool | None]:
     """``workers`` forked processes (None for one), forked now: before walking and
@@ -128,7 +123,7 @@ def _worker_pool(workers: int, remembered: pa.Table) -> Iterator[multiprocessing
         yield None
         return
     context = multiprocessing.get_context("fork")
-    with context.Pool(workers, initializer=_init_worker, initargs=(remembered,)) as pool:
+    with context.Pool(workers, initializer=share_listings, initargs=(remembered,)) as pool:
         yield pool
 
 
@@ -211,6 +206,7 @@ def ingest_dicom(
     started = time.perf_counter()
     workers = workers or os.cpu_count() or 1
     summary = IngestSummary()
+    skip_pandas_check()  # before the workers fork: none of them needs pandas
     remembered = load_listings(_listings_path(settings))
     with _worker_pool(workers, remembered) as pool:
         with gc_paused():  # up to tens of thousands of tuples and lists, no cycles

@@ -201,7 +201,7 @@ def _walk_fresh(
 
 # ---------------------------------------------------------------- stat of remembered directories
 
-_shared = LISTINGS.empty_table()
+_shared: pa.Table | None = None
 """The remembered listings in a pool worker (see :func:`share_listings`)."""
 
 
@@ -218,7 +218,7 @@ def _stat_shared(start: int, stop: int, n_rows: int) -> Stats:
     Raises:
         ValueError: when the worker was not given the same listings (``n_rows`` rows).
     """
-    if _shared.num_rows != n_rows:
+    if _shared is None or _shared.num_rows != n_rows:
         raise ValueError("pool workers were not given these listings (see share_listings)")
     return _stat_rows(_shared.slice(start, stop - start))
 
