@@ -35,6 +35,10 @@ MAX_STORED_BYTES = 64
 NUMERIC_VRS = frozenset({"DS", "IS", "US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"})
 
 
+_ATTRIBUTES = {keyword: (column, kind) for column, keyword, kind in INSTANCE_ATTRIBUTES}
+"""keyword → (instance column, kind)."""
+
+
 class Nodes:
     """Where element rows sit, each distinct place once: a node id (0-based) per
     (tag_path, keyword_path, tag, keyword, vr, depth).
@@ -47,7 +51,7 @@ class Nodes:
 
     COLUMNS = ("tag_path", "keyword_path", "tag", "keyword", "vr", "depth")
 
-    __slots__ = (*COLUMNS, "_ids", "_item_maps")
+    __slots__ = (*COLUMNS, "attribute", "_ids", "_item_maps")
 
     def __init__(self) -> None:
         self.tag_path: list[str] = []
@@ -56,6 +60,8 @@ class Nodes:
         self.keyword: list[str] = []
         self.vr: list[str] = []
         self.depth: list[int] = []
+        self.attribute: list[tuple[str, str] | None] = []
+        """(instance column, kind) of a top-level node whose keyword is in ``INSTANCE_ATTRIBUTES``."""
         self._ids: dict[tuple[str, str, str, str, str, int], int] = {}
         self._item_maps: dict[Hashable, dict[int, Any]] = {}
 
@@ -74,6 +80,7 @@ class Nodes:
             self.keyword.append(keyword)
             self.vr.append(vr)
             self.depth.append(depth)
+            self.attribute.append(None if depth else _ATTRIBUTES.get(keyword))
         return node
 
     def item_map(self, key: Hashable) -> dict[int, Any]:
@@ -376,8 +383,6 @@ def _typed(kind: str, values: list[str]) -> Any:
     raise ValueError(kind)
 
 
-_ATTRIBUTES = {keyword: (column, kind) for column, keyword, kind in INSTANCE_ATTRIBUTES}
-"""keyword → (instance column, kind)."""
 _NO_ATTRIBUTES = dict.fromkeys(column for column, _, _ in INSTANCE_ATTRIBUTES)
 
 
@@ -388,19 +393,14 @@ def instance_attributes(rows: ElementRows) -> dict[str, Any]:
     keyword present twice at the top (file meta and dataset), the later wins.
     Also returns ``n_elements`` and ``max_depth`` (0 when there are no sequences).
     """
-    depth, keyword = rows.nodes.depth, rows.nodes.keyword
+    attribute = rows.nodes.attribute
     record = _NO_ATTRIBUTES.copy()
-    max_depth = 0
     for node, values in zip(rows.node, rows.values, strict=True):
-        level = depth[node]
-        if level:
-            max_depth = max(max_depth, level)
-            continue
-        wanted = _ATTRIBUTES.get(keyword[node])
+        wanted = attribute[node]
         if wanted is not None:
             record[wanted[0]] = _typed(wanted[1], values) if values else None  # None for no values, any kind
     record["n_elements"] = len(rows)
-    record["max_depth"] = max_depth
+    record["max_depth"] = max(map(rows.nodes.depth.__getitem__, rows.node), default=0)
     return record
 
 
