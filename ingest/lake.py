@@ -47,12 +47,13 @@ def write_parquet(table: pa.Table, path: Path, **options: Any) -> None:
 
 
 def write_arrow(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` as an uncompressed Arrow IPC file (for memory-mapped
-    reading, one record batch), via a temporary name and a rename."""
+    """Write ``table`` to ``path`` as an Arrow IPC file (one record batch, zstd buffers:
+    ~5x smaller than plain for path lists), via a temporary name and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
     table = table.combine_chunks()
-    with pa.ipc.new_file(str(tmp), table.schema) as writer:
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    with pa.ipc.new_file(str(tmp), table.schema, options=options) as writer:
         writer.write_table(table)
     os.replace(tmp, path)
 

@@ -118,7 +118,7 @@ def _run_batch(args: tuple[Path, str, list[Source], dt.datetime]) -> BatchResult
 def _worker_pool(workers: int, remembered: pa.Table) -> Iterator[multiprocessing.pool.Pool | None]:
     """``workers`` forked processes (None for one), forked now: before walking and
     reading the state, so their memory does not grow with the corpus (nor hold the lake lock).
-    They inherit the ``remembered`` listings (memory-mapped, not copied)."""
+    They inherit the ``remembered`` listings (shared by the fork, not copied)."""
     if workers <= 1:
         yield None
         return

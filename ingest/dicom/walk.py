@@ -9,7 +9,7 @@ tell a file changed in place). A directory modified less than :data:`RACY_NS`
 before it was listed is not remembered (a later change could fall in the same
 timestamp tick), nor is one that cannot be listed.
 
-The remembered listings are one Arrow file, read memory-mapped. On a re-run
+The remembered listings are one Arrow file (zstd). On a re-run
 the pool's workers ``stat`` the remembered directories and their files (each
 worker a range of rows); this process then only follows the tree from the
 roots (a remembered directory counts only if a directory reached lists it)
@@ -421,7 +421,7 @@ def walk_sources(
 # ---------------------------------------------------------------- remembered listings
 
 def load_listings(path: Path) -> pa.Table:
-    """The listings saved at ``path``, memory-mapped (no rows when there are none, or they cannot be read)."""
+    """The listings saved at ``path`` (no rows when there are none, or they cannot be read)."""
     try:
         table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
     except (OSError, pa.ArrowException):
