@@ -234,7 +234,7 @@ def test_listings_are_saved_only_when_the_run_commits(
     def killed(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(dicom_ingest, "_read_batches", killed)
+    monkeypatch.setattr(dicom_ingest._Reader, "commit_read", killed)
     with pytest.raises(KeyboardInterrupt):
         ingest_dicom(settings, [tree], workers=1)
     assert not dicom_ingest._listings_path(settings).exists()

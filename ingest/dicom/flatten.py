@@ -384,6 +384,26 @@ def _typed(kind: str, values: list[str]) -> Any:
 
 
 _NO_ATTRIBUTES = dict.fromkeys(column for column, _, _ in INSTANCE_ATTRIBUTES)
+TYPED_MEMO_SIZE = 8192
+"""Typed values remembered per worker (dates, numbers… repeat across a study's files)."""
+_typed_memo: dict[tuple[str, ...], Any] = {}
+
+
+def _typed_memoized(kind: str, values: list[str]) -> Any:
+    """:func:`_typed` of non-empty ``values``, remembered (the memo is emptied when full)."""
+    if kind == "text":
+        return values[0]
+    if kind == "texts":
+        return values
+    key = (kind, *values)
+    try:
+        return _typed_memo[key]
+    except KeyError:
+        pass
+    if len(_typed_memo) >= TYPED_MEMO_SIZE:
+        _typed_memo.clear()
+    typed = _typed_memo[key] = _typed(kind, values)
+    return typed
 
 
 def instance_attributes(rows: ElementRows) -> dict[str, Any]:
@@ -398,7 +418,7 @@ def instance_attributes(rows: ElementRows) -> dict[str, Any]:
     for node, values in zip(rows.node, rows.values, strict=True):
         wanted = attribute[node]
         if wanted is not None:
-            record[wanted[0]] = _typed(wanted[1], values) if values else None  # None for no values, any kind
+            record[wanted[0]] = _typed_memoized(wanted[1], values) if values else None  # None for no values, any kind
     record["n_elements"] = len(rows)
     record["max_depth"] = max(map(rows.nodes.depth.__getitem__, rows.node), default=0)
     return record

@@ -4,7 +4,9 @@ A run (1) walks the given paths (reusing the remembered listing of every
 directory unchanged since the last committed run, see :mod:`ingest.dicom.walk`),
 (2) compares each file's size and mtime with the lake state, (3) commits one transaction removing the rows of changed and
 vanished sources, then (4) reads new and changed sources in batches, each
-batch committed on its own. A run killed at any point leaves every committed
+batch committed on its own. When nothing under the given paths was read
+before (a first ingest), files are read as the walk finds them, not after it.
+A run killed at any point leaves every committed
 batch in place and nothing else; the next run reads only what is missing.
 The directory listings are saved last, once every batch is committed.
 """
@@ -16,6 +18,7 @@ import datetime as dt
 import multiprocessing
 import multiprocessing.pool
 import os
+import queue
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -30,12 +33,14 @@ from ingest.arrow_setup import skip_pandas_check
 from ingest.dicom.batch import TABLES, BatchResult, process_batch
 from ingest.dicom.read import Source
 from ingest.dicom.schema import SOURCES
-from ingest.dicom.walk import load_listings, save_listings, share_listings, sources, walk_sources
+from ingest.dicom.walk import load_listings, save_listings, share_listings, sources, under_mask, walk_sources
 from ingest.lake import LakeLock, Transaction, new_part_id, read_table
 from ingest.settings import Settings
 
-MAX_BATCH = 250
-"""Sources per batch (a batch is one set of part files and one commit); bounds worker memory."""
+MAX_BATCH = 1000
+"""Sources per batch (a batch is one set of part files and one commit). Worker memory is
+bounded by :data:`~ingest.dicom.batch.ROW_GROUP_ROWS`; fewer, larger batches cost less
+(each has its own files, commit and cold caches: 250-file batches were ~8% slower)."""
 
 
 @dataclass
@@ -72,10 +77,6 @@ def _listings_path(settings: Settings) -> Path:
     return settings.state_dir / "dicom_directories.arrow"
 
 
-def _under(path: str, roots: list[str]) -> bool:
-    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
-
-
 def _remove_sources(settings: Settings, state: pa.Table, doomed: set[str]) -> int:
     """One transaction rewriting the parts that hold rows of ``doomed`` sources without them."""
     if not doomed:
@@ -110,10 +111,6 @@ def _batches(sources: list[Source], workers: int) -> list[list[Source]]:
     return [sources[i : i + size] for i in range(0, len(sources), size)]
 
 
-def _run_batch(args: tuple[Path, str, list[Source], dt.datetime]) -> BatchResult:
-    return process_batch(*args)
-
-
 @contextlib.contextmanager
 def _worker_pool(workers: int, remembered: pa.Table) -> Iterator[multiprocessing.pool.Pool | None]:
     """``workers`` forked processes (None for one), forked now: before walking and
@@ -133,30 +130,71 @@ def _commit_batch(settings: Settings, tx: Transaction) -> None:
     tx.commit()
 
 
-def _read_batches(
-    settings: Settings,
-    batches: list[list[Source]],
-    pool: multiprocessing.pool.Pool | None,
-    summary: IngestSummary,
-    on_progress: Callable[[int, int], None] | None,
-) -> None:
-    """Read every batch (in ``pool`` when there is more than one) and commit each as it completes."""
-    ingested_at = dt.datetime.now(dt.UTC)
-    total = sum(len(batch) for batch in batches)
-    by_part: dict[str, Transaction] = {}
-    jobs = []
-    for batch in batches:
-        tx = Transaction(settings.lake_dir)
-        by_part[tx.txid] = tx
-        jobs.append((tx.staging, tx.txid, batch, ingested_at))
-    results = pool.imap_unordered(_run_batch, jobs) if pool and len(jobs) > 1 else map(_run_batch, jobs)
-    done = 0
-    for result in results:
-        _commit_batch(settings, by_part[result.part])
-        summary.batches.append(result)
-        done += result.n_sources
-        if on_progress:
-            on_progress(done, total)
+class _Reader:
+    """Reads batches of sources (in the pool's workers, or here without a pool) and
+    commits each batch as soon as it is read; more can be submitted meanwhile."""
+
+    def __init__(
+        self, settings: Settings, pool: multiprocessing.pool.Pool | None, workers: int,
+        summary: IngestSummary, on_progress: Callable[[int, int], None] | None,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.workers = workers
+        self.summary = summary
+        self.on_progress = on_progress
+        self.ingested_at = dt.datetime.now(dt.UTC)
+        self.submitted: set[str] = set()
+        self._waiting: list[Source] = []
+        self._pending: dict[str, Transaction] = {}
+        self._results: queue.SimpleQueue[BatchResult | BaseException] = queue.SimpleQueue()
+        self._done = 0
+
+    def submit(self, sources: list[Source], *, last: bool = False) -> None:
+        """Read ``sources``; commit what is read by now. Batches of :data:`MAX_BATCH` are
+        read at once, the rest waits for more sources or ``last`` (then sorted by path and split evenly)."""
+        self.submitted.update(source.path for source in sources)
+        self._waiting += sources
+        if last:
+            batches, self._waiting = _batches(sorted(self._waiting), self.workers), []
+        else:
+            n_full = len(self._waiting) // MAX_BATCH * MAX_BATCH
+            ready = sorted(self._waiting[:n_full])
+            batches = [ready[i : i + MAX_BATCH] for i in range(0, n_full, MAX_BATCH)]
+            del self._waiting[:n_full]
+        for batch in batches:
+            tx = Transaction(self.settings.lake_dir)
+            self._pending[tx.txid] = tx
+            job = (tx.staging, tx.txid, batch, self.ingested_at)
+            if self.pool is None:
+                self._commit(process_batch(*job))
+            else:
+                self.pool.apply_async(
+                    process_batch, job, callback=self._results.put, error_callback=self._results.put
+                )
+        self.commit_read(wait=False)
+
+    def commit_read(self, *, wait: bool = True) -> None:
+        """Commit the batches read by now; with ``wait``, wait for every batch submitted.
+
+        Raises:
+            BaseException: what a worker raised (never a bad source: that is an error row).
+        """
+        while self._pending:
+            try:
+                result = self._results.get(block=wait)
+            except queue.Empty:
+                return
+            if isinstance(result, BaseException):
+                raise result
+            self._commit(result)
+
+    def _commit(self, result: BatchResult) -> None:
+        _commit_batch(self.settings, self._pending.pop(result.part))
+        self.summary.batches.append(result)
+        self._done += result.n_sources
+        if self.on_progress:
+            self.on_progress(self._done, len(self.submitted))
 
 
 def _diff(
@@ -179,7 +217,7 @@ def _diff(
     vanished: set[str] = set()
     if pc.count(at).as_py() < state.num_rows:  # some source read before was not found (paths are unique)
         gone = state.filter(pc.invert(pc.is_in(state["source_path"], value_set=found["path"])))
-        vanished = {path for path in gone["source_path"].to_pylist() if _under(path, roots)}
+        vanished = set(gone.filter(under_mask(gone["source_path"], roots))["source_path"].to_pylist())
     return sources(to_read), vanished | set(reread["path"].to_pylist()), len(vanished)
 
 
@@ -208,17 +246,21 @@ def ingest_dicom(
     summary = IngestSummary()
     skip_pandas_check()  # before the workers fork: none of them needs pandas
     remembered = load_listings(_listings_path(settings))
-    with _worker_pool(workers, remembered) as pool:
+    roots = [os.path.abspath(os.fspath(path)) for path in paths]
+    with _worker_pool(workers, remembered) as pool, LakeLock(settings.lake_dir):
+        state = read_table(_table_dir(settings, "sources"), SOURCES)
+        reader = _Reader(settings, pool, workers, summary, on_progress)
+        # nothing read before under these paths: what the walk finds is read while it goes on
+        stream = pool is not None and not pc.any(under_mask(state["source_path"], roots)).as_py()
         with gc_paused():  # up to tens of thousands of tuples and lists, no cycles
-            walk = walk_sources(list(paths), pool, None if full else remembered)
+            walk = walk_sources(roots, pool, None if full else remembered, reader.submit if stream else None)
         summary.n_sources = walk.found.num_rows
-        with LakeLock(settings.lake_dir):
-            state = read_table(_table_dir(settings, "sources"), SOURCES)
-            to_read, doomed, summary.n_removed = _diff(walk.found, state, walk.roots, full)
-            summary.n_unchanged = summary.n_sources - len(to_read)
-            _remove_sources(settings, state, doomed)
-            _read_batches(settings, _batches(to_read, workers), pool, summary, on_progress)
-            save_listings(_listings_path(settings), remembered, walk)
+        to_read, doomed, summary.n_removed = _diff(walk.found, state, walk.roots, full)
+        summary.n_unchanged = summary.n_sources - len(to_read)
+        _remove_sources(settings, state, doomed)
+        reader.submit([source for source in to_read if source.path not in reader.submitted], last=True)
+        reader.commit_read()
+        save_listings(_listings_path(settings), remembered, walk)
 
     for result in summary.batches:
         summary.n_read += result.n_sources

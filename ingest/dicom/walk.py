@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import time
 from array import array
+from collections.abc import Callable
 from multiprocessing.pool import Pool
 from pathlib import Path
 from stat import S_ISLNK
@@ -81,6 +82,10 @@ class Walk(NamedTuple):
     dir_roots: list[str]
     reused: pa.BooleanArray
     listings: dict[str, Listing]
+
+
+OnFound = Callable[[list[Source]], None]
+"""Told the files of a part of a fresh walk as soon as they are found (each file once)."""
 
 
 class Stats(NamedTuple):
@@ -180,23 +185,35 @@ def _walk_dirs(directories: list[str], since_ns: int) -> tuple[dict[str, Source]
     return found, listings
 
 
+def _walk_job(job: tuple[list[str], int]) -> tuple[dict[str, Source], dict[str, Listing]]:
+    return _walk_dirs(*job)
+
+
 def _walk_fresh(
     directories: list[str], found: dict[str, Source], listings: dict[str, Listing], since_ns: int,
-    pool: Pool | None,
+    pool: Pool | None, on_found: OnFound | None = None,
 ) -> None:
-    """List every directory under ``directories`` (never seen before), the subtrees shared among ``pool``."""
+    """List every directory under ``directories`` (never seen before), the subtrees shared among ``pool``;
+    ``on_found`` is given the files of each subtree as soon as it is listed."""
     if pool is None or not directories:
         part = _walk_dirs(directories, since_ns)
         found.update(part[0])
         listings.update(part[1])
+        if on_found and part[0]:
+            on_found(list(part[0].values()))
         return
     frontier = directories
+    start = len(found)
     while frontier and len(frontier) < WALK_SPLIT:
         frontier = [sub for directory in frontier for sub in _visit(directory, found, listings, since_ns)]
+    if on_found and len(found) > start:
+        on_found(list(found.values())[start:])
     jobs = [(frontier[i::WALK_SPLIT], since_ns) for i in range(WALK_SPLIT)]
-    for part_found, part_listings in pool.starmap(_walk_dirs, jobs):
+    for part_found, part_listings in pool.imap_unordered(_walk_job, jobs):
         found.update(part_found)
         listings.update(part_listings)
+        if on_found and part_found:
+            on_found(list(part_found.values()))
 
 
 # ---------------------------------------------------------------- stat of remembered directories
@@ -266,7 +283,7 @@ def _stat_remembered(remembered: pa.Table, dir_roots: list[str], pool: Pool | No
     files = _array(remembered["files"])
     n_files = len(files.flatten())
     whole = _zero_stats(n_rows, n_files)
-    rows = pc.indices_nonzero(_under_mask(remembered["directory"], dir_roots)) if n_rows else pa.array([])
+    rows = pc.indices_nonzero(under_mask(remembered["directory"], dir_roots)) if n_rows else pa.array([])
     if not len(rows):
         return whole
     bounds = [rows[len(rows) * i // STAT_SPLIT].as_py() for i in range(STAT_SPLIT)] + [rows[-1].as_py() + 1]
@@ -285,8 +302,8 @@ def _stat_remembered(remembered: pa.Table, dir_roots: list[str], pool: Pool | No
     return whole
 
 
-def _under_mask(directories: pa.ChunkedArray | pa.Array, dir_roots: list[str]) -> pa.BooleanArray:
-    """Per directory: whether it is one of ``dir_roots`` or inside one."""
+def under_mask(directories: pa.ChunkedArray | pa.Array, dir_roots: list[str]) -> pa.BooleanArray:
+    """Per path of ``directories``: whether it is one of ``dir_roots`` or inside one."""
     mask = pc.is_in(directories, value_set=pa.array(dir_roots, pa.string()))
     for root in dir_roots:
         mask = pc.or_(mask, pc.starts_with(directories, _prefix(root)))
@@ -386,13 +403,16 @@ def _found(remembered: pa.Table, reused: bytearray, stats: Stats, listed: dict[s
 
 
 def walk_sources(
-    paths: list[str | os.PathLike[str]], pool: Pool | None = None, remembered: pa.Table | None = None
+    paths: list[str | os.PathLike[str]], pool: Pool | None = None, remembered: pa.Table | None = None,
+    on_found: OnFound | None = None,
 ) -> Walk:
     """All files under ``paths`` (recursively).
 
     ``pool``: processes to share the work with; with ``remembered``, each must have been
     given the same table by :func:`share_listings`.
     ``remembered``: listings of previous walks (:func:`load_listings`); None lists every directory.
+    ``on_found``: given, while the walk goes on, the files found in directories listed
+    afresh (not those of remembered listings, nor the files given as paths).
 
     Raises:
         UserError: when a path does not exist.
@@ -414,7 +434,7 @@ def walk_sources(
             listed[path] = _source(path)
     stats = _stat_remembered(remembered, dir_roots, pool)
     reused, fresh = _follow(remembered, stats.matched, dir_roots, listed, listings, since_ns)
-    _walk_fresh(fresh, listed, listings, since_ns, pool)
+    _walk_fresh(fresh, listed, listings, since_ns, pool, on_found)
     return Walk(_found(remembered, reused, stats, listed), roots, dir_roots, _flags(reused), listings)
 
 
@@ -455,7 +475,7 @@ def save_listings(path: Path, remembered: pa.Table, walk: Walk) -> None:
     ``remembered`` outside its directory roots (``remembered``: the table the walk was
     given, or any when it was given none). Nothing is written when the walk listed
     no directory and reused every remembered one under its roots."""
-    outside = pc.invert(_under_mask(remembered["directory"], walk.dir_roots))
+    outside = pc.invert(under_mask(remembered["directory"], walk.dir_roots))
     keep = pc.or_(outside, walk.reused) if len(walk.reused) else outside
     if not walk.listings and pc.all(keep).as_py() is not False:
         return
@@ -466,5 +486,5 @@ def save_listings(path: Path, remembered: pa.Table, walk: Walk) -> None:
 
 __all__ = [
     "FOUND", "LISTINGS", "Listing", "Walk",
-    "load_listings", "save_listings", "share_listings", "sources", "walk_sources",
+    "load_listings", "save_listings", "share_listings", "sources", "under_mask", "walk_sources",
 ]
