@@ -22,7 +22,7 @@ err = Console(stderr=True)
 
 WarehouseOption = Annotated[
     Path | None,
-    typer.Option("--warehouse", "-w", help="Warehouse directory [default: $COHORTDB_WAREHOUSE or ./warehouse]."),
+    typer.Option("--warehouse", "-w", help="Warehouse directory (default: $COHORTDB_WAREHOUSE or ./warehouse)."),
 ]
 
 
@@ -43,7 +43,7 @@ def ingest_dicom_command(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="DICOM files, directories (recursive) and zip archives.")],
     full: Annotated[bool, typer.Option("--full", help="Re-read every source, even unchanged ones.")] = False,
-    workers: Annotated[int | None, typer.Option(help="Processes [default: every core].")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: every core).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any source could not be read.")] = False,
 ) -> None:
     """Ingest DICOM headers (every element, sequences flattened); incremental by default."""
