@@ -7,6 +7,11 @@ vanished sources, then (4) reads new and changed sources in batches, each
 batch committed on its own. A run killed at any point leaves every committed
 batch in place and nothing else; the next run reads only what is missing.
 The directory listings are saved last, once every batch is committed.
+
+With a ``shard`` (K of N, see :mod:`ingest.dicom.shard`), a run reads only the
+sources of its shard and keeps its own lock, pending transactions, state and
+listings, so the N shards of a lake run at the same time without blocking each
+other; their part files go to the same tables.
 """
 
 from __future__ import annotations
@@ -28,9 +33,12 @@ import pyarrow.parquet as pq
 from ingest.collector import gc_paused
 from ingest.arrow_setup import skip_pandas_check
 from ingest.dicom.batch import TABLES, BatchResult, process_batch
+from ingest.dicom.layout import check_layout, layout_conflict
 from ingest.dicom.read import Source
 from ingest.dicom.schema import SOURCES
+from ingest.dicom.shard import Shard, in_shard, listings_path, namespace, sources_dir
 from ingest.dicom.walk import load_listings, save_listings, share_listings, sources, walk_sources
+from ingest.errors import UserError
 from ingest.lake import LakeLock, Transaction, new_part_id, read_table
 from ingest.settings import Settings
 
@@ -62,30 +70,32 @@ class IngestSummary:
         )
 
 
-def _table_dir(settings: Settings, table: str) -> Path:
+def _table_dir(settings: Settings, table: str, shard: Shard | None) -> Path:
     if table == "sources":
-        return settings.state_dir / "dicom_sources"
+        return sources_dir(settings, shard)
     return settings.dicom_lake / table
 
 
-def _listings_path(settings: Settings) -> Path:
-    return settings.state_dir / "dicom_directories.arrow"
+def _listings_path(settings: Settings, shard: Shard | None = None) -> Path:
+    return listings_path(settings, shard)
 
 
 def _under(path: str, roots: list[str]) -> bool:
     return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
-def _remove_sources(settings: Settings, state: pa.Table, doomed: set[str]) -> int:
+def _remove_sources(
+    settings: Settings, shard: Shard | None, state: pa.Table, doomed: set[str]
+) -> int:
     """One transaction rewriting the parts that hold rows of ``doomed`` sources without them."""
     if not doomed:
         return 0
     doomed_array = pa.array(sorted(doomed))
     hit = pc.is_in(state["source_path"], doomed_array)
     parts = sorted(set(state.filter(hit)["part"].to_pylist()))
-    tx = Transaction(settings.lake_dir)
+    tx = Transaction(settings.lake_dir, namespace(shard))
     for part in parts:
-        files = {t: _table_dir(settings, t) / f"{part}.parquet" for t in TABLES}
+        files = {t: _table_dir(settings, t, shard) / f"{part}.parquet" for t in TABLES}
         tables = {t: pq.read_table(path) for t, path in files.items()}
         instances = tables["instances"]
         gone_ids = instances.filter(pc.is_in(instances["source_path"], doomed_array))["file_id"]
@@ -99,7 +109,7 @@ def _remove_sources(settings: Settings, state: pa.Table, doomed: set[str]) -> in
                 sources.schema.get_field_index("part"), "part", pa.array([new_part] * sources.num_rows)
             )
             for table, rows in tables.items():
-                tx.add(rows, _table_dir(settings, table) / f"{new_part}.parquet")
+                tx.add(rows, _table_dir(settings, table, shard) / f"{new_part}.parquet")
         tx.delete(files.values())
     tx.commit()
     return len(doomed)
@@ -127,14 +137,16 @@ def _worker_pool(workers: int, remembered: pa.Table) -> Iterator[multiprocessing
         yield pool
 
 
-def _commit_batch(settings: Settings, tx: Transaction) -> None:
+def _commit_batch(settings: Settings, shard: Shard | None, tx: Transaction) -> None:
     for table in TABLES:
-        tx.add_file(tx.stage_path(f"{table}.parquet"), _table_dir(settings, table) / f"{tx.txid}.parquet")
+        target = _table_dir(settings, table, shard) / f"{tx.txid}.parquet"
+        tx.add_file(tx.stage_path(f"{table}.parquet"), target)
     tx.commit()
 
 
 def _read_batches(
     settings: Settings,
+    shard: Shard | None,
     batches: list[list[Source]],
     pool: multiprocessing.pool.Pool | None,
     summary: IngestSummary,
@@ -146,13 +158,13 @@ def _read_batches(
     by_part: dict[str, Transaction] = {}
     jobs = []
     for batch in batches:
-        tx = Transaction(settings.lake_dir)
+        tx = Transaction(settings.lake_dir, namespace(shard))
         by_part[tx.txid] = tx
         jobs.append((tx.staging, tx.txid, batch, ingested_at))
     results = pool.imap_unordered(_run_batch, jobs) if pool and len(jobs) > 1 else map(_run_batch, jobs)
     done = 0
     for result in results:
-        _commit_batch(settings, by_part[result.part])
+        _commit_batch(settings, shard, by_part[result.part])
         summary.batches.append(result)
         done += result.n_sources
         if on_progress:
@@ -189,6 +201,7 @@ def ingest_dicom(
     *,
     full: bool = False,
     workers: int | None = None,
+    shard: Shard | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> IngestSummary:
     """Ingest DICOM files, directories and zip archives into the lake.
@@ -196,29 +209,36 @@ def ingest_dicom(
     Args:
         settings: where the lake is.
         paths: files, directories (walked recursively) and zip archives.
-        full: re-read every source, even unchanged ones.
+        full: re-read every source, even unchanged ones; when the lake was ingested
+            in another shard layout, drop every DICOM row first (see :mod:`ingest.dicom.layout`).
         workers: processes to use (default: every core).
+        shard: read only the sources of this shard (K of N, K 1-based); None: all.
         on_progress: called with (sources done, sources to read) after each batch.
 
     Raises:
-        UserError: a path does not exist, or another process writes to the lake.
+        UserError: a path does not exist, another process writes to the lake
+            (to this shard of it), or the lake was ingested in another shard layout.
     """
     started = time.perf_counter()
+    if not full and (conflict := layout_conflict(settings, shard)):
+        raise UserError(conflict)  # early, before the walk; checked again under the lock
     workers = workers or os.cpu_count() or 1
     summary = IngestSummary()
     skip_pandas_check()  # before the workers fork: none of them needs pandas
-    remembered = load_listings(_listings_path(settings))
+    remembered = load_listings(_listings_path(settings, shard))
     with _worker_pool(workers, remembered) as pool:
         with gc_paused():  # up to tens of thousands of tuples and lists, no cycles
             walk = walk_sources(list(paths), pool, None if full else remembered)
-        summary.n_sources = walk.found.num_rows
-        with LakeLock(settings.lake_dir):
-            state = read_table(_table_dir(settings, "sources"), SOURCES)
-            to_read, doomed, summary.n_removed = _diff(walk.found, state, walk.roots, full)
+        found = walk.found.filter(in_shard(walk.found["path"], shard)) if shard else walk.found
+        summary.n_sources = found.num_rows
+        with LakeLock(settings.lake_dir, namespace(shard)):
+            check_layout(settings, shard, full=full)
+            state = read_table(_table_dir(settings, "sources", shard), SOURCES)
+            to_read, doomed, summary.n_removed = _diff(found, state, walk.roots, full)
             summary.n_unchanged = summary.n_sources - len(to_read)
-            _remove_sources(settings, state, doomed)
-            _read_batches(settings, _batches(to_read, workers), pool, summary, on_progress)
-            save_listings(_listings_path(settings), remembered, walk)
+            _remove_sources(settings, shard, state, doomed)
+            _read_batches(settings, shard, _batches(to_read, workers), pool, summary, on_progress)
+            save_listings(_listings_path(settings, shard), remembered, walk)
 
     for result in summary.batches:
         summary.n_read += result.n_sources
