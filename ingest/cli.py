@@ -22,7 +22,7 @@ err = Console(stderr=True)
 
 WarehouseOption = Annotated[
     Path | None,
-    typer.Option("--warehouse", "-w", help="Warehouse directory [default: $COHORTDB_WAREHOUSE or ./warehouse]."),
+    typer.Option("--warehouse", "-w", help="Warehouse directory (default: $COHORTDB_WAREHOUSE or ./warehouse)."),
 ]
 
 
@@ -42,18 +42,28 @@ def _progress() -> Progress:
 def ingest_dicom_command(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="DICOM files, directories (recursive) and zip archives.")],
-    full: Annotated[bool, typer.Option("--full", help="Re-read every source, even unchanged ones.")] = False,
-    workers: Annotated[int | None, typer.Option(help="Processes [default: every core].")] = None,
+    full: Annotated[bool, typer.Option("--full", help=(
+        "Re-read every source, even unchanged ones; on a lake ingested with another --shard N "
+        "(or without), first drop every DICOM row ingested so far."
+    ))] = False,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: every core).")] = None,
+    shard: Annotated[str | None, typer.Option("--shard", metavar="K/N", help=(
+        "Read only shard K (from 1) of N: the sources whose path hashes to K. Run K = 1..N, "
+        "on one machine or several sharing the warehouse, at the same time if you like; "
+        "together they ingest what one run would. Keep N for later runs."
+    ))] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any source could not be read.")] = False,
 ) -> None:
     """Ingest DICOM headers (every element, sequences flattened); incremental by default."""
     from ingest.dicom.ingest import ingest_dicom
+    from ingest.dicom.shard import parse_shard
 
     settings: Settings = ctx.obj
+    chosen_shard = parse_shard(shard) if shard is not None else None
     with _progress() as progress:
         task = progress.add_task("reading DICOM headers", total=None)
         summary = ingest_dicom(
-            settings, paths, full=full, workers=workers,
+            settings, paths, full=full, workers=workers, shard=chosen_shard,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     typer.echo(summary.line())

@@ -7,15 +7,21 @@ before the journal exists leaves only a staging directory, which the next
 :func:`recover` deletes; one killed while applying is finished by
 :func:`recover`, which replays the (idempotent) journal. Readers only ever see
 complete files, because files enter table directories by ``os.replace``.
+
+Writers that may run at the same time on one lake (the shards of a DICOM
+ingest) each use a *namespace*: namespace ``NS`` has the lock ``_state/lock-NS``
+and stages under ``_state/pending-NS/``; the default namespace (``""``) has
+``_state/lock`` and ``_state/pending/``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,10 +30,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 PENDING = "pending"
+LOCK = "lock"
 JOURNAL = "COMMIT"
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1}
 READ_THREADS = 4
 """Part files read at once by :func:`read_table`."""
+
+
+def _state_name(base: str, namespace: str) -> str:
+    """``base`` (``lock``, ``pending``) of ``namespace``: ``base-namespace`` (``base`` for "")."""
+    return f"{base}-{namespace}" if namespace else base
 
 
 def new_part_id() -> str:
@@ -87,12 +99,13 @@ class Transaction:
 
     Args:
         lake_dir: the lake root (``<warehouse>/lake``).
+        namespace: whose pending directory stages it (see the module docstring).
     """
 
-    def __init__(self, lake_dir: Path) -> None:
+    def __init__(self, lake_dir: Path, namespace: str = "") -> None:
         self.lake_dir = lake_dir
         self.txid = new_part_id()
-        self.staging = lake_dir / "_state" / PENDING / self.txid
+        self.staging = lake_dir / "_state" / _state_name(PENDING, namespace) / self.txid
         self.staging.mkdir(parents=True, exist_ok=True)
         self._moves: list[tuple[str, str]] = []
         self._deletes: list[str] = []
@@ -146,13 +159,14 @@ def _apply(lake_dir: Path, staging: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def recover(lake_dir: Path) -> int:
-    """Finish committed transactions and discard uncommitted ones.
+def recover(lake_dir: Path, namespace: str = "") -> int:
+    """Finish the committed transactions of ``namespace`` and discard its uncommitted ones
+    (call it holding that namespace's lock).
 
     Returns:
         The number of staging directories dealt with (0 when the lake was clean).
     """
-    pending = lake_dir / "_state" / PENDING
+    pending = lake_dir / "_state" / _state_name(PENDING, namespace)
     if not pending.is_dir():
         return 0
     count = 0
@@ -166,14 +180,19 @@ def recover(lake_dir: Path) -> int:
 
 
 class LakeLock:
-    """An exclusive lock on the lake for one writing process (``fcntl.flock``).
+    """An exclusive lock on the lake for one writing process (``fcntl.flock``), in ``namespace``.
+
+    On entry, the namespace's interrupted transactions are recovered (:func:`recover`).
+    ``wait``: wait for the lock instead of failing when it is held.
 
     Raises:
-        UserError: when another cohortdb process is writing to the same lake.
+        UserError: when another cohortdb process holds the lock (and not ``wait``).
     """
 
-    def __init__(self, lake_dir: Path) -> None:
-        self.path = lake_dir / "_state" / "lock"
+    def __init__(self, lake_dir: Path, namespace: str = "", *, wait: bool = False) -> None:
+        self.path = lake_dir / "_state" / _state_name(LOCK, namespace)
+        self.namespace = namespace
+        self.wait = wait
         self._fd: int | None = None
 
     @property
@@ -190,18 +209,44 @@ class LakeLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self._fd, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
         except BlockingIOError:
             os.close(self._fd)
             self._fd = None
+            holder = f" ({self.namespace})" if self.namespace else ""
             raise UserError(
-                f"another cohortdb process is writing to {self.path.parent.parent}; "
+                f"another cohortdb process{holder} is writing to {self.path.parent.parent}; "
                 "wait for it to finish"
             ) from None
-        recover(self.path.parent.parent)
+        recover(self.path.parent.parent, self.namespace)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def namespaces(lake_dir: Path) -> list[str]:
+    """Every namespace with a lock file or a pending directory in the lake (the default first)."""
+    found = {""}
+    state = lake_dir / "_state"
+    if state.is_dir():
+        for entry in state.iterdir():
+            for base in (LOCK, PENDING):
+                if entry.name.startswith(f"{base}-"):
+                    found.add(entry.name.removeprefix(f"{base}-"))
+    return sorted(found)
+
+
+@contextlib.contextmanager
+def lock_every_namespace(lake_dir: Path) -> Iterator[None]:
+    """Hold the lock of every namespace of the lake (each recovered): no writer is at work.
+
+    Raises:
+        UserError: when any of them is held by another process.
+    """
+    with contextlib.ExitStack() as stack:
+        for namespace in namespaces(lake_dir):
+            stack.enter_context(LakeLock(lake_dir, namespace))
+        yield

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ingest.dicom import ingest as dicom_ingest
 from ingest.dicom.ingest import ingest_dicom
 from ingest.lake import Transaction, part_files, recover
 from ingest.settings import Settings, resolve_settings
@@ -93,20 +94,42 @@ def test_an_uncommitted_transaction_vanishes_and_a_committed_one_completes(setti
     assert not (lake / "_state" / "pending").exists() or not any((lake / "_state" / "pending").iterdir())
 
 
+def test_reading_while_walking_gives_the_rows_of_reading_after_the_walk(
+    tmp_path: Path, small_corpus: Path, corpus_files: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first ingest on two workers reads files as the walk finds them (the files given
+    directly after it); one worker reads after the walk. Same rows either way."""
+    monkeypatch.setattr(dicom_ingest, "MAX_BATCH", 7)  # batches go to the workers during the walk
+    for index in range(40):  # enough directories for the walk to be split among the workers
+        branch = small_corpus / f"d{index % 7}" / f"e{index}"
+        branch.mkdir(parents=True)
+        shutil.copy(corpus_files[index], branch / corpus_files[index].name)
+    alone = next(p for p in corpus_files[60:] if p.suffix == ".dcm")
+    streamed, walked = resolve_settings(tmp_path / "streamed"), resolve_settings(tmp_path / "walked")
+    two = ingest_dicom(streamed, [small_corpus, alone], workers=2)
+    one = ingest_dicom(walked, [small_corpus, alone], workers=1)
+    assert two.n_read == one.n_read == two.n_sources == 101
+    assert len(two.batches) > 1
+    assert _snapshot(streamed) == _snapshot(walked)
+    assert ingest_dicom(streamed, [small_corpus, alone], workers=2).n_read == 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
 def test_killed_ingest_leaves_a_readable_lake_and_the_next_run_completes_it(
-    tmp_path: Path, corpus_files: list[Path]
+    tmp_path: Path, corpus_files: list[Path], workers: int
 ) -> None:
     source = tmp_path / "many"
     source.mkdir()
     dicom = [p for p in corpus_files if p.suffix == ".dcm"][:40]
-    for copy in range(12):  # ≈480 files, 1 worker → batches of ≈120: several commits
+    for copy in range(12):  # ≈480 files in 12 directories → several commits
+        (source / f"{copy:02d}").mkdir()
         for index, path in enumerate(dicom):
-            shutil.copy(path, source / f"{copy:02d}_{index:03d}_{path.name}")
+            shutil.copy(path, source / f"{copy:02d}" / f"{index:03d}_{path.name}")
     killed = resolve_settings(tmp_path / "killed")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     process = subprocess.Popen(
         [sys.executable, "-m", "ingest", "--warehouse", str(killed.warehouse_dir), "ingest", "dicom",
-         "--workers", "1", str(source)],
+         "--workers", str(workers), str(source)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
@@ -116,7 +139,7 @@ def test_killed_ingest_leaves_a_readable_lake_and_the_next_run_completes_it(
     process.wait(timeout=30)
     committed = _snapshot(killed)  # readable right after the kill
     assert committed[0], "the first batch should have been committed before the kill"
-    assert len(committed[0]) + len(committed[2]) < len(list(source.iterdir())), "killed too late to test"
+    assert len(committed[0]) + len(committed[2]) < len(list(source.glob("*/*"))), "killed too late to test"
 
     ingest_dicom(killed, [source], workers=2)
     clean = resolve_settings(tmp_path / "clean")

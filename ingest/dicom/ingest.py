@@ -9,6 +9,11 @@ before (a first ingest), files are read as the walk finds them, not after it.
 A run killed at any point leaves every committed
 batch in place and nothing else; the next run reads only what is missing.
 The directory listings are saved last, once every batch is committed.
+
+With a ``shard`` (K of N, see :mod:`ingest.dicom.shard`), a run reads only the
+sources of its shard and keeps its own lock, pending transactions, state and
+listings, so the N shards of a lake run at the same time without blocking each
+other; their part files go to the same tables.
 """
 
 from __future__ import annotations
@@ -31,9 +36,12 @@ import pyarrow.parquet as pq
 from ingest.collector import gc_paused
 from ingest.arrow_setup import skip_pandas_check
 from ingest.dicom.batch import TABLES, BatchResult, process_batch
+from ingest.dicom.layout import check_layout, layout_conflict
 from ingest.dicom.read import Source
 from ingest.dicom.schema import SOURCES
+from ingest.dicom.shard import Shard, in_shard, listings_path, namespace, sources_dir
 from ingest.dicom.walk import load_listings, save_listings, share_listings, sources, under_mask, walk_sources
+from ingest.errors import UserError
 from ingest.lake import LakeLock, Transaction, new_part_id, read_table
 from ingest.settings import Settings
 
@@ -67,26 +75,28 @@ class IngestSummary:
         )
 
 
-def _table_dir(settings: Settings, table: str) -> Path:
+def _table_dir(settings: Settings, table: str, shard: Shard | None) -> Path:
     if table == "sources":
-        return settings.state_dir / "dicom_sources"
+        return sources_dir(settings, shard)
     return settings.dicom_lake / table
 
 
-def _listings_path(settings: Settings) -> Path:
-    return settings.state_dir / "dicom_directories.arrow"
+def _listings_path(settings: Settings, shard: Shard | None = None) -> Path:
+    return listings_path(settings, shard)
 
 
-def _remove_sources(settings: Settings, state: pa.Table, doomed: set[str]) -> int:
+def _remove_sources(
+    settings: Settings, shard: Shard | None, state: pa.Table, doomed: set[str]
+) -> int:
     """One transaction rewriting the parts that hold rows of ``doomed`` sources without them."""
     if not doomed:
         return 0
     doomed_array = pa.array(sorted(doomed))
     hit = pc.is_in(state["source_path"], doomed_array)
     parts = sorted(set(state.filter(hit)["part"].to_pylist()))
-    tx = Transaction(settings.lake_dir)
+    tx = Transaction(settings.lake_dir, namespace(shard))
     for part in parts:
-        files = {t: _table_dir(settings, t) / f"{part}.parquet" for t in TABLES}
+        files = {t: _table_dir(settings, t, shard) / f"{part}.parquet" for t in TABLES}
         tables = {t: pq.read_table(path) for t, path in files.items()}
         instances = tables["instances"]
         gone_ids = instances.filter(pc.is_in(instances["source_path"], doomed_array))["file_id"]
@@ -100,7 +110,7 @@ def _remove_sources(settings: Settings, state: pa.Table, doomed: set[str]) -> in
                 sources.schema.get_field_index("part"), "part", pa.array([new_part] * sources.num_rows)
             )
             for table, rows in tables.items():
-                tx.add(rows, _table_dir(settings, table) / f"{new_part}.parquet")
+                tx.add(rows, _table_dir(settings, table, shard) / f"{new_part}.parquet")
         tx.delete(files.values())
     tx.commit()
     return len(doomed)
@@ -124,9 +134,10 @@ def _worker_pool(workers: int, remembered: pa.Table) -> Iterator[multiprocessing
         yield pool
 
 
-def _commit_batch(settings: Settings, tx: Transaction) -> None:
+def _commit_batch(settings: Settings, shard: Shard | None, tx: Transaction) -> None:
     for table in TABLES:
-        tx.add_file(tx.stage_path(f"{table}.parquet"), _table_dir(settings, table) / f"{tx.txid}.parquet")
+        target = _table_dir(settings, table, shard) / f"{tx.txid}.parquet"
+        tx.add_file(tx.stage_path(f"{table}.parquet"), target)
     tx.commit()
 
 
@@ -135,10 +146,11 @@ class _Reader:
     commits each batch as soon as it is read; more can be submitted meanwhile."""
 
     def __init__(
-        self, settings: Settings, pool: multiprocessing.pool.Pool | None, workers: int,
+        self, settings: Settings, shard: Shard | None, pool: multiprocessing.pool.Pool | None, workers: int,
         summary: IngestSummary, on_progress: Callable[[int, int], None] | None,
     ) -> None:
         self.settings = settings
+        self.shard = shard
         self.pool = pool
         self.workers = workers
         self.summary = summary
@@ -149,6 +161,12 @@ class _Reader:
         self._pending: dict[str, Transaction] = {}
         self._results: queue.SimpleQueue[BatchResult | BaseException] = queue.SimpleQueue()
         self._done = 0
+
+    def found(self, sources: list[Source]) -> None:
+        """:meth:`submit` those of the ``sources`` (found by a walk) that are in the run's shard."""
+        if self.shard:
+            sources = [source for source in sources if self.shard.owns(source.path)]
+        self.submit(sources)
 
     def submit(self, sources: list[Source], *, last: bool = False) -> None:
         """Read ``sources``; commit what is read by now. Batches of :data:`MAX_BATCH` are
@@ -163,7 +181,7 @@ class _Reader:
             batches = [ready[i : i + MAX_BATCH] for i in range(0, n_full, MAX_BATCH)]
             del self._waiting[:n_full]
         for batch in batches:
-            tx = Transaction(self.settings.lake_dir)
+            tx = Transaction(self.settings.lake_dir, namespace(self.shard))
             self._pending[tx.txid] = tx
             job = (tx.staging, tx.txid, batch, self.ingested_at)
             if self.pool is None:
@@ -190,7 +208,7 @@ class _Reader:
             self._commit(result)
 
     def _commit(self, result: BatchResult) -> None:
-        _commit_batch(self.settings, self._pending.pop(result.part))
+        _commit_batch(self.settings, self.shard, self._pending.pop(result.part))
         self.summary.batches.append(result)
         self._done += result.n_sources
         if self.on_progress:
@@ -227,6 +245,7 @@ def ingest_dicom(
     *,
     full: bool = False,
     workers: int | None = None,
+    shard: Shard | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> IngestSummary:
     """Ingest DICOM files, directories and zip archives into the lake.
@@ -234,33 +253,40 @@ def ingest_dicom(
     Args:
         settings: where the lake is.
         paths: files, directories (walked recursively) and zip archives.
-        full: re-read every source, even unchanged ones.
+        full: re-read every source, even unchanged ones; when the lake was ingested
+            in another shard layout, drop every DICOM row first (see :mod:`ingest.dicom.layout`).
         workers: processes to use (default: every core).
+        shard: read only the sources of this shard (K of N, K 1-based); None: all.
         on_progress: called with (sources done, sources to read) after each batch.
 
     Raises:
-        UserError: a path does not exist, or another process writes to the lake.
+        UserError: a path does not exist, another process writes to the lake
+            (to this shard of it), or the lake was ingested in another shard layout.
     """
     started = time.perf_counter()
+    if not full and (conflict := layout_conflict(settings, shard)):
+        raise UserError(conflict)  # early, before the walk; checked again under the lock
     workers = workers or os.cpu_count() or 1
     summary = IngestSummary()
     skip_pandas_check()  # before the workers fork: none of them needs pandas
-    remembered = load_listings(_listings_path(settings))
+    remembered = load_listings(_listings_path(settings, shard))
     roots = [os.path.abspath(os.fspath(path)) for path in paths]
-    with _worker_pool(workers, remembered) as pool, LakeLock(settings.lake_dir):
-        state = read_table(_table_dir(settings, "sources"), SOURCES)
-        reader = _Reader(settings, pool, workers, summary, on_progress)
+    with _worker_pool(workers, remembered) as pool, LakeLock(settings.lake_dir, namespace(shard)):
+        check_layout(settings, shard, full=full)
+        state = read_table(_table_dir(settings, "sources", shard), SOURCES)
+        reader = _Reader(settings, shard, pool, workers, summary, on_progress)
         # nothing read before under these paths: what the walk finds is read while it goes on
         stream = pool is not None and not pc.any(under_mask(state["source_path"], roots)).as_py()
         with gc_paused():  # up to tens of thousands of tuples and lists, no cycles
-            walk = walk_sources(roots, pool, None if full else remembered, reader.submit if stream else None)
-        summary.n_sources = walk.found.num_rows
-        to_read, doomed, summary.n_removed = _diff(walk.found, state, walk.roots, full)
+            walk = walk_sources(roots, pool, None if full else remembered, reader.found if stream else None)
+        found = walk.found.filter(in_shard(walk.found["path"], shard)) if shard else walk.found
+        summary.n_sources = found.num_rows
+        to_read, doomed, summary.n_removed = _diff(found, state, walk.roots, full)
         summary.n_unchanged = summary.n_sources - len(to_read)
-        _remove_sources(settings, state, doomed)
+        _remove_sources(settings, shard, state, doomed)
         reader.submit([source for source in to_read if source.path not in reader.submitted], last=True)
         reader.commit_read()
-        save_listings(_listings_path(settings), remembered, walk)
+        save_listings(_listings_path(settings, shard), remembered, walk)
 
     for result in summary.batches:
         summary.n_read += result.n_sources

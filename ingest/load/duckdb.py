@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import duckdb
 
 from ingest.errors import UserError
-from ingest.lake import LakeLock
+from ingest.lake import lock_every_namespace
 from ingest.load.guppy_fields import conforming_select
 from ingest.load.lake_tables import lake_tables, unified_schema
 from ingest.settings import Settings
@@ -42,11 +42,14 @@ def _quote(text: str) -> str:
 def load_duckdb(settings: Settings) -> dict[str, int]:
     """Replace every ``raw`` table with the lake's current content, in one transaction.
 
+    Holds every lock of the lake (each DICOM shard's too), after recovering their
+    interrupted transactions: it never loads half of one.
+
     Returns:
         Row counts by table name (``dicom_instances`` …, ``guppy_<index>``).
     """
     counts: dict[str, int] = {}
-    with LakeLock(settings.lake_dir), connect(settings, read_only=False) as con:
+    with lock_every_namespace(settings.lake_dir), connect(settings, read_only=False) as con:
         con.execute("begin transaction")
         con.execute("create schema if not exists raw")
         for table in lake_tables(settings):
