@@ -77,13 +77,14 @@ def part_files(table_dir: Path) -> list[Path]:
     return sorted(p for p in table_dir.glob("*.parquet") if not p.name.startswith("."))
 
 
-def read_table(table_dir: Path, schema: pa.Schema) -> pa.Table:
-    """All part files of a table as one Arrow table of one chunk (empty, with ``schema``, if none)."""
+def read_table(table_dir: Path, schema: pa.Schema, threads: int = READ_THREADS) -> pa.Table:
+    """All part files of a table as one Arrow table of one chunk (empty, with ``schema``, if none);
+    ``threads`` parts are read at once."""
     files = part_files(table_dir)
     if not files:
         return schema.empty_table()
     # each part read on its own, several at a time: a pyarrow dataset would import pandas (~0.5 s)
-    with ThreadPoolExecutor(min(READ_THREADS, len(files))) as pool:
+    with ThreadPoolExecutor(min(threads, len(files))) as pool:
         parts = list(pool.map(lambda path: _read_part(path, schema), files))
     return pa.concat_tables(parts).combine_chunks()
 

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import multiprocessing
 import multiprocessing.pool
 import os
 import queue
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,9 +150,11 @@ class _Reader:
     def __init__(
         self, settings: Settings, shard: Shard | None, pool: multiprocessing.pool.Pool | None, workers: int,
         summary: IngestSummary, on_progress: Callable[[int, int], None] | None,
+        stream: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
         self.shard = shard
+        self.stream = stream
         self.pool = pool
         self.workers = workers
         self.summary = summary
@@ -163,7 +167,10 @@ class _Reader:
         self._done = 0
 
     def found(self, sources: list[Source]) -> None:
-        """:meth:`submit` those of the ``sources`` (found by a walk) that are in the run's shard."""
+        """:meth:`submit` those of the ``sources`` (found by a walk) that are in the run's shard,
+        when it is right to read them before the walk ends (``stream``, asked once)."""
+        if not self.stream():
+            return
         if self.shard:
             sources = [source for source in sources if self.shard.owns(source.path)]
         self.submit(sources)
@@ -271,16 +278,26 @@ def ingest_dicom(
     skip_pandas_check()  # before the workers fork: none of them needs pandas
     remembered = load_listings(_listings_path(settings, shard))
     roots = [os.path.abspath(os.fspath(path)) for path in paths]
-    with _worker_pool(workers, remembered) as pool, LakeLock(settings.lake_dir, namespace(shard)):
+    with (
+        _worker_pool(workers, remembered) as pool,
+        LakeLock(settings.lake_dir, namespace(shard)),
+        ThreadPoolExecutor(1) as background,
+    ):
         check_layout(settings, shard, full=full)
-        state = read_table(_table_dir(settings, "sources", shard), SOURCES)
-        reader = _Reader(settings, shard, pool, workers, summary, on_progress)
-        # nothing read before under these paths: what the walk finds is read while it goes on
-        stream = pool is not None and not pc.any(under_mask(state["source_path"], roots)).as_py()
+        # the state is read during the walk, on one thread: the workers are busy meanwhile
+        reading = background.submit(read_table, _table_dir(settings, "sources", shard), SOURCES, threads=1)
+
+        @functools.cache
+        def stream() -> bool:
+            """Nothing was read before under these paths: read what the walk finds while it goes on."""
+            return not pc.any(under_mask(reading.result()["source_path"], roots)).as_py()
+
+        reader = _Reader(settings, shard, pool, workers, summary, on_progress, stream)
         with gc_paused():  # up to tens of thousands of tuples and lists, no cycles
-            walk = walk_sources(roots, pool, None if full else remembered, reader.found if stream else None)
+            walk = walk_sources(roots, pool, None if full else remembered, reader.found if pool else None)
         found = walk.found.filter(in_shard(walk.found["path"], shard)) if shard else walk.found
         summary.n_sources = found.num_rows
+        state = reading.result()
         to_read, doomed, summary.n_removed = _diff(found, state, walk.roots, full)
         summary.n_unchanged = summary.n_sources - len(to_read)
         _remove_sources(settings, shard, state, doomed)
