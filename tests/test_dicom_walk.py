@@ -18,7 +18,7 @@ from ingest.dicom import ingest as dicom_ingest
 from ingest.dicom import walk
 from ingest.dicom.ingest import ingest_dicom
 from ingest.lake import write_arrow
-from ingest.settings import Settings
+from ingest.settings import Settings, resolve_settings
 
 CT = Path(get_testdata_file("CT_small.dcm"))
 TICK = 0.05
@@ -228,20 +228,29 @@ def test_ingest_rereads_a_file_touched_in_place_and_drops_a_vanished_directory(s
     assert not any("/p1/study/s1/" in path for path in paths)
 
 
-def test_listings_are_saved_only_when_the_run_commits(
-    settings: Settings, tree: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_run_killed_after_saving_its_listings_leaves_the_unread_files_to_the_next(
+    settings: Settings, tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def killed(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
+    """Listings are saved while the batches are read; they say which files are there,
+    the state which were read: the next run reads what the killed one did not commit."""
+    waiting = dicom_ingest._Reader.commit_read
 
+    def killed(reader: dicom_ingest._Reader, *, wait: bool = True) -> None:
+        if wait:
+            raise KeyboardInterrupt
+        waiting(reader, wait=False)
+
+    _settle()
     monkeypatch.setattr(dicom_ingest._Reader, "commit_read", killed)
     with pytest.raises(KeyboardInterrupt):
-        ingest_dicom(settings, [tree], workers=1)
-    assert not dicom_ingest._listings_path(settings).exists()
+        ingest_dicom(settings, [tree], workers=2)
+    assert dicom_ingest._listings_path(settings).exists()
     monkeypatch.undo()
-    monkeypatch.setattr(walk, "RACY_NS", int(TICK * 1e9))
-    ingest_dicom(settings, [tree], workers=1)
-    assert _corpus_paths(settings) >= {str(tree / "p0" / "study" / "s0" / "0.dcm"), str(tree / "series.zip")}
+    again = ingest_dicom(settings, [tree], workers=2)
+    assert again.n_read + again.n_unchanged == again.n_sources > 0
+    clean = resolve_settings(tmp_path / "clean")
+    ingest_dicom(clean, [tree], workers=2)
+    assert _corpus_paths(settings) == _corpus_paths(clean)
 
 
 def test_listings_of_other_roots_are_kept_and_vanished_ones_dropped(settings: Settings, tree: Path, tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ batch committed on its own. When nothing under the given paths was read
 before (a first ingest), files are read as the walk finds them, not after it.
 A run killed at any point leaves every committed
 batch in place and nothing else; the next run reads only what is missing.
-The directory listings are saved last, once every batch is committed.
+The directory listings are saved once the walk is done, while the batches
+are read (they say what is there, the state what was read).
 
 With a ``shard`` (K of N, see :mod:`ingest.dicom.shard`), a run reads only the
 sources of its shard and keeps its own lock, pending transactions, state and
@@ -177,13 +178,15 @@ class _Reader:
 
     def submit(self, sources: list[Source], *, last: bool = False) -> None:
         """Read ``sources``; commit what is read by now. Batches of :data:`MAX_BATCH` are
-        read at once, the rest waits for more sources or ``last`` (then sorted by path and split evenly)."""
+        read at once, the rest waits for more sources or ``last`` (then sorted by path and
+        split evenly). The last ``workers`` × ``MAX_BATCH`` always wait: split evenly,
+        the workers finish together."""
         self.submitted.update(source.path for source in sources)
         self._waiting += sources
         if last:
             batches, self._waiting = _batches(sorted(self._waiting), self.workers), []
         else:
-            n_full = len(self._waiting) // MAX_BATCH * MAX_BATCH
+            n_full = max(0, len(self._waiting) - self.workers * MAX_BATCH) // MAX_BATCH * MAX_BATCH
             ready = sorted(self._waiting[:n_full])
             batches = [ready[i : i + MAX_BATCH] for i in range(0, n_full, MAX_BATCH)]
             del self._waiting[:n_full]
@@ -302,8 +305,10 @@ def ingest_dicom(
         summary.n_unchanged = summary.n_sources - len(to_read)
         _remove_sources(settings, shard, state, doomed)
         reader.submit([source for source in to_read if source.path not in reader.submitted], last=True)
+        # listings saved while the workers read: a run that fails now finds the files unread next time
+        saving = background.submit(save_listings, _listings_path(settings, shard), remembered, walk)
         reader.commit_read()
-        save_listings(_listings_path(settings, shard), remembered, walk)
+        saving.result()
 
     for result in summary.batches:
         summary.n_read += result.n_sources
