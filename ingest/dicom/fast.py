@@ -345,6 +345,8 @@ converted values; it is dropped (None) once it holds :data:`MEMO_SIZE` distinct 
 so unique values (UIDs, times) cost one failed lookup per element only until then.
 Converted values are shared between rows and must not be mutated."""
 
+_META_FAST: dict[int, _FastInfo] = {}
+"""The short-path entries of file meta elements (group 0002 only; see ``_Charset.fast``)."""
 MEMO_SIZE = 1024
 """Distinct values memoized per element tag, VR and charset before the memo is dropped."""
 MEMO_MAX_BYTES = 64
@@ -493,9 +495,10 @@ class _Reader:
         rows = self.rows
         add_node, add_values, add_number = self.appends
         nodes = self.nodes
-        fast = charset.fast if mode else {}
+        # file meta has maps of its own: a dataset element must not take the short path there
+        fast = charset.fast if mode else _META_FAST
         # short-path entries with their node ids at this prefix: (node, tag, VR, 4-byte length, converter, memo)
-        here = nodes.item_map((prefix, kw_prefix, charset)) if mode else {}
+        here = nodes.item_map((prefix, kw_prefix, charset) if mode else "file meta")
         first_row = len(rows)
         last = -1
         creators: dict[int, object] = {}
