@@ -335,12 +335,14 @@ _CONVERTERS: dict[str, Callable[[bytes, _Charset, int], Values]] = {
 """VR → values of a non-empty value (raw bytes, the dataset's charset, the tag)."""
 
 _FastInfo = tuple[
-    int, str, str, str, str, str, bool, Callable[[bytes, _Charset, int], Values], "dict[bytes, Values] | None"
+    int, str, str, str, str, str, bool, Callable[[bytes, _Charset, int], Values], int,
+    "dict[bytes, Values] | None",
 ]
-"""What the short path needs for one public element with a value converter, keyed by
-``VR bytes as uint16 << 32 | tag bytes as uint32`` in :attr:`_Charset.fast`:
-(tag, ``(GGGG,EEEE)``, ``GGGGEEEE``, keyword, keyword or tag text, VR, 4-byte length,
-converter, memo). The memo maps raw values (≤ :data:`MEMO_MAX_BYTES`) to their
+"""What the short path needs for one element with a value converter (public, or a private
+data element in explicit VR), keyed by ``VR bytes as uint16 << 32 | tag bytes as uint32``
+in :attr:`_Charset.fast`: (tag, ``(GGGG,EEEE)``, ``GGGGEEEE``, keyword, keyword or tag
+text, VR, 4-byte length, converter, private block ``gggg00bb`` (0 when public), memo).
+A private element's creator is looked up in each dataset. The memo maps raw values (≤ :data:`MEMO_MAX_BYTES`) to their
 converted values; it is dropped (None) once it holds :data:`MEMO_SIZE` distinct values,
 so unique values (UIDs, times) cost one failed lookup per element only until then.
 Converted values are shared between rows and must not be mutated."""
@@ -354,9 +356,9 @@ MEMO_MAX_BYTES = 64
 
 
 def _fast_info(
-    tag: int, tag_text: str, tag8: str, keyword: str, vr: str, long: bool
+    tag: int, tag_text: str, tag8: str, keyword: str, vr: str, long: bool, block: int
 ) -> _FastInfo:
-    return (tag, tag_text, tag8, keyword, keyword or tag_text, vr, long, _CONVERTERS[vr], {})
+    return (tag, tag_text, tag8, keyword, keyword or tag_text, vr, long, _CONVERTERS[vr], block, {})
 
 
 # ---------------------------------------------------------------------- reader
@@ -517,11 +519,17 @@ class _Reader:
             if entry is None:
                 info = fast.get(key)
                 if info is not None:
-                    tag, tag_text, tag8, keyword, kw_text, vr, long, convert, memo = info
+                    tag, tag_text, tag8, keyword, kw_text, vr, long, convert, block, memo = info
                     node = nodes.intern(prefix + tag_text, kw_prefix + kw_text, tag8, keyword, vr, depth)
-                    entry = here[key] = (node, tag, vr, long, convert, memo)
+                    entry = here[key] = (node, tag, vr, long, convert, block, memo)
             if entry is not None:
-                node, tag, vr, long, convert, memo = entry
+                node, tag, vr, long, convert, block, memo = entry
+                if block:
+                    creator = creators.get(block)
+                    if creator is _COMPLEX:
+                        raise Unsupported("private creator value is not a string")
+                    if creator is not None:
+                        rows.creator_of[len(rows.node)] = creator
             else:
                 group = tag_le & 0xFFFF
                 element = tag_le >> 16
@@ -588,9 +596,11 @@ class _Reader:
             private = group & 1
             if implicit and not private and length != _UNDEFINED:
                 vr = _public_vr(tag)
-            if not private and vr in _CONVERTERS and group != 0xFFFE and tag != _CHARSET_TAG \
-                    and tag not in _PIXEL_TAGS:
-                fast[key] = _fast_info(tag, tag_text, tag8, keyword, vr, long)
+            if vr in _CONVERTERS and group != 0xFFFE and tag != _CHARSET_TAG and tag not in _PIXEL_TAGS:
+                if not private:
+                    fast[key] = _fast_info(tag, tag_text, tag8, keyword, vr, long, 0)
+                elif element > 0xFF and not implicit:
+                    fast[key] = _fast_info(tag, tag_text, tag8, keyword, vr, long, group << 16 | element >> 8)
             creator = None
             if private and element > 0xFF:
                 found = creators.get(group << 16 | element >> 8)
