@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Hashable, Iterator
+from itertools import compress
 from typing import Any
 
 from pydicom.dataelem import DataElement
@@ -415,10 +416,10 @@ def instance_attributes(rows: ElementRows) -> dict[str, Any]:
     """
     attribute = rows.nodes.attribute
     record = _NO_ATTRIBUTES.copy()
-    for node, values in zip(rows.node, rows.values, strict=True):
-        wanted = attribute[node]
-        if wanted is not None:
-            record[wanted[0]] = _typed_memoized(wanted[1], values) if values else None  # None for no values, any kind
+    at_attributes = map(attribute.__getitem__, rows.node)  # None where the row is no attribute
+    for node, values in compress(zip(rows.node, rows.values, strict=True), at_attributes):
+        column, kind = attribute[node]
+        record[column] = _typed_memoized(kind, values) if values else None  # None for no values, any kind
     record["n_elements"] = len(rows)
     record["max_depth"] = max(map(rows.nodes.depth.__getitem__, rows.node), default=0)
     return record
