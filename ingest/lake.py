@@ -77,10 +77,14 @@ def part_files(table_dir: Path) -> list[Path]:
     return sorted(p for p in table_dir.glob("*.parquet") if not p.name.startswith("."))
 
 
-def read_table(table_dir: Path, schema: pa.Schema, threads: int = READ_THREADS) -> pa.Table:
-    """All part files of a table as one Arrow table of one chunk (empty, with ``schema``, if none);
+def read_table(table_dir: Path, schema: pa.Schema) -> pa.Table:
+    """All part files of a table as one Arrow table of one chunk (empty, with ``schema``, if none)."""
+    return read_parts(part_files(table_dir), schema)
+
+
+def read_parts(files: list[Path], schema: pa.Schema, threads: int = READ_THREADS) -> pa.Table:
+    """Part files as one Arrow table of one chunk (empty, with ``schema``, if none);
     ``threads`` parts are read at once."""
-    files = part_files(table_dir)
     if not files:
         return schema.empty_table()
     # each part read on its own, several at a time: a pyarrow dataset would import pandas (~0.5 s)
@@ -219,7 +223,11 @@ class LakeLock:
                 f"another cohortdb process{holder} is writing to {self.path.parent.parent}; "
                 "wait for it to finish"
             ) from None
-        recover(self.path.parent.parent, self.namespace)
+        try:
+            recover(self.path.parent.parent, self.namespace)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -41,11 +41,11 @@ from ingest.arrow_setup import skip_pandas_check
 from ingest.dicom.batch import TABLES, BatchResult, process_batch
 from ingest.dicom.layout import check_layout, layout_conflict
 from ingest.dicom.read import Source
-from ingest.dicom.schema import SOURCES
 from ingest.dicom.shard import Shard, in_shard, listings_path, namespace, sources_dir
+from ingest.dicom.state import read_state, save_snapshot
 from ingest.dicom.walk import load_listings, save_listings, share_listings, sources, under_mask, walk_sources
 from ingest.errors import UserError
-from ingest.lake import LakeLock, Transaction, new_part_id, read_table
+from ingest.lake import LakeLock, Transaction, new_part_id
 from ingest.settings import Settings
 
 MAX_BATCH = 1000
@@ -287,20 +287,20 @@ def ingest_dicom(
         ThreadPoolExecutor(1) as background,
     ):
         check_layout(settings, shard, full=full)
-        # the state is read during the walk, on one thread: the workers are busy meanwhile
-        reading = background.submit(read_table, _table_dir(settings, "sources", shard), SOURCES, threads=1)
+        state_dir = _table_dir(settings, "sources", shard)
+        reading = background.submit(read_state, state_dir)  # during the walk (the workers are busy)
 
         @functools.cache
         def stream() -> bool:
             """Nothing was read before under these paths: read what the walk finds while it goes on."""
-            return not pc.any(under_mask(reading.result()["source_path"], roots)).as_py()
+            return not pc.any(under_mask(reading.result()[0]["source_path"], roots)).as_py()
 
         reader = _Reader(settings, shard, pool, workers, summary, on_progress, stream)
         with gc_paused():  # up to tens of thousands of tuples and lists, no cycles
             walk = walk_sources(roots, pool, None if full else remembered, reader.found if pool else None)
         found = walk.found.filter(in_shard(walk.found["path"], shard)) if shard else walk.found
         summary.n_sources = found.num_rows
-        state = reading.result()
+        state, stale = reading.result()
         to_read, doomed, summary.n_removed = _diff(found, state, walk.roots, full)
         summary.n_unchanged = summary.n_sources - len(to_read)
         _remove_sources(settings, shard, state, doomed)
@@ -309,6 +309,7 @@ def ingest_dicom(
         saving = background.submit(save_listings, _listings_path(settings, shard), remembered, walk)
         reader.commit_read()
         saving.result()
+        save_snapshot(state_dir, state, stale)
 
     for result in summary.batches:
         summary.n_read += result.n_sources

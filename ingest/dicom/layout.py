@@ -15,6 +15,7 @@ import contextlib
 
 from ingest.dicom.schema import TABLES
 from ingest.dicom.shard import Shard, listings_path, namespace, sources_dir
+from ingest.dicom.state import snapshot_path
 from ingest.errors import UserError
 from ingest.lake import LakeLock, Transaction, part_files
 from ingest.settings import Settings
@@ -103,7 +104,7 @@ def _relayout(settings: Settings, old: int | None, new: int | None, *, drop: boo
         tx.delete(part_files(settings.dicom_lake / table))
     for old_shard in _shards(old) if drop else []:
         tx.delete(part_files(sources_dir(settings, old_shard)))
-        tx.delete([listings_path(settings, old_shard)])
+        tx.delete([listings_path(settings, old_shard), snapshot_path(sources_dir(settings, old_shard))])
     record = settings.state_dir / SHARDS_RECORD
     if new:
         staged = tx.stage_path(SHARDS_RECORD)
