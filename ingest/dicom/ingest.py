@@ -177,18 +177,17 @@ class _Reader:
         self.submit(sources)
 
     def submit(self, sources: list[Source], *, last: bool = False) -> None:
-        """Read ``sources``; commit what is read by now. Batches of :data:`MAX_BATCH` are
-        read at once, the rest waits for more sources or ``last`` (then sorted by path and
-        split evenly). The last ``workers`` × ``MAX_BATCH`` always wait: split evenly,
-        the workers finish together."""
+        """Read ``sources`` (in their order: a walk's lists a directory's files together);
+        commit what is read by now. Batches of :data:`MAX_BATCH` are read at once, the
+        rest waits for more sources or ``last`` (then split evenly). The last ``workers``
+        × ``MAX_BATCH`` always wait: split evenly, the workers finish together."""
         self.submitted.update(source.path for source in sources)
         self._waiting += sources
         if last:
-            batches, self._waiting = _batches(sorted(self._waiting), self.workers), []
+            batches, self._waiting = _batches(self._waiting, self.workers), []
         else:
             n_full = max(0, len(self._waiting) - self.workers * MAX_BATCH) // MAX_BATCH * MAX_BATCH
-            ready = sorted(self._waiting[:n_full])
-            batches = [ready[i : i + MAX_BATCH] for i in range(0, n_full, MAX_BATCH)]
+            batches = [self._waiting[i : i + MAX_BATCH] for i in range(0, n_full, MAX_BATCH)]
             del self._waiting[:n_full]
         for batch in batches:
             tx = Transaction(self.settings.lake_dir, namespace(self.shard))
@@ -227,10 +226,10 @@ class _Reader:
 
 def _diff(
     found: pa.Table, state: pa.Table, roots: list[str], full: bool
-) -> tuple[list[Source], set[str], int]:
+) -> tuple[pa.Table, set[str], int]:
     """Compare the files ``found`` (:data:`~ingest.dicom.walk.FOUND`) with the lake ``state``.
 
-    Returns the sources to read (new, changed, or all when ``full``; sorted by path),
+    Returns the files to read (new, changed, or all when ``full``; :data:`~ingest.dicom.walk.FOUND`),
     the paths whose rows go (those re-read, and the vanished ones under ``roots``),
     and how many vanished.
     """
@@ -246,7 +245,7 @@ def _diff(
     if pc.count(at).as_py() < state.num_rows:  # some source read before was not found (paths are unique)
         gone = state.filter(pc.invert(pc.is_in(state["source_path"], value_set=found["path"])))
         vanished = set(gone.filter(under_mask(gone["source_path"], roots))["source_path"].to_pylist())
-    return sources(to_read), vanished | set(reread["path"].to_pylist()), len(vanished)
+    return to_read, vanished | set(reread["path"].to_pylist()), len(vanished)
 
 
 def ingest_dicom(
@@ -302,9 +301,12 @@ def ingest_dicom(
         summary.n_sources = found.num_rows
         state, stale = reading.result()
         to_read, doomed, summary.n_removed = _diff(found, state, walk.roots, full)
-        summary.n_unchanged = summary.n_sources - len(to_read)
+        summary.n_unchanged = summary.n_sources - to_read.num_rows
         _remove_sources(settings, shard, state, doomed)
-        reader.submit([source for source in to_read if source.path not in reader.submitted], last=True)
+        if reader.submitted:  # (read while walking)
+            submitted = pa.array(list(reader.submitted), pa.string())
+            to_read = to_read.filter(pc.invert(pc.is_in(to_read["path"], value_set=submitted)))
+        reader.submit(sources(to_read), last=True)
         # listings saved while the workers read: a run that fails now finds the files unread next time
         saving = background.submit(save_listings, _listings_path(settings, shard), remembered, walk)
         reader.commit_read()
