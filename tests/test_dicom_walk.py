@@ -156,6 +156,26 @@ def test_pool_workers_stat_remembered_directories_and_files(tree: Path) -> None:
     assert not any("/p1/study/s0/" in path for path in fresh)
 
 
+@pytest.mark.parametrize(("split", "job_directories"), [(16, 2_000), (2, 1), (3, 2)])
+def test_a_pool_walk_in_small_jobs_finds_what_one_process_finds(
+    tree: Path, monkeypatch: pytest.MonkeyPatch, split: int, job_directories: int
+) -> None:
+    """Jobs that stop after a few directories send the rest back to the pool: nothing lost, nothing twice."""
+    for index in range(30):
+        deep = tree / "wide" / f"w{index % 5}" / f"x{index}" / "y"
+        deep.mkdir(parents=True)
+        shutil.copy(CT, deep / f"{index}.dcm")
+    monkeypatch.setattr(walk, "WALK_SPLIT", split)
+    monkeypatch.setattr(walk, "WALK_JOB_DIRECTORIES", job_directories)
+    alone = walk.walk_sources([tree])
+    streamed: list[str] = []
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        shared = walk.walk_sources([tree], pool, on_found=lambda found: streamed.extend(s.path for s in found))
+    assert walk.sources(shared.found) == walk.sources(alone.found)
+    assert shared.listings.keys() == alone.listings.keys()
+    assert sorted(streamed) == sorted(alone.found["path"].to_pylist())
+
+
 def test_a_pool_without_the_listings_is_refused(tree: Path) -> None:
     remembered = _remember(walk.walk_sources([tree]))
     with multiprocessing.get_context("fork").Pool(2) as pool, pytest.raises(ValueError, match="share_listings"):

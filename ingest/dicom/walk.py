@@ -20,6 +20,7 @@ Arrow table, so nothing per file becomes a Python object unless it is read.
 from __future__ import annotations
 
 import os
+import queue
 import time
 from array import array
 from collections.abc import Callable
@@ -37,6 +38,9 @@ from ingest.lake import write_arrow
 
 WALK_SPLIT = 16
 """Subtrees a parallel walk is split into (directories found breadth-first, dealt round-robin)."""
+WALK_JOB_DIRECTORIES = 2_000
+"""Directories one job of a parallel walk lists at most: what a worker holds for it is
+bounded whatever the tree's size; the directories left go back to the pool as 2 new jobs."""
 STAT_SPLIT = 8
 """Row ranges the remembered directories under the roots are split into for the pool to ``stat``."""
 RACY_NS = 2_000_000_000
@@ -175,26 +179,28 @@ def _visit(directory: str, found: dict[str, Source], listings: dict[str, Listing
     return [] if identity is None else _list_dir(directory, identity, found, listings, since_ns)
 
 
-def _walk_dirs(directories: list[str], since_ns: int) -> tuple[dict[str, Source], dict[str, Listing]]:
-    """Every file under ``directories``, recursively, and every directory's listing."""
+def _walk_dirs(
+    directories: list[str], since_ns: int, limit: int | None = None
+) -> tuple[dict[str, Source], dict[str, Listing], list[str]]:
+    """Every file under ``directories``, recursively, and every directory's listing;
+    after ``limit`` directories (None: no limit), also those left to list."""
     found: dict[str, Source] = {}
     listings: dict[str, Listing] = {}
     stack = list(directories)
-    while stack:
+    n_listed = 0
+    while stack and (limit is None or n_listed < limit):
         stack += _visit(stack.pop(), found, listings, since_ns)
-    return found, listings
-
-
-def _walk_job(job: tuple[list[str], int]) -> tuple[dict[str, Source], dict[str, Listing]]:
-    return _walk_dirs(*job)
+        n_listed += 1
+    return found, listings, stack
 
 
 def _walk_fresh(
     directories: list[str], found: dict[str, Source], listings: dict[str, Listing], since_ns: int,
     pool: Pool | None, on_found: OnFound | None = None,
 ) -> None:
-    """List every directory under ``directories`` (never seen before), the subtrees shared among ``pool``;
-    ``on_found`` is given the files of each subtree as soon as it is listed."""
+    """List every directory under ``directories`` (never seen before), the subtrees shared among ``pool``
+    (each job lists at most :data:`WALK_JOB_DIRECTORIES`, the rest goes back to the pool);
+    ``on_found`` is given the files of each job as soon as it is done."""
     if pool is None or not directories:
         part = _walk_dirs(directories, since_ns)
         found.update(part[0])
@@ -208,8 +214,25 @@ def _walk_fresh(
         frontier = [sub for directory in frontier for sub in _visit(directory, found, listings, since_ns)]
     if on_found and len(found) > start:
         on_found(list(found.values())[start:])
-    jobs = [(frontier[i::WALK_SPLIT], since_ns) for i in range(WALK_SPLIT)]
-    for part_found, part_listings in pool.imap_unordered(_walk_job, jobs):
+    done: queue.SimpleQueue[tuple[dict[str, Source], dict[str, Listing], list[str]] | BaseException]
+    done = queue.SimpleQueue()
+    running = 0
+
+    def submit(subtrees: list[str], n_jobs: int) -> None:
+        nonlocal running
+        for index in range(min(n_jobs, len(subtrees))):
+            job = (subtrees[index::n_jobs], since_ns, WALK_JOB_DIRECTORIES)
+            pool.apply_async(_walk_dirs, job, callback=done.put, error_callback=done.put)
+            running += 1
+
+    submit(frontier, WALK_SPLIT)
+    while running:
+        result = done.get()
+        running -= 1
+        if isinstance(result, BaseException):
+            raise result
+        part_found, part_listings, left = result
+        submit(left, 2)
         found.update(part_found)
         listings.update(part_listings)
         if on_found and part_found:
