@@ -97,7 +97,7 @@ def load_command(
     ctx: typer.Context,
     target: Annotated[str, typer.Option(help="Warehouse engine: duckdb (embedded).")] = "duckdb",
 ) -> None:
-    """Load the lake into the warehouse's ``raw`` schema (replaces it; idempotent)."""
+    """Load the lake into the warehouse's raw schema (replaces it; idempotent)."""
     if target != "duckdb":
         raise UserError(f"unknown --target {target!r}; available: duckdb")
     from ingest.load.duckdb import load_duckdb
@@ -115,7 +115,7 @@ def build_command(
     target: Annotated[str, typer.Option(help="Warehouse engine: duckdb (embedded).")] = "duckdb",
     select: Annotated[str | None, typer.Option("--select", "-s", help="dbt node selection (e.g. marts).")] = None,
 ) -> None:
-    """Load the lake, compile the cohorts, then ``dbt build`` the models and their tests."""
+    """Load the lake, compile the cohorts, then 'dbt build' the models and their tests."""
     from ingest.build import build
 
     settings: Settings = ctx.obj
