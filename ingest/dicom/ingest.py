@@ -36,14 +36,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingest.collector import gc_paused
 from ingest.arrow_setup import skip_pandas_check
+from ingest.collector import gc_paused
 from ingest.dicom.batch import TABLES, BatchResult, process_batch
 from ingest.dicom.layout import check_layout, layout_conflict
 from ingest.dicom.read import Source
 from ingest.dicom.shard import Shard, in_shard, listings_path, namespace, sources_dir
 from ingest.dicom.state import read_state, save_snapshot
-from ingest.dicom.walk import load_listings, save_listings, share_listings, sources, under_mask, walk_sources
+from ingest.dicom.walk import (
+    load_listings,
+    save_listings,
+    share_listings,
+    sources,
+    under_mask,
+    walk_sources,
+)
 from ingest.errors import UserError
 from ingest.lake import LakeLock, Transaction, new_part_id
 from ingest.settings import Settings

@@ -39,7 +39,6 @@ from pydicom.multival import MultiValue
 from ingest.dicom.synthetic_headers import generate_dataset, series_datasets
 from ingest.dicom.synthetic_plan import KINDS, SeriesPlan, plan_corpus
 
-
 __all__ = ["KINDS", "SeriesEncoder", "generate_corpus", "generate_dataset", "plan_corpus",
            "series_bytes", "series_datasets", "write_series"]
 

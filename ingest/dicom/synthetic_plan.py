@@ -17,7 +17,6 @@ from pydicom.uid import generate_uid
 
 from ingest.dicom import synthetic_values as values
 
-
 KINDS = ("crdx", "ct", "mr")
 """Series kinds: CR/DX chest radiographs, CT volumes, MR stacks."""
 

@@ -8,6 +8,7 @@ from ``ctx.obj``; user errors are raised as :class:`UserError`.
 from __future__ import annotations
 
 from pathlib import Path
+
 import typer
 from rich.console import Console
 
