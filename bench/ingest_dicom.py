@@ -131,13 +131,15 @@ def main() -> None:
         return len(files) / seconds, max(rss)
 
     base_rate, base_rss = bare()
-    print(f"bare dcmread(stop_before_pixels):   {base_rate:8.0f} files/s   1.00x   (peak RSS/worker {base_rss:.0f} MiB)")
+    print(f"bare dcmread(stop_before_pixels):   {base_rate:8.0f} files/s   1.00x   "
+          f"(peak RSS/worker {base_rss:.0f} MiB)")
 
     sample = files[:: max(1, len(files) // args.seed_sample)][: args.seed_sample]
     seed_s, rows = _parallel(_seed_chunk, sample, args.workers)
     seed_rate = len(sample) / seed_s
     concat = "concat failed" if any(r < 0 for r in rows) else "concat ok"
-    print(f"seed 000 DataFrame per file:        {seed_rate:8.0f} files/s   {seed_rate / base_rate:.2f}x   ({len(sample)} files, {concat})")
+    print(f"seed 000 DataFrame per file:        {seed_rate:8.0f} files/s   {seed_rate / base_rate:.2f}x   "
+          f"({len(sample)} files, {concat})")
 
     with tempfile.TemporaryDirectory(dir=OUT) as scratch:
         ratios, fulls = [], []

@@ -42,10 +42,7 @@ def phase(name: str, dump: Path, warehouse: Path) -> None:
     started = time.perf_counter()
     if name == "load":
         with dump.open("rb") as handle:
-            if dump.suffix == ".ndjson":
-                rows = [json.loads(line) for line in handle]
-            else:
-                rows = json.load(handle)
+            rows = [json.loads(line) for line in handle] if dump.suffix == ".ndjson" else json.load(handle)
         count = len(rows)
     else:
         from ingest.guppy.dump import read_dump

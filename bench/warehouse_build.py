@@ -164,8 +164,10 @@ def prepare_generator(con: duckdb.DuckDBPyConnection) -> int:
             from idc group by all
         )
         select d.modality, d.body_part, d.manufacturer, d.model, sum(d.n) as n_series,
-               list(d.series_description order by d.n desc, d.series_description) filter (where d.series_description is not null) as series_descriptions,
-               (select list(sd.study_description order by sd.n desc, sd.study_description)[1:5] from study_descriptions sd
+               list(d.series_description order by d.n desc, d.series_description)
+                   filter (where d.series_description is not null) as series_descriptions,
+               (select list(sd.study_description order by sd.n desc, sd.study_description)[1:5]
+                from study_descriptions sd
                 where sd.modality = d.modality and sd.body_part is not distinct from d.body_part
                   and sd.manufacturer is not distinct from d.manufacturer
                   and sd.model is not distinct from d.model and sd.study_description is not null) as study_descriptions
@@ -174,7 +176,8 @@ def prepare_generator(con: duckdb.DuckDBPyConnection) -> int:
     con.execute(f"""
         create or replace table equipment as
         with weighted as (
-            select e.*, round({SLOTS} * v.w * e.n_series / sum(e.n_series) over (partition by e.modality))::bigint as slots
+            select e.*,
+                   round({SLOTS} * v.w * e.n_series / sum(e.n_series) over (partition by e.modality))::bigint as slots
             from equipment_all e join (values {shares}) v(m, w) on e.modality = v.m
         ),
         expanded as (
@@ -272,7 +275,8 @@ def instances_sql() -> str:
             i + 1 as instance_number,
             body_part as body_part_examined,
             case when modality in ('CR', 'DX') then ['AP', 'PA', 'LL'][1 + h(series_key, 33, 3)] end as view_position,
-            case when h(series_key, 34, 10) = 0 then ['DERIVED', 'SECONDARY'] else ['ORIGINAL', 'PRIMARY'] end as image_type,
+            case when h(series_key, 34, 10) = 0 then ['DERIVED', 'SECONDARY'] else ['ORIGINAL', 'PRIMARY'] end
+                as image_type,
             manufacturer,
             model as manufacturer_model_name,
             cast(null as varchar) as institution_name,
@@ -281,7 +285,8 @@ def instances_sql() -> str:
             cast(null as varchar) as protocol_name,
             case when modality in ('CR', 'DX', 'CT', 'MG', 'XA') then 70.0 + h(series_key, 37, 60) end as kvp,
             case when modality in ('CR', 'DX', 'CT', 'MG', 'XA') then 1.0 + h(ikey, 38, 400) end as exposure,
-            case when modality in ('CT', 'MR', 'PT') then [0.625, 1.25, 2.5, 5.0][1 + h(series_key, 39, 4)] end as slice_thickness,
+            case when modality in ('CT', 'MR', 'PT') then [0.625, 1.25, 2.5, 5.0][1 + h(series_key, 39, 4)] end
+                as slice_thickness,
             cast(null as double) as spacing_between_slices,
             case when modality = 'MR' then [1.5, 3.0][1 + h(series_key, 40, 2)] end as magnetic_field_strength,
             case when modality in ('CR', 'DX', 'MG') then 2000 + h(series_key, 41, 1500)
@@ -295,7 +300,8 @@ def instances_sql() -> str:
             case when modality in ('CR', 'DX', 'MG') then [0.139, 0.139] else [0.7, 0.7] end as pixel_spacing,
             case when modality in ('CR', 'DX', 'MG') then [0.139, 0.139] end as imager_pixel_spacing,
             case when modality in ('CT', 'MR', 'PT') then [-250.0, -250.0, -1.25 * i] end as image_position_patient,
-            case when modality in ('CT', 'MR', 'PT') then [1.0, 0.0, 0.0, 0.0, 1.0, 0.0] end as image_orientation_patient,
+            case when modality in ('CT', 'MR', 'PT') then [1.0, 0.0, 0.0, 0.0, 1.0, 0.0] end
+                as image_orientation_patient,
             'YES' as patient_identity_removed,
             ['RSNA Covid-19 Dataset Default'] as deidentification_method,
             true as has_pixel_data,
@@ -646,7 +652,7 @@ def main(argv: list[str] | None = None) -> None:
     print("\n== warehouse build ==")
     print(f"{'studies':>10} {'instances':>10} {'series':>10} {'cases':>8} {'elements':>9} "
           f"{'generate s':>10} {'load s':>7} {'build s':>8}")
-    for size, lake, generated, load_s, build_s, _ in rows:
+    for _size, lake, generated, load_s, build_s, _ in rows:
         gen = "cached" if generated is None else f"{generated:.1f}"
         print(f"{lake['imaging_study']:>10,} {lake['instances']:>10,} {lake['data_file']:>10,} "
               f"{lake['case']:>8,} {lake['elements']:>9,} {gen:>10} {load_s:>7.1f} {build_s:>8.1f}")

@@ -13,7 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ingest.errors import UserError
 from ingest.settings import Settings, resolve_settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Imaging metadata warehouse: DICOM headers and Gen3 guppy records in SQL.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False,
+    help="Imaging metadata warehouse: DICOM headers and Gen3 guppy records in SQL.",
+)
 ingest_app = typer.Typer(no_args_is_help=True, help="Read sources into the Parquet lake.")
 app.add_typer(ingest_app, name="ingest")
 export_app = typer.Typer(no_args_is_help=True, help="Write warehouse content to files (FHIR, manifests, tables).")
@@ -68,7 +71,8 @@ def ingest_dicom_command(
         )
     typer.echo(summary.line())
     if summary.n_errors:
-        typer.echo(f"see raw.dicom_errors (or {settings.dicom_lake / 'errors'}) for the {summary.n_errors} errors", err=True)
+        where = settings.dicom_lake / "errors"
+        typer.echo(f"see raw.dicom_errors (or {where}) for the {summary.n_errors} errors", err=True)
     if strict and summary.n_errors:
         raise typer.Exit(1)
 

@@ -95,7 +95,7 @@ def ingest_linked_guppy(settings: Settings, seed: int = 0) -> None:
     con = duckdb.connect()
     result = con.execute(SERIES_QUERY, {"files": files})
     columns = [d[0] for d in result.description]
-    series = [dict(zip(columns, row)) for row in result.fetchall()]
+    series = [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
     con.close()
     dump_dir = settings.warehouse_dir / "demo-guppy"
     dump_dir.mkdir(parents=True, exist_ok=True)

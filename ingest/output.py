@@ -30,6 +30,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _csv_cell(value: Any) -> Any:
+    """A CSV cell: empty for null, JSON for lists and structs, else the plain value."""
+    if value is None:
+        return ""
+    return json.dumps(_plain(value)) if isinstance(value, list | dict) else _plain(value)
+
+
 def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, out: TextIO | None = None) -> None:
     """Print ``rows`` (tuples in ``columns`` order) to ``out`` (stdout) in ``fmt``."""
     out = out or sys.stdout
@@ -37,7 +44,7 @@ def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, 
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
-            writer.writerow(["" if v is None else json.dumps(_plain(v)) if isinstance(v, list | dict) else _plain(v) for v in row])
+            writer.writerow([_csv_cell(v) for v in row])
     elif fmt == "json":
         records = [dict(zip(columns, (_plain(v) for v in row), strict=True)) for row in rows]
         out.write(json.dumps(records, ensure_ascii=False, indent=1) + "\n")

@@ -83,7 +83,10 @@ def test_every_bad_source_is_one_error_row_and_good_ones_land(settings: Settings
     assert kinds["unreadable.dcm"] == "unreadable"
     assert all("\n" not in message and message for _, _, message in errors.values())
 
-    landed = {Path(r["source_path"]).name + (f"!{r['source_member']}" if r["source_member"] else "") for r in _instances(settings)}
+    landed = {
+        Path(r["source_path"]).name + (f"!{r['source_member']}" if r["source_member"] else "")
+        for r in _instances(settings)
+    }
     assert landed == {"good.dcm", "no_preamble.dcm", "no_meta.dcm", "series.zip!a.dcm"}
     assert summary.n_instances == 4 and summary.n_errors == len(errors)
     assert not landed & set(errors)

@@ -86,7 +86,7 @@ def assert_equal_rows(fast: ElementRows, ref: ElementRows, label: str) -> None:
             if column in ("vr", "tag_path", "keyword_path", "tag", "keyword"):
                 a, b = str(a), str(b)  # pydicom's VR is a str enum
             ok = same(a, b) if not isinstance(a, list) else (
-                isinstance(b, list) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+                isinstance(b, list) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
             )
             assert ok, f"{label}: row {i} ({ref.tag_path[i]}) {column}: {a!r} != {b!r}"
 

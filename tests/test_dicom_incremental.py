@@ -63,7 +63,9 @@ def test_rerun_skips_unchanged_and_rereads_changed(settings: Settings, small_cor
     assert _snapshot(settings) == before
 
 
-def test_vanished_sources_are_removed_only_under_the_given_roots(settings: Settings, small_corpus: Path, tmp_path: Path) -> None:
+def test_vanished_sources_are_removed_only_under_the_given_roots(
+    settings: Settings, small_corpus: Path, tmp_path: Path
+) -> None:
     other = tmp_path / "other"
     other.mkdir()
     shutil.copy(next(small_corpus.glob("*.dcm")), other / "kept.dcm")

@@ -119,7 +119,9 @@ def test_files_changed_in_place_added_and_removed_directories(tree: Path) -> Non
     assert kept[str(tree / "p0" / "study" / "s2")] == ["0.dcm"]
 
 
-def test_directories_changed_just_before_listing_are_not_remembered(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_directories_changed_just_before_listing_are_not_remembered(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(walk, "RACY_NS", 3600 * 10**9)
     assert walk.walk_sources([tree]).listings == {}
 
@@ -165,6 +167,7 @@ def test_a_pool_walk_in_small_jobs_finds_what_one_process_finds(
         deep = tree / "wide" / f"w{index % 5}" / f"x{index}" / "y"
         deep.mkdir(parents=True)
         shutil.copy(CT, deep / f"{index}.dcm")
+    _settle()  # both walks remember every listing
     monkeypatch.setattr(walk, "WALK_SPLIT", split)
     monkeypatch.setattr(walk, "WALK_JOB_DIRECTORIES", job_directories)
     alone = walk.walk_sources([tree])
@@ -273,7 +276,9 @@ def test_a_run_killed_after_saving_its_listings_leaves_the_unread_files_to_the_n
     assert _corpus_paths(settings) == _corpus_paths(clean)
 
 
-def test_listings_of_other_roots_are_kept_and_vanished_ones_dropped(settings: Settings, tree: Path, tmp_path: Path) -> None:
+def test_listings_of_other_roots_are_kept_and_vanished_ones_dropped(
+    settings: Settings, tree: Path, tmp_path: Path
+) -> None:
     other = tmp_path / "other" / "nested"
     other.mkdir(parents=True)
     shutil.copy(CT, other / "kept.dcm")

@@ -45,7 +45,7 @@ def test_manifest_is_accepted_by_the_gen3_sdk(built: Settings, tmp_path: Path) -
                            "order by object_id")
     assert entries and [e["object_id"] for e in entries] == [r["object_id"] for r in expected]
     assert all(e["file_size"] == r["file_size_bytes"] and e["md5sum"] == r["md5sum"]
-               for e, r in zip(entries, expected))
+               for e, r in zip(entries, expected, strict=True))
     with warnings.catch_warnings():  # gen3's dataclass schema uses a deprecated marshmallow argument
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", module="marshmallow")

@@ -170,7 +170,7 @@ def test_download_ingest_puts_real_dicom_headers_in_the_lake(
     settings = resolve_settings(str(tmp_path / "wh"))
     lake = pq.read_table(settings.dicom_lake / "instances")
     assert set(zip(lake["study_instance_uid"].to_pylist(),
-                   lake["sop_instance_uid"].to_pylist())) == expected
+                   lake["sop_instance_uid"].to_pylist(), strict=True)) == expected
     out = str((tmp_path / "out").resolve())
     assert all(p.startswith(out) for p in lake["source_path"].to_pylist())
     members = lake["source_member"].to_pylist()

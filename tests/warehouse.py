@@ -15,6 +15,6 @@ def rows(settings: Settings, query: str) -> list[dict[str, Any]]:
     try:
         result = con.execute(query)
         columns = [d[0] for d in result.description]
-        return [dict(zip(columns, row)) for row in result.fetchall()]
+        return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
     finally:
         con.close()

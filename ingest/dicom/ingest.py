@@ -2,9 +2,9 @@
 
 A run (1) walks the given paths (reusing the remembered listing of every
 directory unchanged since the last committed run, see :mod:`ingest.dicom.walk`),
-(2) compares each file's size and mtime with the lake state, (3) commits one transaction removing the rows of changed and
-vanished sources, then (4) reads new and changed sources in batches, each
-batch committed on its own. When nothing under the given paths was read
+(2) compares each file's size and mtime with the lake state, (3) commits one
+transaction removing the rows of changed and vanished sources, then (4) reads
+new and changed sources in batches, each batch committed on its own. When nothing under the given paths was read
 before (a first ingest), files are read as the walk finds them, not after it.
 A run killed at any point leaves every committed
 batch in place and nothing else; the next run reads only what is missing.

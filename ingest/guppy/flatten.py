@@ -112,10 +112,7 @@ def repeated_text(text: str, count: int) -> pa.Array | pa.ChunkedArray:
         whole, rest = divmod(count, per_chunk)
         chunk = repeated_text(text, per_chunk)
         return pa.chunked_array([chunk] * whole + [repeated_text(text, rest)], STRING)
-    if step:
-        offsets = array("i", range(0, step * count + 1, step))
-    else:
-        offsets = array("i", [0]) * (count + 1)
+    offsets = array("i", range(0, step * count + 1, step)) if step else array("i", [0]) * (count + 1)
     return pa.Array.from_buffers(STRING, count, [None, pa.py_buffer(offsets),
                                                  pa.py_buffer(data * count)])
 

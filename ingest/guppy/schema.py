@@ -99,9 +99,7 @@ def infer_type(values: Sequence[Any]) -> Inferred:
     scalar_kinds = [k for k in kinds if k not in (list, dict)]
     for kind in scalar_kinds:
         scalar = _SCALARS.get(kind)
-        if scalar is None:  # not a JSON type; keep its text
-            scalar, native = STRING, False
-        elif scalar == INT and not _ints_fit(values):
+        if scalar is None or scalar == INT and not _ints_fit(values):  # not JSON, or too big: keep the text
             scalar, native = STRING, False
         result = join(result, scalar)
     if list in kinds:

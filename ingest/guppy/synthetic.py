@@ -79,7 +79,7 @@ def records_for_series(series: Iterable[Mapping[str, Any]], seed: int = 0) -> di
     cases: list[dict[str, Any]] = []
     studies: list[dict[str, Any]] = []
     files: list[dict[str, Any]] = []
-    for case_number, patient_id in enumerate(sorted(by_patient)):
+    for _case_number, patient_id in enumerate(sorted(by_patient)):
         patient_studies = by_patient[patient_id]
         first = next(iter(patient_studies.values()))[0]
         project = PROJECTS[_bucket(patient_id, "project", len(PROJECTS))]

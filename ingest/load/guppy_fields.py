@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-S, I, F = pa.string(), pa.int64(), pa.float64()
-LS, LI = pa.list_(S), pa.list_(I)
+S, INT, F = pa.string(), pa.int64(), pa.float64()
+LS, LI = pa.list_(S), pa.list_(INT)
 
 ANNOTATION = pa.struct([
     ("_annotation_id", S), ("annotation_method", S), ("annotation_name", S),
-    ("annotator_id", S), ("instance_uids", LS), ("midrc_mRALE_score", I),
+    ("annotator_id", S), ("instance_uids", LS), ("midrc_mRALE_score", INT),
     ("airspace_disease_grading", S), ("class_covid19_pneumonia", S),
 ])
 
@@ -33,7 +33,7 @@ DECLARED: dict[str, pa.Schema] = {
     "imaging_study": pa.schema(_COMMON + [
         ("_imaging_study_id", S), ("case_ids", LS), ("study_uid", S), ("study_description", S),
         ("study_modality", LS), ("body_part_examined", LS), ("age_at_imaging", F),
-        ("days_to_study", F), ("study_year", I), ("days_from_study_to_pos_covid_test", LI),
+        ("days_to_study", F), ("study_year", INT), ("days_from_study_to_pos_covid_test", LI),
         ("days_from_study_to_neg_covid_test", LI), ("loinc_code", S),
         ("loinc_long_common_name", S), ("loinc_method", S), ("loinc_system", S),
         ("sex", LS), ("race", LS), ("ethnicity", LS), ("age_at_index", pa.list_(F)),
@@ -43,15 +43,15 @@ DECLARED: dict[str, pa.Schema] = {
     "case": pa.schema(_COMMON + [
         ("_case_id", S), ("sex", S), ("race", S), ("ethnicity", S), ("age_at_index", F),
         ("index_event", S), ("covid19_positive", S), ("zip", S), ("dataset_submitter_id", S),
-        ("_imaging_studies_count", I), ("data_file_count", I), ("object_id", LS),
+        ("_imaging_studies_count", INT), ("data_file_count", INT), ("object_id", LS),
         ("imaging_study_annotations", pa.list_(ANNOTATION)),
     ]),
     "data_file": pa.schema(_COMMON + [
         ("_data_file_id", S), ("object_id", S), ("series_uid", S), ("study_uid", LS),
-        ("case_ids", LS), ("file_name", S), ("file_size", I), ("md5sum", S), ("data_format", S),
+        ("case_ids", LS), ("file_name", S), ("file_size", INT), ("md5sum", S), ("data_format", S),
         ("data_type", S), ("data_category", S), ("source_node", S), ("modality", S),
         ("manufacturer", S), ("manufacturer_model_name", S), ("series_description", S),
-        ("number_of_instances", I),
+        ("number_of_instances", INT),
     ]),
 }
 """Per index: the fields the staging models read, with their MIDRC types."""
@@ -64,7 +64,7 @@ def duckdb_type(data_type: pa.DataType) -> str:
     if pa.types.is_struct(data_type):
         fields = ", ".join(f'"{f.name}" {duckdb_type(f.type)}' for f in data_type)
         return f"STRUCT({fields})"
-    return {S: "VARCHAR", I: "BIGINT", F: "DOUBLE", pa.bool_(): "BOOLEAN",
+    return {S: "VARCHAR", INT: "BIGINT", F: "DOUBLE", pa.bool_(): "BOOLEAN",
             TS: "TIMESTAMP WITH TIME ZONE"}[data_type]
 
 

@@ -205,10 +205,7 @@ def _field_histograms(node: FieldNode, rows: list[Mapping[str, Any]], kind: str 
     out: dict[str, Any] = {}
     for sub in _fields(node):
         values = [_as_list(r.get(node.name.value)) for r in rows]
-        if kind == KEYWORD:
-            histogram = _text_histogram(values)
-        else:
-            histogram = _numeric_histogram(values, _args(sub, variables))
+        histogram = _text_histogram(values) if kind == KEYWORD else _numeric_histogram(values, _args(sub, variables))
         out[sub.name.value] = [
             {s.name.value: bucket.get(s.name.value) for s in _fields(sub)} for bucket in histogram
         ]

@@ -272,10 +272,9 @@ def _handler(commons: FakeCommons) -> type[BaseHTTPRequestHandler]:
                 self._send(400, {"errors": [{"message": "invalid JSON body"}]})
                 return
             token = self._token()
-            if path.startswith("/guppy/") or "/access/" in path:
-                if token in commons.revoked_tokens:
-                    self._send(401, {"error": "token expired"})
-                    return
+            if (path.startswith("/guppy/") or "/access/" in path) and token in commons.revoked_tokens:
+                self._send(401, {"error": "token expired"})
+                return
             status, payload = self._route(method, path, body, token)
             if isinstance(payload, Blob):
                 self._send_bytes(status, payload.content, "application/octet-stream")
