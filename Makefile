@@ -7,7 +7,11 @@ BIN    := $(VENV)/bin
 # Debian packages the tests use; installed only when a command is missing.
 APT_PACKAGES ?= openssl
 
-.PHONY: demo test install install-test apt bench clean
+LINT   := .venv-lint/bin
+# the linters live in a venv of their own: mypy's pathspec and dbt-core's disagree
+LINTERS ?= ruff==0.17.6 mypy==2.4.1
+
+.PHONY: demo test install install-test apt bench clean lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,11 +40,20 @@ apt:
 demo: install
 	$(BIN)/cohortdb --warehouse demo-warehouse demo
 
-test: apt install-test
+$(LINT)/.installed: Makefile
+	$(PYTHON) -m venv .venv-lint
+	$(LINT)/python -m pip install --quiet $(LINTERS)
+	touch $@
+
+lint: $(LINT)/.installed
+	$(LINT)/ruff check ingest bench tests
+	$(LINT)/mypy
+
+test: apt install-test lint
 	$(BIN)/python -m pytest -q
 
 bench: install-test
 	$(BIN)/python bench/ingest_dicom.py
 
 clean:
-	rm -rf $(VENV) demo-warehouse warehouse .pytest_cache
+	rm -rf $(VENV) .venv-lint demo-warehouse warehouse .pytest_cache

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from ingest.cohorts import compile_cohorts
 from ingest.dbt_runner import DbtOutcome, run_dbt
 from ingest.settings import Settings
+
+if TYPE_CHECKING:
+    from ingest.guppy.filter_sql import Dialect
 
 
 class BuildOutcome(DbtOutcome):
@@ -21,7 +25,7 @@ class BuildOutcome(DbtOutcome):
         return f"dbt build {verdict}: {what} — {ok} ok, {len(self.problems())} not ok"
 
 
-def build(settings: Settings, *, target: str = "duckdb", select: str | None = None) -> BuildOutcome:
+def build(settings: Settings, *, target: Dialect = "duckdb", select: str | None = None) -> BuildOutcome:
     """Compile ``cohorts/`` into models, then run ``dbt build`` (seeds, models, data
     tests) on the loaded warehouse.
 

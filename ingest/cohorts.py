@@ -21,7 +21,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import yaml
@@ -31,6 +31,9 @@ from ingest.guppy.filter_file import filter_problem
 from ingest.lake import part_files
 from ingest.load.guppy_fields import loaded_schema
 from ingest.settings import PROJECT_DIR, Settings
+
+if TYPE_CHECKING:
+    from ingest.guppy.filter_sql import Dialect
 
 COHORTS_DIR = PROJECT_DIR / "cohorts"
 GENERATED_DIR = PROJECT_DIR / "models" / "cohorts" / "generated"
@@ -153,7 +156,7 @@ def _sql_comment(text: str) -> str:
     return "\n".join(f"-- {line}".rstrip() for line in text.splitlines())
 
 
-def cohort_sql(cohort: Cohort, columns: Mapping[str, pa.DataType], dialect: str) -> str:
+def cohort_sql(cohort: Cohort, columns: Mapping[str, pa.DataType], dialect: Dialect) -> str:
     """The dbt model selecting the cohort's rows of its index's mart."""
     from ingest.guppy.filter_sql import filter_to_sql
 
@@ -239,7 +242,7 @@ def models_yaml(cohorts: Sequence[Cohort]) -> str:
         {"version": 2, "models": models}, sort_keys=False)
 
 
-def compile_cohorts(settings: Settings, *, dialect: str = "duckdb",
+def compile_cohorts(settings: Settings, *, dialect: Dialect = "duckdb",
                     directory: Path = COHORTS_DIR, out_dir: Path = GENERATED_DIR) -> list[Cohort]:
     """Write the generated models of every definition (replacing earlier ones).
 

@@ -16,6 +16,7 @@ them); other ambiguous VRs are declined.
 from __future__ import annotations
 
 import codecs
+import enum
 import struct
 import sys
 import warnings
@@ -80,7 +81,11 @@ _UNSUPPORTED_SYNTAXES = frozenset({
     pydicom.uid.DeflatedExplicitVRLittleEndian,
 })
 
-_COMPLEX = object()
+class _Complex(enum.Enum):
+    COMPLEX = 0
+
+
+_COMPLEX = _Complex.COMPLEX
 """Marks a possible private-creator element whose value is not a plain string."""
 _UNSURE = object()
 """A Pixel Representation pydicom may use that this reader does not know
@@ -503,7 +508,7 @@ class _Reader:
         here = nodes.item_map((prefix, kw_prefix, charset) if mode else "file meta")
         first_row = len(rows)
         last = -1
-        creators: dict[int, object] = {}
+        creators: dict[int, str | _Complex] = {}  # private creators of this dataset by block gggg00bb
         # the offset where the dataset ends (0-based bytes; sys.maxsize: at a delimiter)
         limit = self.file_size if mode == 1 else end if end >= 0 else sys.maxsize
         while True:
@@ -570,6 +575,7 @@ class _Reader:
                     self.need(pos)
                 if pos > limit:
                     raise Unsupported("element overruns its item")
+                values: list[str]
                 if not length:
                     values, number = [], None
                 elif memo is not None and length <= MEMO_MAX_BYTES:
@@ -673,10 +679,10 @@ class _Reader:
                     creators[tag] = _COMPLEX
                 continue
 
-            convert = _CONVERTERS.get(vr)
-            if convert is None:
+            converter = _CONVERTERS.get(vr)
+            if converter is None:
                 raise Unsupported(f"VR {vr}")
-            values, number = convert(buf[start:value_end], charset, tag)
+            values, number = converter(buf[start:value_end], charset, tag)
             add(path, kw_path, tag8, keyword, vr, len(values), depth, creator, values, number, None)
             if private and element <= 0xFF:
                 simple = vr in _CREATOR_VRS and len(values) <= 1

@@ -418,7 +418,7 @@ def instance_attributes(rows: ElementRows) -> dict[str, Any]:
     record = _NO_ATTRIBUTES.copy()
     at_attributes = map(attribute.__getitem__, rows.node)  # None where the row is no attribute
     for node, values in compress(zip(rows.node, rows.values, strict=True), at_attributes):
-        column, kind = attribute[node]
+        column, kind = attribute[node]  # type: ignore[misc]  # (compress kept attribute rows only)
         record[column] = _typed_memoized(kind, values) if values else None  # None for no values, any kind
     record["n_elements"] = len(rows)
     record["max_depth"] = max(map(rows.nodes.depth.__getitem__, rows.node), default=0)

@@ -23,7 +23,7 @@ import os
 import queue
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.pool import Pool
 from pathlib import Path
 from stat import S_ISLNK
@@ -426,7 +426,7 @@ def _found(remembered: pa.Table, reused: bytearray, stats: Stats, listed: dict[s
 
 
 def walk_sources(
-    paths: list[str | os.PathLike[str]], pool: Pool | None = None, remembered: pa.Table | None = None,
+    paths: Sequence[str | os.PathLike[str]], pool: Pool | None = None, remembered: pa.Table | None = None,
     on_found: OnFound | None = None,
 ) -> Walk:
     """All files under ``paths`` (recursively).

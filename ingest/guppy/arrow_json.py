@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,7 +41,7 @@ BLOCK_SIZE = 8 << 20
 MAX_REREADS = 3
 _MIXED_FIELD = re.compile(r"Column\(/([^/)]*)[/)]")
 
-Column = pa.Array | pa.ChunkedArray
+Column: TypeAlias = "pa.Array | pa.ChunkedArray"
 
 
 def typed_columns(

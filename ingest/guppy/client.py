@@ -70,7 +70,8 @@ def load_credentials(path: Path, *, now: float | None = None) -> Credentials:
     except FileNotFoundError:
         raise UserError(f"credentials file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"cannot read credentials file {path}: {error.strerror or error}") from None
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise UserError(f"cannot read credentials file {path}: {reason}") from None
     except json.JSONDecodeError:
         raise UserError(
             f"credentials file {path} is not JSON; download it again from the commons' "
@@ -85,7 +86,7 @@ def load_credentials(path: Path, *, now: float | None = None) -> Credentials:
     issuer = _origin(claims["iss"])
     expires = claims.get("exp")
     expires_at = datetime.fromtimestamp(expires, UTC) if isinstance(expires, int | float) else None
-    if expires_at is not None and expires <= (time.time() if now is None else now):
+    if expires_at is not None and expires_at.timestamp() <= (time.time() if now is None else now):
         raise UserError(
             f"the API key in {path} expired on {expires_at:%Y-%m-%d %H:%M} UTC; "
             f"create a new one at {issuer}/identity"

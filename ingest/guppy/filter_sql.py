@@ -412,8 +412,9 @@ class _Translator:
         for name in dict.fromkeys(names):
             data_type = scope.columns[name]
             cast = pa.types.is_boolean(_base(data_type))
-            parts.append(self.any_value(
-                scope.ref(name), data_type,
-                lambda v, cast=cast: f"strpos(lower({f'cast({v} as string)' if cast else v}),"
-                                     f" {needle}) > 0"))
+
+            def contains(value: str, cast: bool = cast) -> str:
+                return f"strpos(lower({f'cast({value} as string)' if cast else value}), {needle}) > 0"
+
+            parts.append(self.any_value(scope.ref(name), data_type, contains))
         return " or ".join(f"({part})" for part in parts)

@@ -73,7 +73,7 @@ def flatten(
     elif len(raw_texts) != count:
         raise ValueError("raw_texts must have one text per record")
     else:
-        lines = b"\n".join(t.encode() if type(t) is str else t for t in raw_texts)
+        lines = b"\n".join(t.encode() if isinstance(t, str) else t for t in raw_texts)
 
     def lines_without(left_out: set[str]) -> bytes | memoryview:
         return dump_lines([{k: v for k, v in record.items() if k not in left_out}
