@@ -34,7 +34,7 @@ LOCK = "lock"
 JOURNAL = "COMMIT"
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1}
 READ_THREADS = 4
-"""Part files read at once by :func:`read_table`."""
+"""Part files read at once by :func:`read_parts` (and :func:`read_table`), unless told otherwise."""
 
 
 def _state_name(base: str, namespace: str) -> str:

@@ -17,6 +17,7 @@ from pydicom.data import get_testdata_file
 from ingest.dicom import ingest as dicom_ingest
 from ingest.dicom import walk
 from ingest.dicom.ingest import ingest_dicom
+from ingest.dicom.shard import listings_path
 from ingest.lake import write_arrow
 from ingest.settings import Settings, resolve_settings
 
@@ -218,22 +219,22 @@ def _corpus_paths(settings: Settings) -> set[str]:
 
 def test_ingest_reuses_listings_and_full_ignores_them(settings: Settings, tree: Path) -> None:
     first = ingest_dicom(settings, [tree], workers=2)
-    listings_path = dicom_ingest._listings_path(settings)
-    assert listings_path.exists()
+    listings_file = listings_path(settings, None)
+    assert listings_file.exists()
     again = ingest_dicom(settings, [tree], workers=2)
     assert (again.n_read, again.n_unchanged) == (0, first.n_sources)
 
     # a stale listing (pretending a directory has no files) is believed by an incremental run...
     series = str(tree / "p0" / "study" / "s0")
-    rows = walk.load_listings(listings_path).to_pylist()
+    rows = walk.load_listings(listings_file).to_pylist()
     next(row for row in rows if row["directory"] == series)["files"] = []
-    write_arrow(pa.Table.from_pylist(rows, schema=walk.LISTINGS), listings_path)
+    write_arrow(pa.Table.from_pylist(rows, schema=walk.LISTINGS), listings_file)
     stale = ingest_dicom(settings, [tree], workers=2)
     assert stale.n_removed == 2
     # ... and ignored by --full, which lists every directory and remembers them again
     full = ingest_dicom(settings, [tree], workers=2, full=True)
     assert full.n_sources == first.n_sources
-    assert len(_files(walk.load_listings(listings_path))[series]) == 2
+    assert len(_files(walk.load_listings(listings_file))[series]) == 2
     assert series + "/0.dcm" in _corpus_paths(settings)
 
 
@@ -267,7 +268,7 @@ def test_a_run_killed_after_saving_its_listings_leaves_the_unread_files_to_the_n
     monkeypatch.setattr(dicom_ingest._Reader, "commit_read", killed)
     with pytest.raises(KeyboardInterrupt):
         ingest_dicom(settings, [tree], workers=2)
-    assert dicom_ingest._listings_path(settings).exists()
+    assert listings_path(settings, None).exists()
     monkeypatch.undo()
     again = ingest_dicom(settings, [tree], workers=2)
     assert again.n_read + again.n_unchanged == again.n_sources > 0
@@ -288,7 +289,7 @@ def test_listings_of_other_roots_are_kept_and_vanished_ones_dropped(
     shutil.rmtree(tree / "p1")
     _settle()
     ingest_dicom(settings, [tree, CT], workers=1)
-    remembered = _files(walk.load_listings(dicom_ingest._listings_path(settings)))
+    remembered = _files(walk.load_listings(listings_path(settings, None)))
     assert str(other) in remembered
     assert not any(d.startswith(str(tree / "p1")) for d in remembered)
     assert str(tree / "p0" / "study") in remembered

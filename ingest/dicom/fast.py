@@ -347,9 +347,10 @@ _FastInfo = tuple[
 data element in explicit VR), keyed by ``VR bytes as uint16 << 32 | tag bytes as uint32``
 in :attr:`_Charset.fast`: (tag, ``(GGGG,EEEE)``, ``GGGGEEEE``, keyword, keyword or tag
 text, VR, 4-byte length, converter, private block ``gggg00bb`` (0 when public), memo).
-A private element's creator is looked up in each dataset. The memo maps raw values (≤ :data:`MEMO_MAX_BYTES`) to their
-converted values; it is dropped (None) once it holds :data:`MEMO_SIZE` distinct values,
-so unique values (UIDs, times) cost one failed lookup per element only until then.
+A private element's creator is looked up in each dataset. The memo maps raw values
+(≤ :data:`MEMO_MAX_BYTES`) to their converted values; it is dropped (None) once it holds
+:data:`MEMO_SIZE` distinct values, so unique values (UIDs, times) cost one failed lookup
+per element only until then.
 Converted values are shared between rows and must not be mutated."""
 
 _META_FAST: dict[int, _FastInfo] = {}
@@ -504,7 +505,8 @@ class _Reader:
         nodes = self.nodes
         # file meta has maps of its own: a dataset element must not take the short path there
         fast = charset.fast if mode else _META_FAST
-        # short-path entries with their node ids at this prefix: (node, tag, VR, 4-byte length, converter, memo)
+        # short-path entries with their node ids at this prefix:
+        # (node, tag, VR, 4-byte length, converter, private block, memo)
         here = nodes.item_map((prefix, kw_prefix, charset) if mode else "file meta")
         first_row = len(rows)
         last = -1

@@ -4,10 +4,10 @@ A run (1) walks the given paths (reusing the remembered listing of every
 directory unchanged since the last committed run, see :mod:`ingest.dicom.walk`),
 (2) compares each file's size and mtime with the lake state, (3) commits one
 transaction removing the rows of changed and vanished sources, then (4) reads
-new and changed sources in batches, each batch committed on its own. When nothing under the given paths was read
-before (a first ingest), files are read as the walk finds them, not after it.
-A run killed at any point leaves every committed
-batch in place and nothing else; the next run reads only what is missing.
+new and changed sources in batches, each batch committed on its own. When
+nothing under the given paths was read before (a first ingest), files are read
+as the walk finds them, not after it. A run killed at any point leaves every
+committed batch in place and nothing else; the next run reads only what is missing.
 The directory listings are saved once the walk is done, while the batches
 are read (they say what is there, the state what was read).
 
@@ -89,10 +89,6 @@ def _table_dir(settings: Settings, table: str, shard: Shard | None) -> Path:
     if table == "sources":
         return sources_dir(settings, shard)
     return settings.dicom_lake / table
-
-
-def _listings_path(settings: Settings, shard: Shard | None = None) -> Path:
-    return listings_path(settings, shard)
 
 
 def _remove_sources(
@@ -285,7 +281,7 @@ def ingest_dicom(
     workers = workers or os.cpu_count() or 1
     summary = IngestSummary()
     skip_pandas_check()  # before the workers fork: none of them needs pandas
-    remembered = load_listings(_listings_path(settings, shard))
+    remembered = load_listings(listings_path(settings, shard))
     roots = [os.path.abspath(os.fspath(path)) for path in paths]
     with (
         _worker_pool(workers, remembered) as pool,
@@ -315,7 +311,7 @@ def ingest_dicom(
             to_read = to_read.filter(pc.invert(pc.is_in(to_read["path"], value_set=submitted)))
         reader.submit(sources(to_read), last=True)
         # listings saved while the workers read: a run that fails now finds the files unread next time
-        saving = background.submit(save_listings, _listings_path(settings, shard), remembered, walk)
+        saving = background.submit(save_listings, listings_path(settings, shard), remembered, walk)
         reader.commit_read()
         saving.result()
         save_snapshot(state_dir, state, stale)

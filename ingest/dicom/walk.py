@@ -201,19 +201,22 @@ def _walk_fresh(
     """List every directory under ``directories`` (never seen before), the subtrees shared among ``pool``
     (each job lists at most :data:`WALK_JOB_DIRECTORIES`, the rest goes back to the pool);
     ``on_found`` is given the files of each job as soon as it is done."""
+
+    def take(part_found: dict[str, Source], part_listings: dict[str, Listing]) -> None:
+        found.update(part_found)
+        listings.update(part_listings)
+        if on_found and part_found:
+            on_found(list(part_found.values()))
+
     if pool is None or not directories:
-        part = _walk_dirs(directories, since_ns)
-        found.update(part[0])
-        listings.update(part[1])
-        if on_found and part[0]:
-            on_found(list(part[0].values()))
+        take(*_walk_dirs(directories, since_ns)[:2])
         return
     frontier = directories
-    start = len(found)
+    first_found: dict[str, Source] = {}
+    first_listings: dict[str, Listing] = {}
     while frontier and len(frontier) < WALK_SPLIT:
-        frontier = [sub for directory in frontier for sub in _visit(directory, found, listings, since_ns)]
-    if on_found and len(found) > start:
-        on_found(list(found.values())[start:])
+        frontier = [sub for d in frontier for sub in _visit(d, first_found, first_listings, since_ns)]
+    take(first_found, first_listings)
     done: queue.SimpleQueue[tuple[dict[str, Source], dict[str, Listing], list[str]] | BaseException]
     done = queue.SimpleQueue()
     running = 0
@@ -233,10 +236,7 @@ def _walk_fresh(
             raise result
         part_found, part_listings, left = result
         submit(left, 2)
-        found.update(part_found)
-        listings.update(part_listings)
-        if on_found and part_found:
-            on_found(list(part_found.values()))
+        take(part_found, part_listings)
 
 
 # ---------------------------------------------------------------- stat of remembered directories
