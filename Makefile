@@ -46,7 +46,7 @@ $(LINT)/.installed: Makefile
 	touch $@
 
 lint: $(LINT)/.installed
-	$(LINT)/ruff check ingest bench tests
+	$(LINT)/ruff check ingest cohortdb dashboards bench tests
 	$(LINT)/mypy
 
 test: apt install-test lint

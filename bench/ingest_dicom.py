@@ -83,7 +83,7 @@ def _parallel(function, paths: list[str], workers: int) -> tuple[float, list]:  
 
 def _ingest_here(paths_root: Path, workers: int, warehouse: Path, full: bool):  # noqa: ANN202
     sys.path.insert(0, str(ROOT))
-    from ingest.dicom.ingest import ingest_dicom
+    from ingest.sources.files.ingest import ingest_dicom
     from ingest.settings import resolve_settings
 
     return ingest_dicom(resolve_settings(warehouse), [paths_root], workers=workers, full=full)
@@ -111,7 +111,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
-    from ingest.dicom.synthetic import generate_corpus
+    from cohortdb.synthetic.dicom import generate_corpus
 
     corpus = OUT / f"corpus-{args.crdx}-{args.ct_series}"
     if not corpus.exists():

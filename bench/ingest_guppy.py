@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def write_dump(path: Path, count: int, form: str) -> None:
-    from tests.fake_gen3.records import generate
+    from cohortdb.synthetic.guppy_records import generate
 
     studies = generate(n_cases=(count + 1) // 2, studies_per_case=2, files_per_study=1,
                        seed=11)["imaging_study"][:count]
@@ -45,8 +45,8 @@ def phase(name: str, dump: Path, warehouse: Path) -> None:
             rows = [json.loads(line) for line in handle] if dump.suffix == ".ndjson" else json.load(handle)
         count = len(rows)
     else:
-        from ingest.guppy.dump import read_dump
-        from ingest.guppy.ingest import ingest_indices
+        from ingest.sources.guppy.dump import read_dump
+        from ingest.sources.guppy.ingest import ingest_indices
         from ingest.settings import resolve_settings
 
         reports = ingest_indices(resolve_settings(warehouse), ["imaging_study"],

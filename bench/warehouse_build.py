@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from ingest.dicom.schema import ELEMENTS, INSTANCES  # noqa: E402
 from ingest.lake import write_parquet  # noqa: E402
-from ingest.load.guppy_fields import DECLARED  # noqa: E402
+from cohortdb.warehouse.guppy_fields import DECLARED  # noqa: E402
 
 OUT_DIR = ROOT / "bench" / "out"
 GENERATOR_VERSION = 2
@@ -503,7 +503,7 @@ def guppy_cases_sql(universe: int) -> str:
 
 
 def _annotation_type() -> str:
-    from ingest.load.guppy_fields import duckdb_type
+    from cohortdb.warehouse.guppy_fields import duckdb_type
 
     return duckdb_type(DECLARED["case"].field("imaging_study_annotations").type.value_type)
 
@@ -571,7 +571,7 @@ def ensure_lake(studies: int, *, skip_generate: bool, regenerate: bool = False
 
 def time_load(warehouse: Path) -> tuple[float, dict[str, int]]:
     """Seconds of ``load_duckdb`` into a fresh warehouse.duckdb, and its row counts."""
-    from ingest.load.duckdb import load_duckdb
+    from cohortdb.warehouse.duckdb import load_duckdb
     from ingest.settings import Settings
 
     settings = Settings(warehouse_dir=warehouse)
@@ -584,7 +584,7 @@ def time_load(warehouse: Path) -> tuple[float, dict[str, int]]:
 
 def time_build(warehouse: Path) -> tuple[float, str]:
     """Seconds of ``build`` (dbt build of all models, seeds and tests), and its summary."""
-    from ingest.build import build
+    from cohortdb.build_tmp import build
     from ingest.settings import Settings
 
     started = time.perf_counter()

@@ -1,5 +1,6 @@
-"""cohortdb: Gen3 guppy records and DICOM headers → Parquet lake → SQL warehouse."""
+"""Sources to the Parquet lake: the lake's transactions, the DICOM format, one folder per source.
+
+Knows nothing of warehouses, dbt or the command line.
+"""
 
 from __future__ import annotations
-
-__version__ = "0.1.0"

@@ -51,11 +51,11 @@ def settings(tmp_path: Path) -> Settings:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A built warehouse: ~100 synthetic instances (one copied twice), linked guppy records,
     the repository's cohorts. Tests only read it."""
-    from ingest.build import build
-    from ingest.demo import ingest_linked_guppy
-    from ingest.dicom.ingest import ingest_dicom
-    from ingest.dicom.synthetic import generate_corpus
-    from ingest.load.duckdb import load_duckdb
+    from cohortdb.build_tmp import build
+    from cohortdb.demo import ingest_linked_guppy
+    from ingest.sources.files.ingest import ingest_dicom
+    from cohortdb.synthetic.dicom import generate_corpus
+    from cohortdb.warehouse.duckdb import load_duckdb
 
     root = tmp_path_factory.mktemp("built")
     corpus = root / "dicom"

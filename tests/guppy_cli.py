@@ -6,7 +6,7 @@ import typer
 from typer.testing import CliRunner, Result
 
 from ingest.errors import UserError
-from ingest.guppy.commands import download, ingest_guppy
+from cohortdb.cli.guppy_commands import download, ingest_guppy
 from ingest.settings import resolve_settings
 
 
@@ -31,7 +31,7 @@ def run(*args: str) -> Result:
 
 def run_cli(*args: str) -> Result:
     """Invoke the real ``cohortdb`` app (ingest/cli.py), errors mapped as by :func:`run`."""
-    from ingest.cli import app
+    from cohortdb.cli.main import app
 
     return _invoke(app, args)
 

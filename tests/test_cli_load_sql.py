@@ -11,9 +11,9 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from ingest.cli import app
-from ingest.dicom.ingest import ingest_dicom
-from ingest.load.duckdb import load_duckdb
+from cohortdb.cli.main import app
+from ingest.sources.files.ingest import ingest_dicom
+from cohortdb.warehouse.duckdb import load_duckdb
 from ingest.settings import Settings
 
 runner = CliRunner()

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ingest.cli import app
-from ingest.cohort_command import select_cohort
-from ingest.cohorts import COHORTS_DIR, compile_cohorts, load_cohorts
+from cohortdb.cli.main import app
+from cohortdb.cli.cohort import select_cohort
+from cohortdb.cohorts.definitions import COHORTS_DIR, compile_cohorts, load_cohorts
 from ingest.errors import UserError
-from ingest.load.duckdb import connect
+from cohortdb.warehouse.duckdb import connect
 from ingest.settings import Settings
 from tests.warehouse import rows
 

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from pydicom.data import get_testdata_file
 
-from ingest.dicom.ingest import ingest_dicom
+from ingest.sources.files.ingest import ingest_dicom
 from ingest.lake import part_files
 from ingest.settings import Settings
 
@@ -96,7 +96,7 @@ def test_every_bad_source_is_one_error_row_and_good_ones_land(settings: Settings
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ingest", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "cohortdb", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
     )
 
 

@@ -14,7 +14,7 @@ import pydicom
 import pytest
 
 from ingest.dicom.flatten import flatten_dataset
-from ingest.dicom.ingest import ingest_dicom
+from ingest.sources.files.ingest import ingest_dicom
 from ingest.dicom.read import Source, read_source
 from ingest.lake import part_files
 from ingest.settings import Settings

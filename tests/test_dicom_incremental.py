@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.dicom import ingest as dicom_ingest
-from ingest.dicom.ingest import ingest_dicom
+from ingest.sources.files import ingest as dicom_ingest
+from ingest.sources.files.ingest import ingest_dicom
 from ingest.lake import Transaction, part_files, recover
 from ingest.settings import Settings, resolve_settings
 
@@ -130,7 +130,7 @@ def test_killed_ingest_leaves_a_readable_lake_and_the_next_run_completes_it(
     killed = resolve_settings(tmp_path / "killed")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "ingest", "--warehouse", str(killed.warehouse_dir), "ingest", "dicom",
+        [sys.executable, "-m", "cohortdb", "--warehouse", str(killed.warehouse_dir), "ingest", "dicom",
          "--workers", str(workers), str(source)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from ingest.dicom.shard import (
+from ingest.sources.files.shard import (
     Shard,
     in_shard,
     listings_path,

@@ -15,14 +15,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.dicom.ingest import IngestSummary, ingest_dicom
-from ingest.dicom.layout import SHARDS_RECORD, check_layout, recorded_shards
+from ingest.sources.files.ingest import IngestSummary, ingest_dicom
+from ingest.sources.files.layout import SHARDS_RECORD, check_layout, recorded_shards
 from ingest.dicom.schema import ERRORS, SOURCES
-from ingest.dicom.shard import Shard, namespace, shard_of, sources_dir
-from ingest.dicom.synthetic import generate_corpus
+from ingest.sources.files.shard import Shard, namespace, shard_of, sources_dir
+from cohortdb.synthetic.dicom import generate_corpus
 from ingest.errors import UserError
 from ingest.lake import LakeLock, Transaction, part_files, read_table
-from ingest.load.duckdb import load_duckdb
+from cohortdb.warehouse.duckdb import load_duckdb
 from ingest.settings import Settings, resolve_settings
 
 PUBLIC = ("instances", "elements", "errors")
@@ -212,7 +212,7 @@ def test_a_held_shard_lock_blocks_only_that_shard_and_load(tmp_path: Path, corpu
 
 def _cli(*args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "COLUMNS": "200", "TERMINAL_WIDTH": "200"}
-    return subprocess.Popen([sys.executable, "-m", "ingest", *args], env=env, text=True,
+    return subprocess.Popen([sys.executable, "-m", "cohortdb", *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

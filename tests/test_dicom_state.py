@@ -8,10 +8,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from ingest.dicom.ingest import ingest_dicom
+from ingest.sources.files.ingest import ingest_dicom
 from ingest.dicom.schema import SOURCES
-from ingest.dicom.shard import sources_dir
-from ingest.dicom.state import read_state, save_snapshot, snapshot_path
+from ingest.sources.files.shard import sources_dir
+from ingest.sources.files.state import read_state, save_snapshot, snapshot_path
 from ingest.lake import part_files, read_table, write_parquet
 from ingest.settings import Settings
 

@@ -14,8 +14,8 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
-from ingest.dicom import synthetic_values as values
-from ingest.dicom.synthetic import (
+from cohortdb.synthetic import dicom_values as values
+from cohortdb.synthetic.dicom import (
     SeriesEncoder,
     generate_corpus,
     generate_dataset,

@@ -14,10 +14,10 @@ import pyarrow.compute as pc
 import pytest
 from pydicom.data import get_testdata_file
 
-from ingest.dicom import ingest as dicom_ingest
-from ingest.dicom import walk
-from ingest.dicom.ingest import ingest_dicom
-from ingest.dicom.shard import listings_path
+from ingest.sources.files import ingest as dicom_ingest
+from ingest.sources.files import walk
+from ingest.sources.files.ingest import ingest_dicom
+from ingest.sources.files.shard import listings_path
 from ingest.lake import write_arrow
 from ingest.settings import Settings, resolve_settings
 

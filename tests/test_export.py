@@ -12,7 +12,7 @@ from fhir.resources.R4B.imagingstudy import ImagingStudy
 from gen3.tools.download.drs_download import Manifest
 from typer.testing import CliRunner
 
-from ingest.cli import app
+from cohortdb.cli.main import app
 from ingest.errors import UserError
 from ingest.settings import Settings
 from tests.warehouse import rows

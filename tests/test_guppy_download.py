@@ -79,7 +79,7 @@ def test_download_then_ingest_calls_the_dicom_ingester(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[Any] = []
-    fake_module = types.ModuleType("ingest.dicom.ingest")
+    fake_module = types.ModuleType("ingest.sources.files.ingest")
     summary = types.SimpleNamespace(line=lambda: "1 instances, 0 errors")
 
     def fake_ingest(settings: Any, paths: list[Path]) -> Any:
@@ -87,7 +87,7 @@ def test_download_then_ingest_calls_the_dicom_ingester(
         return summary
 
     fake_module.ingest_dicom = fake_ingest  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "ingest.dicom.ingest", fake_module)
+    monkeypatch.setitem(sys.modules, "ingest.sources.files.ingest", fake_module)
     ids_file = tmp_path / "ids.json"
     ids_file.write_text(json.dumps([midrc_records["data_file"][0]["object_id"]]))
     name = midrc_records["data_file"][0]["file_name"].rsplit("/", 1)[1]
@@ -130,7 +130,7 @@ def dicom_zips(tmp_path: Path) -> dict[str, tuple[Path, set[str]]]:
     """Real MIDRC-like series zips: {zip name: (path, SOP instance UIDs)}, with their studies."""
     import pydicom
 
-    from ingest.dicom.synthetic import generate_corpus
+    from cohortdb.synthetic.dicom import generate_corpus
 
     zips = generate_corpus(tmp_path / "corpus", n_crdx=2, n_ct_series=1, ct_slices=3,
                            n_mr_series=0, seed=5, zip_series=True, workers=1)
@@ -152,7 +152,7 @@ def test_download_ingest_puts_real_dicom_headers_in_the_lake(
     import duckdb
     import pyarrow.parquet as pq
 
-    from ingest.load.duckdb import load_duckdb
+    from cohortdb.warehouse.duckdb import load_duckdb
     from ingest.settings import resolve_settings
 
     rows = midrc_records["data_file"][10:10 + len(dicom_zips)]

@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.errors import UserError
-from ingest.guppy.filter_sql import filter_to_sql, guppy_columns
+from cohortdb.cohorts.filter_sql import filter_to_sql, guppy_columns
 from ingest.settings import resolve_settings
 from tests.fake_gen3.filters import KEYWORD, NESTED, NUMERIC, FilterError, field_kinds, matches
-from tests.fake_gen3.records import generate
+from cohortdb.synthetic.guppy_records import generate
 from tests.guppy_cli import run_cli
 
 INDICES = ("case", "imaging_study", "data_file")

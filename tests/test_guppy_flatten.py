@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.guppy.flatten import flatten
-from ingest.guppy.schema import join
+from ingest.sources.guppy.flatten import flatten
+from ingest.sources.guppy.schema import join
 
 WHEN = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -185,8 +185,8 @@ def test_join_is_associative_and_commutative(values: list[Any]) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(json_values, min_size=1, max_size=6))
 def test_arrow_fast_path_agrees_with_the_lattice(values: list[Any]) -> None:
-    from ingest.guppy.flatten import convert
-    from ingest.guppy.schema import infer_type, resolve
+    from ingest.sources.guppy.flatten import convert
+    from ingest.sources.guppy.schema import infer_type, resolve
 
     fast = table([{"f": v} for v in values]).column("f").combine_chunks()
     target = resolve(infer_type(values).type)
@@ -195,7 +195,7 @@ def test_arrow_fast_path_agrees_with_the_lattice(values: list[Any]) -> None:
     assert fast.to_pylist() == slow.to_pylist()
 
 
-# The Arrow JSON reader path (ingest.guppy.arrow_json) against the pure lattice.
+# The Arrow JSON reader path (ingest.sources.guppy.arrow_json) against the pure lattice.
 reader_scalars = json_scalars | st.sampled_from(
     ["2020-01-01", "2020-01-01 10:00:00", 2**63, -(2**63), 2**64, 1e19, 0.5, True])
 reader_values = nested(reader_scalars, max_leaves=6)
@@ -206,8 +206,8 @@ reader_records = st.lists(
 
 
 def lattice_column(values: list[Any]) -> pa.Array:
-    from ingest.guppy.flatten import convert
-    from ingest.guppy.schema import infer_type, resolve
+    from ingest.sources.guppy.flatten import convert
+    from ingest.sources.guppy.schema import infer_type, resolve
 
     target = resolve(infer_type(values).type)
     return pa.array([convert(v, target) for v in values], type=target)
@@ -226,7 +226,7 @@ def test_every_column_agrees_with_the_lattice(records: list[dict[str, Any]]) -> 
 
 def python_built_columns(monkeypatch: pytest.MonkeyPatch) -> list[list[Any]]:
     """Record the values of every column the flattener builds in Python."""
-    import ingest.guppy.flatten as flatten_module
+    import ingest.sources.guppy.flatten as flatten_module
 
     calls: list[list[Any]] = []
     python_column = flatten_module.column
@@ -242,7 +242,7 @@ def python_built_columns(monkeypatch: pytest.MonkeyPatch) -> list[list[Any]]:
 def test_midrc_shaped_records_are_typed_by_the_arrow_reader(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tests.fake_gen3.records import generate
+    from cohortdb.synthetic.guppy_records import generate
 
     calls = python_built_columns(monkeypatch)
     for records in generate(n_cases=30, seed=3).values():
@@ -279,7 +279,7 @@ def test_raw_texts_spanning_lines_are_kept_verbatim() -> None:
 def test_metadata_columns_repeat_commons_and_time() -> None:
     from datetime import timedelta, timezone
 
-    from ingest.guppy.flatten import repeated_text, repeated_time
+    from ingest.sources.guppy.flatten import repeated_text, repeated_time
 
     assert repeated_text("", 2).to_pylist() == ["", ""]
     assert repeated_text("é", 3).to_pylist() == ["é"] * 3

@@ -130,7 +130,7 @@ def test_gc_is_paused_only_while_parsing() -> None:
     import gc
 
     from ingest.collector import gc_paused
-    from ingest.guppy.json_text import loads
+    from ingest.sources.guppy.json_text import loads
 
     assert gc.isenabled()
     with gc_paused():

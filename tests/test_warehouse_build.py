@@ -9,8 +9,8 @@ from pathlib import Path
 
 from fhir.resources.R4B.imagingstudy import ImagingStudy
 
-from ingest.build import build
-from ingest.load.duckdb import load_duckdb
+from cohortdb.build_tmp import build
+from cohortdb.warehouse.duckdb import load_duckdb
 from ingest.settings import Settings, resolve_settings
 from tests.warehouse import rows as _rows
 
@@ -129,8 +129,8 @@ def test_build_with_guppy_only_and_sparse_records(tmp_path: Path) -> None:
     dump = tmp_path / "studies.json"
     dump.write_text(json.dumps([{"submitter_id": "1.2.3", "study_modality": "CT"},
                                 {"submitter_id": "1.2.4", "case_ids": ["c1"]}]))
-    from ingest.guppy.dump import read_dump
-    from ingest.guppy.ingest import ingest_indices
+    from ingest.sources.guppy.dump import read_dump
+    from ingest.sources.guppy.ingest import ingest_indices
 
     ingest_indices(settings, ["imaging_study"], lambda index: read_dump(dump, index),
                    commons="test", warn=lambda message: None)
@@ -151,7 +151,7 @@ def test_cli_build_from_another_directory(built: Settings, tmp_path: Path) -> No
     cwd = built.warehouse_dir.parent.parent / "elsewhere"
     cwd.mkdir(exist_ok=True)
     result = subprocess.run(
-        [sys.executable, "-m", "ingest", "--warehouse", str(relative), "build", "--select", "marts"],
+        [sys.executable, "-m", "cohortdb", "--warehouse", str(relative), "build", "--select", "marts"],
         cwd=cwd, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_gen3.records import generate
+from cohortdb.synthetic.guppy_records import generate
 from tests.fake_gen3.server import FakeCommons
 
 

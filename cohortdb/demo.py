@@ -1,0 +1,145 @@
+"""``cohortdb demo``: a synthetic corpus → lake → DuckDB, with example queries."""
+
+from __future__ import annotations
+
+import duckdb
+import typer
+
+from cohortdb.build_tmp import build
+from ingest.sources.files.ingest import ingest_dicom
+from ingest.errors import UserError
+from cohortdb.warehouse.duckdb import connect, load_duckdb
+from cohortdb.cli.output import print_rows
+from ingest.settings import Settings
+
+EXAMPLES: list[tuple[str, str]] = [
+    (
+        "Studies by source: commons (guppy) records, DICOM headers, or both",
+        "select in_guppy, in_dicom, count(*) as studies, sum(n_instances) as instances\n"
+        "from marts.imaging_studies group by all order by all",
+    ),
+    (
+        "A cohort: male chest radiographs with an mRALE score of 10 or more",
+        "select study_uid, case_id, age_at_imaging, modalities, midrc_mrale_score\n"
+        "from marts.imaging_studies\n"
+        "where sex = 'Male' and midrc_mrale_score >= 10\n"
+        "  and (list_contains(modalities, 'CR') or list_contains(modalities, 'DX'))\n"
+        "order by midrc_mrale_score desc limit 5",
+    ),
+    (
+        "Where the commons and the headers disagree",
+        "select check_name, count(*) as studies from marts.reconciliation group by all order by all",
+    ),
+    (
+        "Identifying attributes (PS3.15 Basic Profile) still present and non-empty",
+        "select keyword, basic_profile_action, n_instances_non_empty, max_depth\n"
+        "from marts.phi_audit where n_instances_non_empty > 0\n"
+        "order by n_instances_non_empty desc, keyword limit 8",
+    ),
+    (
+        "Instances per modality and manufacturer",
+        "select modality, manufacturer, count(*) as instances\n"
+        "from raw.dicom_instances group by all order by instances desc limit 8",
+    ),
+    (
+        "Chest radiographs by view and KVP band",
+        "select view_position, round(kvp, -1) as kvp_band, count(*) as instances\n"
+        "from raw.dicom_instances where modality in ('CR', 'DX')\n"
+        "group by all order by view_position, kvp_band limit 8",
+    ),
+    (
+        "De-identification methods (a sequence, flattened to tag paths)",
+        "select value_text as code, count(distinct file_id) as instances\n"
+        "from raw.dicom_elements\n"
+        "where tag_path like '(0012,0064)\\_\\_%\\_\\_(0008,0100)' escape '\\'\n"
+        "group by all order by code",
+    ),
+    (
+        "Deepest nested elements",
+        "select distinct depth, keyword_path, vr, value_text from raw.dicom_elements\n"
+        "where value_text is not null order by depth desc, keyword_path limit 5",
+    ),
+    (
+        "Private tags and their creators",
+        "select private_creator, tag, count(*) as n from raw.dicom_elements\n"
+        "where private_creator is not null group by all order by n desc limit 5",
+    ),
+]
+
+
+SERIES_QUERY = """
+select patient_id, any_value(patient_sex) as patient_sex,
+       try_cast(regexp_extract(any_value(patient_age), '^(\\d+)Y$', 1) as integer) as patient_age_years,
+       study_instance_uid, min(study_date) as study_date, any_value(study_description) as study_description,
+       series_instance_uid, any_value(modality) as modality, any_value(body_part_examined) as body_part_examined,
+       any_value(manufacturer) as manufacturer, any_value(manufacturer_model_name) as manufacturer_model_name,
+       any_value(series_description) as series_description, any_value(view_position) as view_position,
+       count(*) as n_instances
+from read_parquet($files)
+where study_instance_uid is not null and series_instance_uid is not null
+group by patient_id, study_instance_uid, series_instance_uid
+order by patient_id, study_instance_uid, series_instance_uid
+"""
+
+
+def ingest_linked_guppy(settings: Settings, seed: int = 0) -> None:
+    """Write MIDRC-shaped guppy dumps describing the DICOM series in the lake
+    (``<warehouse>/demo-guppy/<index>.json``), then ingest them like `--from-json`."""
+    from ingest.sources.guppy.dump import read_dump
+    from ingest.sources.guppy.ingest import ingest_indices
+    from ingest.sources.guppy.json_text import dumps
+    from cohortdb.synthetic.guppy import records_for_series
+    from ingest.lake import part_files
+
+    files = [str(f) for f in part_files(settings.dicom_lake / "instances")]
+    con = duckdb.connect()
+    result = con.execute(SERIES_QUERY, {"files": files})
+    columns = [d[0] for d in result.description]
+    series = [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
+    con.close()
+    dump_dir = settings.warehouse_dir / "demo-guppy"
+    dump_dir.mkdir(parents=True, exist_ok=True)
+    for index, records in records_for_series(series, seed=seed).items():
+        (dump_dir / f"{index}.json").write_text(dumps(records), encoding="utf-8")
+    reports = ingest_indices(
+        settings, ["case", "imaging_study", "data_file"],
+        lambda index: read_dump(dump_dir / f"{index}.json", index),
+        commons="demo", warn=typer.echo,
+    )
+    typer.echo(", ".join(f"{r.rows} {r.index} records" for r in reports) + f" (guppy dumps in {dump_dir})")
+
+
+def run_demo(settings: Settings) -> None:
+    """Generate, ingest, load, then print each example query and its result."""
+    from cohortdb.synthetic.dicom import generate_corpus
+
+    corpus = settings.warehouse_dir / "demo-dicom"
+    if not corpus.exists():
+        typer.echo(f"generating a synthetic DICOM corpus in {corpus} …")
+        generate_corpus(corpus, n_crdx=300, n_ct_series=2, ct_slices=40, n_mr_series=2, mr_slices=20, seed=0)
+    summary = ingest_dicom(settings, [corpus])
+    typer.echo(summary.line())
+    ingest_linked_guppy(settings)
+    load_duckdb(settings)
+    outcome = build(settings)
+    typer.echo(outcome.summary())
+    if not outcome.success:
+        for problem in outcome.problems():
+            typer.echo(f"{problem.status}: {problem.name}: {problem.message}", err=True)
+        raise UserError("the demo's dbt build failed")
+    with connect(settings, read_only=True) as con:
+        for title, query in EXAMPLES:
+            typer.echo(f"\n-- {title}\n{query};")
+            try:
+                result = con.execute(query)
+            except duckdb.Error as exc:  # an example must never hide the rest
+                typer.echo(f"(failed: {exc})")
+                continue
+            print_rows([d[0] for d in result.description], result.fetchall(), "table")
+    w = settings.warehouse_dir
+    typer.echo(
+        f"\nNext: cohortdb --warehouse {w} sql \"select * from marts.imaging_studies limit 5\"\n"
+        f"      (marts: imaging_studies, imaging_series, dicom_instances, patients, data_files,\n"
+        f"       tag_catalog, phi_audit, reconciliation, fhir_imaging_studies; raw.* is the loaded lake)\n"
+        f"      or open {settings.duckdb_path} with DuckDB; the Parquet lake is in {settings.lake_dir}"
+    )

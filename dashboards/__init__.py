@@ -1,0 +1,3 @@
+"""The Streamlit dashboard (reads the warehouse through :mod:`cohortdb`)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""DICOM files, directories and zip archives: walking, incremental state, shards."""
+
+from __future__ import annotations
