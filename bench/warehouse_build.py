@@ -47,6 +47,7 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cohortdb.warehouse.duckdb import database_path
 from ingest.dicom.schema import ELEMENTS, INSTANCES  # noqa: E402
 from ingest.lake import write_parquet  # noqa: E402
 from cohortdb.warehouse.guppy_fields import DECLARED  # noqa: E402
@@ -575,7 +576,7 @@ def time_load(warehouse: Path) -> tuple[float, dict[str, int]]:
     from ingest.settings import Settings
 
     settings = Settings(warehouse_dir=warehouse)
-    for stale in (settings.duckdb_path, settings.duckdb_path.with_name("warehouse.duckdb.wal")):
+    for stale in (database_path(settings), database_path(settings).with_name("warehouse.duckdb.wal")):
         stale.unlink(missing_ok=True)
     started = time.perf_counter()
     counts = load_duckdb(settings)

@@ -14,8 +14,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from cohortdb.warehouse.duckdb import database_path
 from ingest.errors import UserError
-from ingest.settings import PROJECT_DIR, Settings
+from cohortdb.project import PROJECT_DIR
+from ingest.settings import Settings
 
 DUCKDB_PATH_ENV = "COHORTDB_DUCKDB_PATH"
 
@@ -46,7 +48,7 @@ class DbtOutcome:
 @contextmanager
 def _environment(settings: Settings) -> Iterator[None]:
     saved = os.environ.get(DUCKDB_PATH_ENV)
-    os.environ[DUCKDB_PATH_ENV] = str(settings.duckdb_path)
+    os.environ[DUCKDB_PATH_ENV] = str(database_path(settings))
     try:
         yield
     finally:

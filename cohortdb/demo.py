@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 import typer
 
+from cohortdb.warehouse.duckdb import database_path
 from cohortdb.build_tmp import build
 from ingest.sources.files.ingest import ingest_dicom
 from ingest.errors import UserError
@@ -141,5 +142,5 @@ def run_demo(settings: Settings) -> None:
         f"\nNext: cohortdb --warehouse {w} sql \"select * from marts.imaging_studies limit 5\"\n"
         f"      (marts: imaging_studies, imaging_series, dicom_instances, patients, data_files,\n"
         f"       tag_catalog, phi_audit, reconciliation, fhir_imaging_studies; raw.* is the loaded lake)\n"
-        f"      or open {settings.duckdb_path} with DuckDB; the Parquet lake is in {settings.lake_dir}"
+        f"      or open {database_path(settings)} with DuckDB; the Parquet lake is in {settings.lake_dir}"
     )

@@ -12,13 +12,11 @@ from pathlib import Path
 
 WAREHOUSE_ENV = "COHORTDB_WAREHOUSE"
 DEFAULT_WAREHOUSE = "warehouse"
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-"""The repository root: holds dbt_project.yml, models/, cohorts/, dashboards/."""
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Absolute locations inside one warehouse directory (see DESIGN.md)."""
+    """Absolute locations inside one warehouse directory (the lake under ``lake/``)."""
 
     warehouse_dir: Path
 
@@ -37,10 +35,6 @@ class Settings:
     @property
     def state_dir(self) -> Path:
         return self.lake_dir / "_state"
-
-    @property
-    def duckdb_path(self) -> Path:
-        return self.warehouse_dir / "warehouse.duckdb"
 
 
 def resolve_settings(warehouse: str | os.PathLike[str] | None = None) -> Settings:

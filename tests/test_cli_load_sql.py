@@ -11,6 +11,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from cohortdb.warehouse.duckdb import database_path
 from cohortdb.cli.main import app
 from ingest.sources.files.ingest import ingest_dicom
 from cohortdb.warehouse.duckdb import load_duckdb
@@ -39,7 +40,7 @@ def test_load_is_idempotent_and_matches_the_lake(loaded: Settings) -> None:
     second = load_duckdb(loaded)
     assert first == second
     assert first["dicom_instances"] > 0 and first["dicom_elements"] > first["dicom_instances"]
-    with duckdb.connect(str(loaded.duckdb_path), read_only=True) as con:
+    with duckdb.connect(str(database_path(loaded)), read_only=True) as con:
         types = dict(con.execute(
             "select column_name, data_type from information_schema.columns "
             "where table_schema = 'raw' and table_name = 'dicom_instances'").fetchall())
@@ -55,7 +56,7 @@ def test_empty_lake_loads_empty_tables_with_the_contract_columns(settings: Setti
     counts = load_duckdb(settings)
     assert counts == {"dicom_instances": 0, "dicom_elements": 0, "dicom_errors": 0,
                       "guppy_case": 0, "guppy_data_file": 0, "guppy_imaging_study": 0}
-    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+    with duckdb.connect(str(database_path(settings)), read_only=True) as con:
         columns = {r[0] for r in con.execute(
             "select column_name from information_schema.columns where table_name = 'guppy_imaging_study'"
         ).fetchall()}
@@ -69,7 +70,7 @@ def test_sql_prints_table_csv_and_json(loaded: Settings) -> None:
     rows = list(csv.DictReader(io.StringIO(_cli(loaded, "sql", query, "--format", "csv").stdout)))
     records = json.loads(_cli(loaded, "sql", query, "--format", "json").stdout)
     assert [r["n"] for r in rows] == [str(r["n"]) for r in records]
-    with duckdb.connect(str(loaded.duckdb_path), read_only=True) as con:
+    with duckdb.connect(str(database_path(loaded)), read_only=True) as con:
         assert [tuple(r.values()) for r in records] == con.execute(query).fetchall()
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from cohortdb.warehouse.duckdb import database_path
 from tests.fake_gen3.fixtures import midrc_records, sdk_home  # noqa: F401
 from tests.fake_gen3.server import FakeCommons
 from tests.fake_gen3.tls import self_signed_cert
@@ -178,7 +179,7 @@ def test_download_ingest_puts_real_dicom_headers_in_the_lake(
 
     counts = load_duckdb(settings)
     assert counts["dicom_instances"] == len(expected)
-    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+    with duckdb.connect(str(database_path(settings)), read_only=True) as con:
         studies = con.execute("select distinct study_instance_uid from raw.dicom_instances "
                               "order by 1").fetchall()
         errors = con.execute("select count(*) from raw.dicom_errors").fetchone()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cohortdb.warehouse.duckdb import database_path
 from ingest.errors import UserError
 from cohortdb.cohorts.filter_sql import filter_to_sql, guppy_columns, quote_identifier
 from ingest.sources.guppy.flatten import RECORD
@@ -134,7 +135,7 @@ def _built_sizes(settings: Settings, names: list[str]) -> dict[str, int]:
     """Row counts of the built cohort models (none when the warehouse is not built)."""
     import duckdb
 
-    if not settings.duckdb_path.exists() or not names:
+    if not database_path(settings).exists() or not names:
         return {}
     from cohortdb.warehouse.duckdb import connect
 

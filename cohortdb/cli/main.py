@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from cohortdb.warehouse.duckdb import database_path
 from ingest.errors import UserError
 from ingest.settings import Settings, resolve_settings
 
@@ -110,7 +111,7 @@ def load_command(
     counts = load_duckdb(settings)
     for name, count in counts.items():
         typer.echo(f"raw.{name}: {count} rows")
-    typer.echo(f"loaded into {settings.duckdb_path}")
+    typer.echo(f"loaded into {database_path(settings)}")
 
 
 @app.command("build")

@@ -30,7 +30,8 @@ from ingest.errors import UserError
 from ingest.sources.guppy.filter_file import filter_problem
 from ingest.lake import part_files
 from cohortdb.warehouse.guppy_fields import loaded_schema
-from ingest.settings import PROJECT_DIR, Settings
+from cohortdb.project import PROJECT_DIR
+from ingest.settings import Settings
 
 if TYPE_CHECKING:
     from cohortdb.cohorts.filter_sql import Dialect

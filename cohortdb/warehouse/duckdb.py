@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import duckdb
 
@@ -14,6 +15,14 @@ from cohortdb.warehouse.lake_tables import lake_tables, unified_schema
 from ingest.settings import Settings
 
 
+DATABASE_FILE = "warehouse.duckdb"
+
+
+def database_path(settings: Settings) -> Path:
+    """The embedded warehouse file of a warehouse directory."""
+    return settings.warehouse_dir / DATABASE_FILE
+
+
 def _one_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
@@ -21,7 +30,7 @@ def _one_line(exc: Exception) -> str:
 @contextmanager
 def connect(settings: Settings, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection to the warehouse file, with lock conflicts turned into a UserError."""
-    path = settings.duckdb_path
+    path = database_path(settings)
     if read_only and not path.exists():
         raise UserError(f"no warehouse at {path}; run `cohortdb load` first")
     path.parent.mkdir(parents=True, exist_ok=True)
