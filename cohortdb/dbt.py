@@ -1,25 +1,38 @@
-"""Running the repository's dbt project in-process, on one warehouse.
+"""Running the dbt project in-process on one warehouse, and ``cohortdb build``.
+
+dbt runs from a project directory of the warehouse's own,
+``<warehouse>/dbt/project/``: symbolic links to the project's files
+(``dbt_project.yml``, ``models/``, ``macros/``, ``seeds/``, ``data-tests/``)
+beside ``generated/``, the warehouse's compiled cohort models (the project's
+second model path). Two warehouses built from one checkout never share
+compiled cohorts, and an installed project is never written to. (An absolute
+model path would not do: dbt writes a model's compiled SQL at
+``target/compiled/<project>/<model path>``, which for an absolute path is the
+model file itself.)
 
 dbt-duckdb resolves paths against the process's cwd, so every path is passed
-absolute (through the environment ``profiles.yml`` reads); dbt's own
-artefacts (``target/``, ``logs/``) go under the warehouse so two warehouses
-never share them. After a run the DuckDB connections dbt keeps open are closed,
-so no lock is left behind for the next reader.
+absolute (through the environment ``profiles.yml`` reads); dbt's ``target/``
+and ``logs/`` go under the warehouse too. After a run the DuckDB connections
+dbt keeps open are closed, so no lock is left behind for the next reader.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from cohortdb.warehouse.duckdb import database_path
 from ingest.errors import UserError
+from cohortdb.cohorts.compile import compile_cohorts, generated_models_dir, warehouse_project_dir
 from cohortdb.project import PROJECT_DIR
+from cohortdb.warehouse import Target, open_target
 from ingest.settings import Settings
 
-DUCKDB_PATH_ENV = "COHORTDB_DUCKDB_PATH"
+PROJECT_ENTRIES = ("dbt_project.yml", "profiles.yml", "models", "macros", "seeds", "data-tests")
+"""What a warehouse's project directory links to in :data:`~cohortdb.project.PROJECT_DIR`."""
 
 
 @dataclass(frozen=True)
@@ -46,20 +59,38 @@ class DbtOutcome:
 
 
 @contextmanager
-def _environment(settings: Settings) -> Iterator[None]:
-    saved = os.environ.get(DUCKDB_PATH_ENV)
-    os.environ[DUCKDB_PATH_ENV] = str(database_path(settings))
+def _environment(settings: Settings, target: Target) -> Iterator[None]:
+    values = open_target(settings, target).dbt_environment()
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if saved is None:
-            os.environ.pop(DUCKDB_PATH_ENV, None)
-        else:
-            os.environ[DUCKDB_PATH_ENV] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
-def run_dbt(settings: Settings, args: Sequence[str], *, target: str = "duckdb") -> DbtOutcome:
-    """Invoke ``dbt <args>`` on the project at :data:`PROJECT_DIR` for ``settings``' warehouse.
+def prepare_project(settings: Settings) -> Path:
+    """The warehouse's dbt project directory, its links pointing at :data:`PROJECT_DIR`
+    (re-pointed when the project moved) and its ``generated/`` directory present."""
+    project = warehouse_project_dir(settings)
+    project.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_ENTRIES:
+        link, target = project / name, PROJECT_DIR / name
+        if link.is_symlink() and os.readlink(link) == str(target):
+            continue
+        if link.is_symlink() or link.is_file():
+            link.unlink()
+        link.symlink_to(target, target_is_directory=target.is_dir())
+    generated_models_dir(settings).mkdir(exist_ok=True)
+    return project
+
+
+def run_dbt(settings: Settings, args: Sequence[str], *, target: Target = Target.DUCKDB) -> DbtOutcome:
+    """Invoke ``dbt <args>`` on the project at :data:`~cohortdb.project.PROJECT_DIR` for ``settings``' warehouse.
 
     Raises:
         UserError: dbt is not installed, or could not start (bad project or profile).
@@ -69,17 +100,18 @@ def run_dbt(settings: Settings, args: Sequence[str], *, target: str = "duckdb") 
     except ImportError:
         raise UserError("dbt is not installed: pip install 'cohortdb[dbt]'") from None
     dbt_dir = settings.warehouse_dir / "dbt"
+    project = prepare_project(settings)
     full_args = [
         *args,
-        "--project-dir", str(PROJECT_DIR),
-        "--profiles-dir", str(PROJECT_DIR),
-        "--target", target,
+        "--project-dir", str(project),
+        "--profiles-dir", str(project),
+        "--target", Target(target).value,
         "--target-path", str(dbt_dir / "target"),
         "--log-path", str(dbt_dir / "logs"),
         "--log-level-file", "none",
         "--quiet",
     ]
-    with _environment(settings):
+    with _environment(settings, target):
         try:
             result = dbtRunner().invoke(full_args)
         finally:
@@ -102,3 +134,30 @@ def _close_duckdb_connections() -> None:
     except ImportError:
         return
     DuckDBConnectionManager.close_all_connections()
+
+
+class BuildOutcome(DbtOutcome):
+    """A dbt build's outcome with a one-line summary."""
+
+    def summary(self) -> str:
+        """``dbt build ok: 23 models, 80 tests — 103 ok, 0 not ok`` style counts."""
+        kinds = Counter(n.resource_type.split(".")[-1] for n in self.nodes)
+        ok = sum(n.status in ("success", "pass") for n in self.nodes)
+        what = ", ".join(f"{count} {kind}s" for kind, count in sorted(kinds.items()))
+        verdict = "ok" if self.success else "FAILED"
+        return f"dbt build {verdict}: {what} — {ok} ok, {len(self.problems())} not ok"
+
+
+def build(settings: Settings, cohorts: Path, *, target: Target = Target.DUCKDB,
+          select: str | None = None) -> BuildOutcome:
+    """Compile the definitions in ``cohorts`` into models, then run ``dbt build``
+    (seeds, models, data tests) on the loaded warehouse.
+
+    Raises:
+        UserError: a cohort definition is invalid (nothing is run then).
+    """
+    dialect = open_target(settings, target).dialect
+    compile_cohorts(settings, cohorts, dialect=dialect)
+    args = ["build"] + (["--select", select] if select else [])
+    outcome = run_dbt(settings, args, target=target)
+    return BuildOutcome(success=outcome.success, nodes=outcome.nodes)

@@ -1,17 +1,21 @@
-"""``cohortdb demo``: a synthetic corpus → lake → DuckDB, with example queries."""
+"""The demo pipeline: a synthetic corpus → lake → DuckDB → dbt build, and example queries.
+
+No printing of results here: :func:`run_demo` reports progress through
+``echo`` and the CLI prints :data:`EXAMPLES` with their results.
+"""
 
 from __future__ import annotations
 
-import duckdb
-import typer
+from collections.abc import Callable
 
-from cohortdb.warehouse.duckdb import database_path
-from cohortdb.build_tmp import build
-from ingest.sources.files.ingest import ingest_dicom
+import duckdb
+
+from cohortdb.dbt import BuildOutcome, build
+from cohortdb.warehouse import open_target
 from ingest.errors import UserError
-from cohortdb.warehouse.duckdb import connect, load_duckdb
-from cohortdb.cli.output import print_rows
 from ingest.settings import Settings
+from ingest.sources.files.ingest import ingest_dicom
+from pathlib import Path
 
 EXAMPLES: list[tuple[str, str]] = [
     (
@@ -83,7 +87,7 @@ order by patient_id, study_instance_uid, series_instance_uid
 """
 
 
-def ingest_linked_guppy(settings: Settings, seed: int = 0) -> None:
+def ingest_linked_guppy(settings: Settings, seed: int = 0, echo: Callable[[str], None] = print) -> None:
     """Write MIDRC-shaped guppy dumps describing the DICOM series in the lake
     (``<warehouse>/demo-guppy/<index>.json``), then ingest them like `--from-json`."""
     from ingest.sources.guppy.dump import read_dump
@@ -105,42 +109,31 @@ def ingest_linked_guppy(settings: Settings, seed: int = 0) -> None:
     reports = ingest_indices(
         settings, ["case", "imaging_study", "data_file"],
         lambda index: read_dump(dump_dir / f"{index}.json", index),
-        commons="demo", warn=typer.echo,
+        commons="demo", warn=echo,
     )
-    typer.echo(", ".join(f"{r.rows} {r.index} records" for r in reports) + f" (guppy dumps in {dump_dir})")
+    echo(", ".join(f"{r.rows} {r.index} records" for r in reports) + f" (guppy dumps in {dump_dir})")
 
 
-def run_demo(settings: Settings) -> None:
-    """Generate, ingest, load, then print each example query and its result."""
+def run_demo(settings: Settings, cohorts: Path, echo: Callable[[str], None] = print) -> BuildOutcome:
+    """Generate (once), ingest, load and build the demo warehouse in ``settings``' directory.
+
+    Raises:
+        UserError: the build failed (its problems are echoed first).
+    """
     from cohortdb.synthetic.dicom import generate_corpus
 
     corpus = settings.warehouse_dir / "demo-dicom"
     if not corpus.exists():
-        typer.echo(f"generating a synthetic DICOM corpus in {corpus} …")
+        echo(f"generating a synthetic DICOM corpus in {corpus} …")
         generate_corpus(corpus, n_crdx=300, n_ct_series=2, ct_slices=40, n_mr_series=2, mr_slices=20, seed=0)
     summary = ingest_dicom(settings, [corpus])
-    typer.echo(summary.line())
-    ingest_linked_guppy(settings)
-    load_duckdb(settings)
-    outcome = build(settings)
-    typer.echo(outcome.summary())
+    echo(summary.line())
+    ingest_linked_guppy(settings, echo=echo)
+    open_target(settings).load()
+    outcome = build(settings, cohorts)
+    echo(outcome.summary())
     if not outcome.success:
         for problem in outcome.problems():
-            typer.echo(f"{problem.status}: {problem.name}: {problem.message}", err=True)
+            echo(f"{problem.status}: {problem.name}: {problem.message}")
         raise UserError("the demo's dbt build failed")
-    with connect(settings, read_only=True) as con:
-        for title, query in EXAMPLES:
-            typer.echo(f"\n-- {title}\n{query};")
-            try:
-                result = con.execute(query)
-            except duckdb.Error as exc:  # an example must never hide the rest
-                typer.echo(f"(failed: {exc})")
-                continue
-            print_rows([d[0] for d in result.description], result.fetchall(), "table")
-    w = settings.warehouse_dir
-    typer.echo(
-        f"\nNext: cohortdb --warehouse {w} sql \"select * from marts.imaging_studies limit 5\"\n"
-        f"      (marts: imaging_studies, imaging_series, dicom_instances, patients, data_files,\n"
-        f"       tag_catalog, phi_audit, reconciliation, fhir_imaging_studies; raw.* is the loaded lake)\n"
-        f"      or open {database_path(settings)} with DuckDB; the Parquet lake is in {settings.lake_dir}"
-    )
+    return outcome

@@ -1,7 +1,7 @@
 """Exports from the built warehouse: FHIR NDJSON, gen3 DRS manifests, tables as files.
 
-All read the DuckDB warehouse read-only and write the output atomically
-(a temporary name in the same directory, renamed when complete).
+All read through the warehouse seam (read-only) and write the output
+atomically: a temporary name in the same directory, renamed when complete.
 """
 
 from __future__ import annotations
@@ -12,20 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import duckdb
-
+from cohortdb.warehouse.base import TABLE_FORMATS, Relation, WarehouseTarget
 from ingest.errors import UserError
-from cohortdb.warehouse.duckdb import connect
-from ingest.settings import Settings
 
 SCHEMA_ORDER = ("cohorts", "marts", "intermediate", "staging", "reference", "raw")
 """Where an unqualified model name is looked up, first match wins."""
-
-TABLE_FORMATS = {
-    "csv": "(format csv, header true)",
-    "tsv": "(format csv, header true, delimiter '\t')",
-    "parquet": "(format parquet, compression zstd)",
-}
 
 
 @contextmanager
@@ -41,87 +32,79 @@ def _atomic(out: Path) -> Iterator[Path]:
         partial.unlink(missing_ok=True)
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+def resolve_relation(warehouse: WarehouseTarget, name: str) -> Relation:
+    """The relation of a model name (``imaging_studies``) or a qualified name (``raw.dicom_errors``).
 
-
-def resolve_relation(con: duckdb.DuckDBPyConnection, name: str) -> str:
-    """``schema.table`` for a model name (``imaging_studies``) or a qualified name.
+    An unqualified name is looked up in :data:`SCHEMA_ORDER`, first match wins.
 
     Raises:
-        UserError: no such table or view; the message lists a few that exist.
+        UserError: no such table or view; the message lists the marts that exist.
     """
     schema, _, table = name.rpartition(".")
-    rows = con.execute(
-        "select table_schema, table_name from information_schema.tables "
-        "where table_name = ? and (? = '' or table_schema = ?)",
-        [table, schema, schema],
-    ).fetchall()
-    found = {s: t for s, t in rows}
+    relations = warehouse.relations()
+    found = {r.schema: r for r in relations if r.name == table and (not schema or r.schema == schema)}
     for candidate in ((schema,) if schema else SCHEMA_ORDER):
         if candidate in found:
-            return f"{_quote(candidate)}.{_quote(found[candidate])}"
-    marts = [r[0] for r in con.execute(
-        "select table_name from information_schema.tables where table_schema = 'marts' "
-        "order by table_name").fetchall()]
+            return found[candidate]
+    marts = [r.name for r in relations if r.schema == "marts"]
     hint = f"; marts: {', '.join(marts)}" if marts else "; run `cohortdb build` first"
     raise UserError(f"no model or table named {name!r} in the warehouse{hint}")
 
 
-def export_table(settings: Settings, model: str, out: Path, fmt: str) -> int:
+def export_table(warehouse: WarehouseTarget, model: str, out: Path, fmt: str) -> int:
     """Write a model (or any table) as CSV, TSV or Parquet; returns the row count.
 
-    Lists and structs become their DuckDB text form in CSV/TSV and stay nested in Parquet.
+    Lists and structs become text in CSV/TSV and stay nested in Parquet.
     """
     if fmt not in TABLE_FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(TABLE_FORMATS)}")
-    with connect(settings, read_only=True) as con:
-        relation = resolve_relation(con, model)
-        with _atomic(out) as partial:
-            target = "'" + str(partial).replace("'", "''") + "'"
-            con.execute(f"copy (select * from {relation}) to {target} {TABLE_FORMATS[fmt]}")
-        return con.execute(f"select count(*) from {relation}").fetchall()[0][0]
+    relation = resolve_relation(warehouse, model)
+    with _atomic(out) as partial:
+        return warehouse.export_table(relation, partial, fmt)
 
 
-def export_fhir(settings: Settings, out: Path) -> int:
+def export_fhir(warehouse: WarehouseTarget, out: Path) -> int:
     """Write every ImagingStudy of ``marts.fhir_imaging_studies`` as NDJSON; returns the count."""
-    with connect(settings, read_only=True) as con:
-        relation = resolve_relation(con, "marts.fhir_imaging_studies")
-        result = con.execute(f"select resource_json from {relation} order by study_uid")
-        count = 0
-        with _atomic(out) as partial, partial.open("w", encoding="utf-8") as handle:
-            while batch := result.fetchmany(10_000):
-                for (document,) in batch:
-                    handle.write(document + "\n")
-                    count += 1
-        return count
+    relation = resolve_relation(warehouse, "marts.fhir_imaging_studies")
+    source = warehouse.relation_sql(relation)
+    count = 0
+    with _atomic(out) as partial, partial.open("w", encoding="utf-8") as handle:
+        for batch in warehouse.query_batches(f"select resource_json from {source} order by study_uid"):
+            for document in batch.column(0).to_pylist():
+                handle.write(document + "\n")
+            count += batch.num_rows
+    return count
 
 
-def export_manifest(settings: Settings, cohort: str, out: Path) -> int:
+def export_manifest(warehouse: WarehouseTarget, cohort: str, out: Path) -> int:
     """Write the data files of a cohort as a gen3 JSON manifest (``gen3 drs-pull manifest``).
 
     Entries carry ``object_id``, ``file_name``, ``file_size``, ``md5sum`` and, when the
     records came from a commons over HTTP(S), its ``commons_url``. Returns the entry count.
+
+    Raises:
+        UserError: the cohort is not built in the warehouse.
     """
-    with connect(settings, read_only=True) as con:
-        try:
-            relation = resolve_relation(con, f"cohorts.{cohort}__files")
-        except UserError:
-            raise UserError(f"no cohort named {cohort!r} in the warehouse; `cohortdb cohort list` "
-                            "shows the definitions, `cohortdb build` builds them") from None
-        rows = con.execute(
-            f"select object_id, file_name, file_size_bytes, md5sum, commons from {relation} "
-            "where object_id is not null order by object_id"
-        ).fetchall()
+    try:
+        relation = resolve_relation(warehouse, f"cohorts.{cohort}__files")
+    except UserError:
+        raise UserError(f"no cohort named {cohort!r} in the warehouse; `cohortdb cohort list` "
+                        "shows the definitions, `cohortdb build` builds them") from None
+    source = warehouse.relation_sql(relation)
+    rows = warehouse.query(
+        f"select object_id, file_name, file_size_bytes, md5sum, commons from {source} "
+        "where object_id is not null order by object_id"
+    ).to_pylist()
     entries = []
-    for object_id, file_name, size, md5sum, commons in rows:
-        entry: dict[str, object] = {"object_id": object_id}
-        if file_name:
-            entry["file_name"] = file_name
-        if size is not None:
-            entry["file_size"] = int(size)
-        if md5sum:
-            entry["md5sum"] = md5sum
+    for row in rows:
+        entry: dict[str, object] = {"object_id": row["object_id"]}
+        if row["file_name"]:
+            entry["file_name"] = row["file_name"]
+        if row["file_size_bytes"] is not None:
+            entry["file_size"] = int(row["file_size_bytes"])
+        if row["md5sum"]:
+            entry["md5sum"] = row["md5sum"]
+        commons = row["commons"]
         if commons and commons.startswith(("http://", "https://")):
             entry["commons_url"] = commons.split("://", 1)[1].split("/", 1)[0]
         entries.append(entry)

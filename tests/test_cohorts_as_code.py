@@ -9,16 +9,18 @@ import pytest
 from typer.testing import CliRunner
 
 from cohortdb.cli.main import app
-from cohortdb.cli.cohort import select_cohort
-from cohortdb.cohorts.definitions import COHORTS_DIR, compile_cohorts, load_cohorts
+from cohortdb.cohorts.compile import compile_cohorts
+from cohortdb.cohorts.definitions import load_cohorts
+from cohortdb.cohorts.select import select_records
+from cohortdb.project import SHIPPED_COHORTS_DIR
+from cohortdb.warehouse import open_target
 from ingest.errors import UserError
-from cohortdb.warehouse.duckdb import connect
 from ingest.settings import Settings
 from tests.warehouse import rows
 
 
 def test_repository_cohorts_parse() -> None:
-    cohorts = {c.name: c for c in load_cohorts()}
+    cohorts = {c.name: c for c in load_cohorts(SHIPPED_COHORTS_DIR)}
     seed = cohorts["seed000_covid_chest_xr"]
     assert seed.index == "imaging_study" and seed.filter is not None
     assert {"nested": {"path": "imaging_study_annotations", ">=": {"midrc_mRALE_score": 20}}} in seed.filter["AND"]
@@ -26,11 +28,10 @@ def test_repository_cohorts_parse() -> None:
 
 
 def test_built_cohort_equals_the_cli_translation(built: Settings) -> None:
-    filter_ = next(c for c in load_cohorts() if c.name == "seed000_covid_chest_xr").filter
-    with connect(built, read_only=True) as con:
-        _, selected = select_cohort(con, "imaging_study", filter_, ids_only=True)
+    filter_ = next(c for c in load_cohorts(SHIPPED_COHORTS_DIR) if c.name == "seed000_covid_chest_xr").filter
+    selected = select_records(open_target(built), "imaging_study", filter_, ids_only=True).column(0).to_pylist()
     built_rows = rows(built, "select study_uid from cohorts.seed000_covid_chest_xr order by study_uid")
-    assert [r["study_uid"] for r in built_rows] == sorted(s for (s,) in selected)
+    assert [r["study_uid"] for r in built_rows] == sorted(selected)
     # Independently: the seed's conditions written out on the marts.
     expected = rows(built, """
         select study_uid from marts.imaging_studies
@@ -63,7 +64,7 @@ def test_cohort_list_shows_built_sizes(built: Settings) -> None:
     result = CliRunner().invoke(app, ["--warehouse", str(built.warehouse_dir), "cohort", "list", "-f", "json"])
     assert result.exit_code == 0, result.output
     listed = {c["name"]: c for c in json.loads(result.output)}
-    assert set(listed) == {c.name for c in load_cohorts()}
+    assert set(listed) == {c.name for c in load_cohorts(SHIPPED_COHORTS_DIR)}
     size = rows(built, "select count(*) as n from cohorts.portable_chest_high_kvp")[0]["n"]
     assert listed["portable_chest_high_kvp"]["rows_built"] == size
 
@@ -91,14 +92,14 @@ def test_unknown_field_names_the_cohort_and_leaves_models_alone(tmp_path: Path, 
     out.mkdir()
     (out / "keep.sql").write_text("select 1")
     with pytest.raises(UserError) as error:
-        compile_cohorts(settings, directory=definitions, out_dir=out)
+        compile_cohorts(settings, definitions, out_dir=out)
     assert "cohort typo" in str(error.value) and "study_modalty" in str(error.value)
     assert [p.name for p in out.iterdir()] == ["keep.sql"]
 
 
 def test_compiled_models_are_marked_generated(tmp_path: Path, settings: Settings) -> None:
     out = tmp_path / "generated"
-    compiled = compile_cohorts(settings, directory=COHORTS_DIR, out_dir=out)
+    compiled = compile_cohorts(settings, SHIPPED_COHORTS_DIR, out_dir=out)
     for cohort in compiled:
         for suffix in ("", "__files"):
             text = (out / f"{cohort.name}{suffix}.sql").read_text()

@@ -71,8 +71,8 @@ def test_download_by_filter_keeps_zips_and_reports_failures(
     assert len(list((tmp_path / "out").glob("*.zip"))) == len(with_blobs)
     if len(expected) > len(with_blobs):
         assert result.exit_code == 2
-        assert "download(s) failed" in str(result.exception)
-        assert "not found" in str(result.exception)
+        assert "download(s) failed" in result.stderr
+        assert "not found" in result.stderr
 
 
 def test_download_then_ingest_calls_the_dicom_ingester(
@@ -100,9 +100,9 @@ def test_download_then_ingest_calls_the_dicom_ingester(
 
 def test_download_argument_errors(tmp_path: Path, tls_commons: FakeCommons) -> None:
     result = download(tmp_path, tls_commons)
-    assert "exactly one of --filter and --object-ids" in str(result.exception)
+    assert "exactly one of --filter and --object-ids" in result.stderr
     result = download(tmp_path, tls_commons, "--object-ids", str(tmp_path / "none.txt"))
-    assert "object-ids file not found" in str(result.exception)
+    assert "object-ids file not found" in result.stderr
 
 
 def test_gen3_drs_pull_cli_works_against_the_fake(tmp_path: Path, tls_commons: FakeCommons,
@@ -198,7 +198,7 @@ def test_download_never_shows_the_token_or_api_key(
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text("\n".join(ids))
     result = download(tmp_path, tls_commons, "--object-ids", str(ids_file), "--ingest")
-    assert result.exit_code == 2 and "not found" in str(result.exception)
+    assert result.exit_code == 2 and "not found" in result.stderr
     api_key = json.loads((tmp_path / "credentials.json").read_text())["api_key"]
     secrets = [api_key, *tls_commons.issued_tokens]
     assert len(secrets) >= 2

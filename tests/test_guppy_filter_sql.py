@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from ingest.errors import UserError
 from cohortdb.cohorts.filter_sql import filter_to_sql, guppy_columns
+from cohortdb.warehouse.duckdb import database_path
 from ingest.settings import resolve_settings
 from tests.fake_gen3.filters import KEYWORD, NESTED, NUMERIC, FilterError, field_kinds, matches
 from cohortdb.synthetic.guppy_records import generate
@@ -82,7 +83,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory,
 
 @pytest.fixture(scope="module")
 def con(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = duckdb.connect(str(resolve_settings(warehouse).duckdb_path), read_only=True)
+    connection = duckdb.connect(str(database_path(resolve_settings(warehouse))), read_only=True)
     yield connection
     connection.close()
 

@@ -10,10 +10,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
-FORMATS = ("table", "csv", "json")
 
 
 def _plain(value: Any) -> Any:
@@ -53,3 +53,14 @@ def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, 
         for row in rows:
             table.add_row(*("" if v is None else str(_plain(v)) for v in row))
         Console(file=out, width=max(100, Console().width)).print(table)
+
+
+def table_rows(table: pa.Table) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """An Arrow table's column names and its rows as tuples of Python values."""
+    columns = [column.to_pylist() for column in table.columns]
+    return list(table.column_names), list(zip(*columns, strict=True)) if columns else []
+
+
+def print_table(table: pa.Table, fmt: str, out: TextIO | None = None) -> None:
+    """:func:`print_rows` for an Arrow table."""
+    print_rows(*table_rows(table), fmt, out)

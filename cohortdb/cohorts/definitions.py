@@ -1,44 +1,31 @@
-"""Cohorts as code: definitions in ``cohorts/<name>.yml|json`` compiled into dbt models.
+"""Cohort definitions: ``<name>.yml|json`` files holding a guppy filter and DICOM conditions.
 
 A definition holds the guppy ``index`` it selects from (imaging_study, case or
 data_file), a guppy ``filter`` (guppy's own JSON, in YAML or JSON syntax), an
 optional ``description`` and optional ``dicom_conditions``: SQL conditions on
 ``marts.dicom_instances`` columns, met together by at least one instance of the
 selected study (case: of the case's studies; data_file: of its series).
-
-:func:`compile_cohorts` writes, for each definition, ``models/cohorts/generated/
-<name>.sql`` (rows of the index's mart: imaging_studies, patients or data_files)
-and ``<name>__files.sql`` (the data_file records of those rows, for manifests),
-plus a YAML with descriptions and key tests. The guppy filter becomes SQL through
-the one translation, :func:`cohortdb.cohorts.filter_sql.filter_to_sql`.
+Parsing, loading and saving live here; compiling in :mod:`cohortdb.cohorts.compile`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import re
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import pyarrow as pa
 import yaml
 
 from ingest.errors import UserError
 from ingest.sources.guppy.filter_file import filter_problem
-from ingest.lake import part_files
-from cohortdb.warehouse.guppy_fields import loaded_schema
-from cohortdb.project import PROJECT_DIR
-from ingest.settings import Settings
 
-if TYPE_CHECKING:
-    from cohortdb.cohorts.filter_sql import Dialect
-
-COHORTS_DIR = PROJECT_DIR / "cohorts"
-GENERATED_DIR = PROJECT_DIR / "models" / "cohorts" / "generated"
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+SUFFIXES = (".yml", ".yaml", ".json")
 
 
 @dataclass(frozen=True)
@@ -74,7 +61,7 @@ INDICES: dict[str, IndexShape] = {
 
 @dataclass(frozen=True)
 class Cohort:
-    """One saved cohort definition."""
+    """One cohort definition; ``path`` is the file it was read from or saved to (None: not saved)."""
 
     name: str
     index: str
@@ -83,16 +70,27 @@ class Cohort:
     dicom_conditions: list[str] = field(default_factory=list)
     path: Path | None = None
 
+    def document(self) -> dict[str, Any]:
+        """The definition as it is saved (no name: the file name is the name)."""
+        document: dict[str, Any] = {}
+        if self.description:
+            document["description"] = self.description
+        document["index"] = self.index
+        document["filter"] = self.filter or {}
+        if self.dicom_conditions:
+            document["dicom_conditions"] = list(self.dicom_conditions)
+        return document
+
 
 def parse_cohort(name: str, document: Any, where: str) -> Cohort:
     """A :class:`Cohort` from a parsed definition.
 
     Raises:
-        UserError: one line naming the file and the bad part.
+        UserError: one line naming ``where`` (a file, or what the caller was given) and the bad part.
     """
     if not NAME.match(name):
         raise UserError(f"{where}: cohort name {name!r} must be lowercase letters, digits and _ "
-                        "(starting with a letter)")
+                        "(starting with a letter, at most 63)")
     if not isinstance(document, dict):
         raise UserError(f"{where}: a cohort definition must be a mapping")
     unknown = set(document) - {"index", "filter", "description", "dicom_conditions", "name"}
@@ -108,15 +106,45 @@ def parse_cohort(name: str, document: Any, where: str) -> Cohort:
     conditions = document.get("dicom_conditions") or []
     if isinstance(conditions, str):
         conditions = [conditions]
-    if not all(isinstance(c, str) and c.strip() for c in conditions):
+    if not isinstance(conditions, list) or not all(isinstance(c, str) and c.strip() for c in conditions):
         raise UserError(f"{where}: dicom_conditions must be a list of SQL conditions")
     description = document.get("description") or ""
     return Cohort(name=name, index=index, filter=filter_ or None, description=str(description).strip(),
                   dicom_conditions=[c.strip() for c in conditions])
 
 
-def load_cohorts(directory: Path = COHORTS_DIR) -> list[Cohort]:
+def make_cohort(name: str, filter_: Mapping[str, Any] | None, *, index: str = "imaging_study",
+                description: str = "", dicom_conditions: Sequence[str] = ()) -> Cohort:
+    """A validated :class:`Cohort` from its parts (what a dashboard or a notebook has).
+
+    Raises:
+        UserError: an invalid name, index, filter or condition.
+    """
+    document = {"index": index, "filter": dict(filter_ or {}), "description": description,
+                "dicom_conditions": list(dicom_conditions)}
+    return parse_cohort(name, document, f"cohort {name}")
+
+
+def read_cohort(path: Path) -> Cohort:
+    """The definition in one file; its name is the ``name`` key, else the file's stem.
+
+    Raises:
+        UserError: the file cannot be read or parsed, or is not a valid definition.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"cannot read cohort {path}: {first}") from None
+    name = (document or {}).get("name", path.stem) if isinstance(document, dict) else path.stem
+    return dataclasses.replace(parse_cohort(str(name), document, str(path)), path=path)
+
+
+def load_cohorts(directory: Path) -> list[Cohort]:
     """Every definition in ``directory`` (``*.yml``, ``*.yaml``, ``*.json``), sorted by name.
+
+    A missing directory holds none.
 
     Raises:
         UserError: a file that cannot be parsed or is not a valid definition; two files
@@ -126,147 +154,55 @@ def load_cohorts(directory: Path = COHORTS_DIR) -> list[Cohort]:
     if not directory.is_dir():
         return []
     for path in sorted(directory.iterdir()):
-        if path.suffix not in (".yml", ".yaml", ".json") or path.name.startswith("."):
+        if path.suffix not in SUFFIXES or path.name.startswith("."):
             continue
-        try:
-            text = path.read_text(encoding="utf-8")
-            document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise UserError(f"cannot read cohort {path}: {first}") from None
-        name = (document or {}).get("name", path.stem) if isinstance(document, dict) else path.stem
-        cohort = parse_cohort(str(name), document, str(path))
+        cohort = read_cohort(path)
         if cohort.name in cohorts:
             raise UserError(f"cohort {cohort.name!r} is defined twice: {cohorts[cohort.name].path} and {path}")
-        cohorts[cohort.name] = Cohort(**{**cohort.__dict__, "path": path})
+        cohorts[cohort.name] = cohort
     return [cohorts[n] for n in sorted(cohorts)]
 
 
-def index_columns(settings: Settings, index: str) -> dict[str, pa.DataType]:
-    """The guppy fields of ``raw.guppy_<index>`` as a load will create them: the
-    lake's fields (unified across part files) and the declared MIDRC fields."""
-    from cohortdb.cohorts.filter_sql import guppy_columns
-    from cohortdb.warehouse.lake_tables import unified_schema
-
-    files = part_files(settings.guppy_lake / index)
-    actual = unified_schema(files) if files else pa.schema([])
-    return guppy_columns(loaded_schema(index, actual))
-
-
-def _sql_comment(text: str) -> str:
-    return "\n".join(f"-- {line}".rstrip() for line in text.splitlines())
-
-
-def cohort_sql(cohort: Cohort, columns: Mapping[str, pa.DataType], dialect: Dialect) -> str:
-    """The dbt model selecting the cohort's rows of its index's mart."""
-    from cohortdb.cohorts.filter_sql import filter_to_sql
-
-    shape = INDICES[cohort.index]
-    condition = filter_to_sql(cohort.filter, columns, dialect=dialect)
-    dicom = ""
-    if cohort.dicom_conditions:
-        met = "\n              and ".join(f"({c})" for c in cohort.dicom_conditions)
-        dicom = (f"\n    where exists (\n        select 1 from {{{{ ref('dicom_instances') }}}} as instances\n"
-                 f"        where {shape.dicom_join}\n              and {met}\n    )")
-    source = cohort.path.name if cohort.path else cohort.name
-    return f"""-- Generated by `cohortdb build` from cohorts/{source}; edit that file, not this one.
-{_sql_comment(cohort.description)}
-with
-
-records as (
-    select * from {{{{ source('guppy', 'guppy_{cohort.index}') }}}}
-),
-
-matching as (
-    select {shape.record_key} as cohort_key
-    from records
-    where {condition}
-),
-
-selected as (
-    select * from {{{{ ref('{shape.mart}') }}}}
-    where {shape.mart_key} in (select cohort_key from matching)
-),
-
-final as (
-    select * from selected{dicom}
-)
-
-select * from final
-"""
-
-
-def files_sql(cohort: Cohort) -> str:
-    """The companion model: the data_file records of the cohort's rows."""
-    shape = INDICES[cohort.index]
-    return f"""-- Generated by `cohortdb build`: the data files of cohort {cohort.name} (for manifests).
-with
-
-selected as (
-    select * from {{{{ ref('{cohort.name}') }}}}
-),
-
-files as (
-    select * from {{{{ ref('data_files') }}}}
-),
-
-final as (
-    select files.*
-    from files
-    where exists (select 1 from selected where {shape.files_join})
-)
-
-select * from final
-"""
-
-
-def models_yaml(cohorts: Sequence[Cohort]) -> str:
-    """Descriptions and key tests of the generated models."""
-    models = []
-    for cohort in cohorts:
-        shape = INDICES[cohort.index]
-        key_tests = ["unique", "not_null", {"relationships": {"arguments": {
-            "to": f"ref('{shape.mart}')", "field": shape.mart_key}}}]
-        models.append({
-            "name": cohort.name,
-            "description": cohort.description or f"Cohort {cohort.name} ({cohort.index}).",
-            "config": {"tags": ["cohort"], "meta": {"index": cohort.index, "definition": str(cohort.path or "")}},
-            "columns": [{"name": shape.mart_key, "data_tests": key_tests}],
-        })
-        models.append({
-            "name": f"{cohort.name}__files",
-            "description": f"The data_file records (DRS object ids) of cohort {cohort.name}.",
-            "config": {"tags": ["cohort"]},
-            "columns": [{"name": "object_id", "data_tests": ["unique", "not_null"]}],
-        })
-    return "# Generated by `cohortdb build` from cohorts/; do not edit.\n" + yaml.safe_dump(
-        {"version": 2, "models": models}, sort_keys=False)
-
-
-def compile_cohorts(settings: Settings, *, dialect: Dialect = "duckdb",
-                    directory: Path = COHORTS_DIR, out_dir: Path = GENERATED_DIR) -> list[Cohort]:
-    """Write the generated models of every definition (replacing earlier ones).
+def find_cohort(name: str, directory: Path) -> Cohort:
+    """The definition named ``name`` in ``directory``.
 
     Raises:
-        UserError: a bad definition, or a filter naming a field the index does not have.
+        UserError: no such definition (the message lists the ones there are).
     """
     cohorts = load_cohorts(directory)
-    staging = out_dir.with_name(f".{out_dir.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    for cohort in cohorts:
+        if cohort.name == name:
+            return cohort
+    known = ", ".join(c.name for c in cohorts) or "none"
+    raise UserError(f"no cohort named {name!r} in {directory} (there: {known})")
+
+
+def save_cohort(cohort: Cohort, directory: Path, *, overwrite: bool = False) -> Path:
+    """Write ``cohort`` as ``<directory>/<name>.yml`` (atomically) and return the path.
+
+    The file holds the description, index, filter (guppy's JSON as YAML) and
+    DICOM conditions; :func:`read_cohort` gives back an equal definition.
+
+    Raises:
+        UserError: a definition of that name exists (in any suffix) and not
+            ``overwrite``, or the directory cannot be written.
+    """
+    cohort = make_cohort(cohort.name, cohort.filter, index=cohort.index, description=cohort.description,
+                         dicom_conditions=cohort.dicom_conditions)
+    path = directory / f"{cohort.name}.yml"
+    existing = [directory / f"{cohort.name}{suffix}" for suffix in SUFFIXES]
+    clash = [p for p in existing if p.exists() and (p != path or not overwrite)]
+    if clash:
+        raise UserError(f"cohort {cohort.name!r} already exists: {clash[0]}"
+                        + ("" if overwrite else " (overwrite it explicitly, or choose another name)"))
+    text = (f"# Saved by cohortdb; the filter is guppy's own JSON.\n"
+            + yaml.safe_dump(cohort.document(), sort_keys=False, allow_unicode=True))
+    partial = directory / f".{cohort.name}.yml.partial"
     try:
-        for cohort in cohorts:
-            columns = index_columns(settings, cohort.index)
-            try:
-                sql = cohort_sql(cohort, columns, dialect)
-            except UserError as error:
-                raise UserError(f"cohort {cohort.name} ({cohort.path}): {error}") from None
-            (staging / f"{cohort.name}.sql").write_text(sql, encoding="utf-8")
-            (staging / f"{cohort.name}__files.sql").write_text(files_sql(cohort), encoding="utf-8")
-        if cohorts:
-            (staging / "_cohorts__models.yml").write_text(models_yaml(cohorts), encoding="utf-8")
-        shutil.rmtree(out_dir, ignore_errors=True)
-        staging.rename(out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return cohorts
+        directory.mkdir(parents=True, exist_ok=True)
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise UserError(f"cannot save cohort {cohort.name!r} in {directory}: {error.strerror or error}") from None
+    return path

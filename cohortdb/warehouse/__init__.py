@@ -1,3 +1,29 @@
-"""Warehouse targets: load the lake, read it (read-only), export from it."""
+"""Warehouse targets: load the lake, read it (read-only), export from it.
+
+:func:`open_target` is the one place a target is chosen; each engine lives in
+a module of its own with the same names (``duckdb.py``; ``bigquery.py`` next).
+"""
 
 from __future__ import annotations
+
+from typing import assert_never
+
+from ingest.settings import Settings
+
+from cohortdb.warehouse.base import Dialect, Relation, Target, WarehouseTarget
+
+__all__ = ["Dialect", "Relation", "Target", "WarehouseTarget", "open_target"]
+
+
+def open_target(settings: Settings, target: Target | str = Target.DUCKDB) -> WarehouseTarget:
+    """The warehouse of ``settings``' directory on ``target``.
+
+    Raises:
+        ValueError: an unknown target name (the CLI's typed choice rules it out).
+    """
+    chosen = Target(target)
+    if chosen is Target.DUCKDB:
+        from cohortdb.warehouse.duckdb import DuckDBWarehouse
+
+        return DuckDBWarehouse(settings)
+    assert_never(chosen)

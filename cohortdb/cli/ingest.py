@@ -1,0 +1,152 @@
+"""``cohortdb ingest``: sources into the Parquet lake (DICOM files, guppy records)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cohortdb.cli.common import progress, state, stderr, warn
+from ingest.errors import UserError
+from ingest.settings import Settings
+from ingest.sources.guppy.ingest import IndexReport, Records, ingest_indices
+
+app = typer.Typer(no_args_is_help=True, help="Read sources into the Parquet lake.")
+
+
+@app.command("dicom")
+def ingest_dicom_command(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="DICOM files, directories (recursive) and zip archives.")],
+    full: Annotated[bool, typer.Option("--full", help=(
+        "Re-read every source, even unchanged ones; on a lake ingested with another --shard N "
+        "(or without), first drop every DICOM row ingested so far."
+    ))] = False,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: every core).")] = None,
+    shard: Annotated[str | None, typer.Option("--shard", metavar="K/N", help=(
+        "Read only shard K (from 1) of N: the sources whose path hashes to K. Run K = 1..N, "
+        "on one machine or several sharing the warehouse, at the same time if you like; "
+        "together they ingest what one run would. Keep N for later runs."
+    ))] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any source could not be read.")] = False,
+) -> None:
+    """Ingest DICOM headers (every element, sequences flattened); incremental by default."""
+    from ingest.sources.files.ingest import ingest_dicom
+    from ingest.sources.files.shard import parse_shard
+
+    settings = state(ctx).settings
+    chosen_shard = parse_shard(shard) if shard is not None else None
+    with progress() as bar:
+        task = bar.add_task("reading DICOM headers", total=None)
+        summary = ingest_dicom(
+            settings, paths, full=full, workers=workers, shard=chosen_shard,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    typer.echo(summary.line())
+    if summary.n_errors:
+        where = settings.dicom_lake / "errors"
+        typer.echo(f"see raw.dicom_errors (or {where}) for the {summary.n_errors} errors", err=True)
+    if strict and summary.n_errors:
+        raise typer.Exit(1)
+
+
+@app.command("guppy")
+def ingest_guppy(
+    ctx: typer.Context,
+    index: Annotated[list[str], typer.Option(
+        "--index", help="Guppy index (case, imaging_study, data_file, …); repeatable.")],
+    endpoint: Annotated[str | None, typer.Option(
+        "--endpoint", help="Commons base URL, e.g. https://data.midrc.org.")] = None,
+    credentials: Annotated[Path | None, typer.Option(
+        "--credentials", help="credentials.json from the commons' profile page.")] = None,
+    filter_file: Annotated[Path | None, typer.Option(
+        "--filter", help="Guppy filter JSON (as the data explorer writes it).")] = None,
+    fields: Annotated[str | None, typer.Option(
+        "--fields", help="Comma-separated fields (nested as parent.child); default all.")] = None,
+    from_json: Annotated[list[Path] | None, typer.Option(
+        "--from-json", help="Read records from a JSON array or NDJSON dump instead; one per --index.")] = None,
+    commons: Annotated[str | None, typer.Option(
+        "--commons", help="With --from-json: where the dump came from (for _commons).")] = None,
+    retries: Annotated[int, typer.Option("--retries", min=1, help="Attempts per request.")] = 5,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Per-request timeout, s.")] = 600.0,
+) -> None:
+    """Ingest guppy records into lake/guppy/<index>/, replacing what was there."""
+    settings = state(ctx).settings
+    if from_json:
+        if endpoint or credentials or filter_file or fields:
+            raise UserError("--from-json cannot be combined with --endpoint, --credentials, "
+                            "--filter or --fields")
+        reports = _ingest_dumps(settings, index, from_json, commons)
+    else:
+        if not endpoint or not credentials:
+            raise UserError("give --endpoint and --credentials, or --from-json FILE")
+        reports = _ingest_commons(settings, index, endpoint, credentials, filter_file,
+                                  fields, retries, timeout)
+    for report in reports:
+        if report.rows:
+            replaced = f", replacing {report.replaced_parts} part(s)" if report.replaced_parts \
+                else ""
+            typer.echo(f"{report.index}: {report.rows:,} records, {report.columns} columns "
+                       f"-> {report.table_dir}{replaced}")
+
+
+def _ingest_dumps(
+    settings: Settings, indices: list[str], dumps: list[Path], commons: str | None
+) -> list[IndexReport]:
+    from ingest.sources.guppy.dump import read_dump
+
+    if len(dumps) != len(indices):
+        raise UserError(f"give one --from-json per --index ({len(indices)} index(es), "
+                        f"{len(dumps)} file(s))")
+    by_index = dict(zip(indices, dumps, strict=True))
+
+    def fetch(index: str) -> Records:
+        with stderr.status(f"reading {by_index[index]}"):
+            return read_dump(by_index[index], index)
+
+    source = commons or ",".join(d.resolve().as_uri() for d in dumps)
+    return ingest_indices(settings, indices, fetch, commons=source, warn=warn)
+
+
+def _ingest_commons(
+    settings: Settings,
+    indices: list[str],
+    endpoint: str,
+    credentials_path: Path,
+    filter_file: Path | None,
+    fields: str | None,
+    retries: int,
+    timeout: float,
+) -> list[IndexReport]:
+    from ingest.sources.guppy.client import GuppyClient, RetryPolicy, load_credentials
+    from ingest.sources.guppy.filter_file import load_filter
+
+    filter_object = load_filter(filter_file) if filter_file else None
+    field_list = _split_fields(fields)
+    credentials = load_credentials(credentials_path)
+    client = GuppyClient(endpoint, credentials, RetryPolicy(attempts=retries, timeout=timeout))
+    with stderr.status(f"authenticating with {client.endpoint}"):
+        client.authenticate()
+
+    def fetch(index: str) -> Records:
+        with stderr.status(f"counting {index} records"):
+            expected = client.count(index, filter_object)
+        if expected == 0:
+            return [], None
+        with stderr.status(f"downloading {expected:,} {index} records"):
+            records = client.download(index, field_list, filter_object)
+        if len(records) != expected:
+            warn(f"guppy counted {expected:,} {index} records but sent {len(records):,}")
+        return records, None
+
+    return ingest_indices(settings, indices, fetch, commons=client.endpoint, warn=warn)
+
+
+def _split_fields(fields: str | None) -> list[str] | None:
+    if fields is None:
+        return None
+    names = [name.strip() for name in fields.split(",") if name.strip()]
+    if not names:
+        raise UserError("--fields is empty; omit it to get every field")
+    return names

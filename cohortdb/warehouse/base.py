@@ -1,0 +1,100 @@
+"""The warehouse seam: what every target (DuckDB today, BigQuery next) provides.
+
+Everything downstream of the lake — exports, ``cohortdb sql``, cohorts, the
+demo, the Python API, the dashboard — talks to a :class:`WarehouseTarget`,
+never to a database driver. A target reads read-only and opens a new
+connection per call, so no reader holds the warehouse between calls.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import pyarrow as pa
+
+Dialect = Literal["duckdb", "bigquery"]
+"""The SQL dialect of a target (the guppy filter translation has one per dialect)."""
+
+Params = Sequence[Any] | None
+"""Positional query parameters, bound to ``?`` placeholders in order."""
+
+TABLE_FORMATS = ("csv", "tsv", "parquet")
+"""File formats of :meth:`WarehouseTarget.export_table`."""
+
+
+class Target(enum.StrEnum):
+    """The warehouse engines ``--target`` accepts."""
+
+    DUCKDB = "duckdb"
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A table or view of the warehouse: ``schema.name``, ``kind`` is ``table`` or ``view``."""
+
+    schema: str
+    name: str
+    kind: str
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+class WarehouseTarget(Protocol):
+    """One warehouse engine. Methods raise :class:`~ingest.errors.UserError` for
+    anything a user can fix (no warehouse yet, a bad query, a lock held by a writer)."""
+
+    target: Target
+    dialect: Dialect
+    location: str
+    """Where the warehouse lives, for messages (a file path, a project.dataset)."""
+
+    def load(self) -> dict[str, int]:
+        """Replace the ``raw`` schema with the lake's content; row counts by table name."""
+        ...
+
+    def dbt_environment(self) -> dict[str, str]:
+        """The environment variables ``profiles.yml`` reads for this target (absolute paths, names)."""
+        ...
+
+    def exists(self) -> bool:
+        """Whether anything has been loaded (a read would not fail for want of a warehouse)."""
+        ...
+
+    def connect(self) -> AbstractContextManager[Any]:
+        """A read-only connection of the engine's own driver (for what the seam does not cover)."""
+        ...
+
+    def query(self, sql: str, params: Params = None) -> pa.Table:
+        """The whole result of a read-only query as an Arrow table."""
+        ...
+
+    def query_batches(self, sql: str, params: Params = None, batch_rows: int = 10_000) -> Iterator[pa.RecordBatch]:
+        """A read-only query's result in record batches of at most ``batch_rows`` rows."""
+        ...
+
+    def relations(self) -> list[Relation]:
+        """Every table and view, sorted by schema then name."""
+        ...
+
+    def export_table(self, relation: Relation, path: Path, fmt: str) -> int:
+        """Write ``relation`` to ``path`` as ``fmt`` (one of :data:`TABLE_FORMATS`); the row count.
+
+        Lists and structs become text in CSV/TSV and stay nested in Parquet.
+        ``path`` is written in place; callers rename it into place.
+        """
+        ...
+
+    def quote(self, identifier: str) -> str:
+        """``identifier`` quoted for this dialect."""
+        ...
+
+    def relation_sql(self, relation: Relation) -> str:
+        """How a query names ``relation`` on this target (quoted)."""
+        ...
