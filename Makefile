@@ -56,4 +56,4 @@ bench: install-test
 	$(BIN)/python bench/ingest_dicom.py
 
 clean:
-	rm -rf $(VENV) .venv-lint demo-warehouse warehouse .pytest_cache
+	rm -rf $(VENV) .venv-lint demo-warehouse warehouse .pytest_cache build dist
