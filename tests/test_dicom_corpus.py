@@ -15,7 +15,7 @@ import pytest
 
 from ingest.dicom.flatten import flatten_dataset
 from ingest.sources.files.ingest import ingest_dicom
-from ingest.dicom.read import Source, read_source
+from ingest.sources.files.read import Source, read_source
 from ingest.lake import part_files
 from ingest.settings import Settings
 

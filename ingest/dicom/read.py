@@ -1,19 +1,17 @@
-"""Reading sources (files, zip archives) into flattened headers or read errors.
+"""Reading one DICOM header (a file's bytes, or a value in memory) into flattened rows.
 
 The fast byte-level reader (:mod:`ingest.dicom.fast`) is tried first; pydicom
-is the fallback for everything it declines, and the reference for both.
+is the fallback for everything it declines, and the reference for both. Where
+the bytes come from (files, zip members) is the sources' business
+(:mod:`ingest.sources.files.read`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import os
 import struct
 import warnings
-import zipfile
-import zlib
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO
 
 import pydicom
 from pydicom.dataelem import RawDataElement
@@ -28,26 +26,7 @@ FIRST_READ = 64 * 1024
 PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 UNDEFINED_LENGTH = 0xFFFFFFFF
 DEFLATED = "1.2.840.10008.1.2.1.99"
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _LONG_LENGTH_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"})
-
-
-class Source(NamedTuple):
-    """One file found on disk (a DICOM file, a zip archive, or anything else).
-
-    ``size`` is in bytes; ``mtime_ns`` is the modification time in nanoseconds
-    since the epoch (both of the link itself for a broken symbolic link).
-    """
-
-    path: str
-    size: int
-    mtime_ns: int
-    broken_link: bool = False
-
-
-def file_id(source_path: str, member: str | None) -> str:
-    """Stable key of an instance's location: a hash of path and zip member (hex, 20 chars)."""
-    return hashlib.sha1(f"{source_path}\0{member or ''}".encode()).hexdigest()[:20]
 
 
 # ---------------------------------------------------------------- one header
@@ -169,58 +148,4 @@ def read_bytes(data: bytes, nodes: Nodes | None = None) -> Header:
     return read_header(data[:FIRST_READ], len(data), io.BytesIO(data), nodes)
 
 
-# ---------------------------------------------------------------- one source
-
-Outcome = tuple[str | None, Header | ReadError]
-"""(zip member name or None, the header or why it could not be read)."""
-
-
-def _read_zip(path: str, nodes: Nodes | None) -> list[Outcome]:
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        return [(None, ReadError("bad_zip", f"corrupted zip archive ({exc})"))]
-    with archive:
-        members = [info for info in archive.infolist() if not info.is_dir()]
-        if not members:
-            return [(None, ReadError("empty_zip", "zip archive holds no files"))]
-        outcomes: list[Outcome] = []
-        for info in members:
-            try:
-                data = archive.read(info)
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
-                outcomes.append((info.filename, ReadError("bad_zip", f"cannot extract member ({exc})")))
-                continue
-            try:
-                outcomes.append((info.filename, read_bytes(data, nodes)))
-            except ReadError as exc:
-                outcomes.append((info.filename, exc))
-        return outcomes
-
-
-def read_source(source: Source, nodes: Nodes | None = None) -> list[Outcome]:
-    """Every instance (or error) of one source: one for a file, one per member for a zip.
-
-    ``nodes``: the node table the rows share (a new one when None).
-    """
-    if source.broken_link:
-        target = os.readlink(source.path)
-        return [(None, ReadError("broken_symlink", f"symbolic link to missing {target}"))]
-    try:
-        fp = open(source.path, "rb")  # noqa: SIM115 - closed below, read in two steps
-    except OSError as exc:
-        return [(None, ReadError("unreadable", exc.strerror or str(exc)))]
-    with fp:
-        try:
-            head = fp.read(FIRST_READ)
-        except OSError as exc:
-            return [(None, ReadError("unreadable", exc.strerror or str(exc)))]
-        if head[:4] in _ZIP_MAGIC:
-            return _read_zip(source.path, nodes)
-        try:
-            return [(None, read_header(head, source.size, fp, nodes))]
-        except ReadError as exc:
-            return [(None, exc)]
-
-
-__all__ = ["Source", "file_id", "looks_like_dicom", "read_bytes", "read_header", "read_source"]
+__all__ = ["looks_like_dicom", "pydicom_header", "read_bytes", "read_header"]

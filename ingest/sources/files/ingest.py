@@ -40,7 +40,7 @@ from ingest.arrow_setup import skip_pandas_check
 from ingest.collector import gc_paused
 from ingest.sources.files.batch import TABLES, BatchResult, process_batch
 from ingest.sources.files.layout import check_layout, layout_conflict
-from ingest.dicom.read import Source
+from ingest.sources.files.read import Source
 from ingest.sources.files.shard import Shard, in_shard, listings_path, namespace, sources_dir
 from ingest.sources.files.state import read_state, save_snapshot
 from ingest.sources.files.walk import (

@@ -32,7 +32,7 @@ from typing import NamedTuple
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.dicom.read import Source
+from ingest.sources.files.read import Source
 from ingest.errors import UserError
 from ingest.lake import write_arrow
 

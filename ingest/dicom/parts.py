@@ -1,0 +1,204 @@
+"""Flattened DICOM headers → the lake's Parquet parts (elements, errors, instances).
+
+Shared by every DICOM source: a source reads headers (files, zip members,
+DICOM JSON) and hands each one, or the error that stopped it, to a
+:class:`BatchParts`; the sources' own bookkeeping (which sources a batch
+covered) stays with the source.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ingest.dicom.flatten import ElementRows, Nodes, instance_attributes
+from ingest.dicom.header import Header, ReadError
+from ingest.dicom.schema import ELEMENTS, ERRORS, INSTANCES
+from ingest.lake import PARQUET_OPTIONS, write_parquet
+
+ELEMENTS_PARQUET = {
+    "use_dictionary": [
+        "file_id", "sop_instance_uid", "tag_path", "keyword_path", "tag", "keyword", "vr", "private_creator",
+    ],
+    "write_statistics": ["file_id", "sop_instance_uid"],
+}
+"""Element parts: dictionaries only for the repetitive columns (values are mostly
+unique), min/max only where they can skip a part (every part holds every tag)."""
+ROW_GROUP_ROWS = 32_768
+"""Element rows converted and written together (a row group of the elements part)."""
+
+
+def _repeated(values: list[str | None], run_ends: pa.Array) -> pa.Array:
+    """``values[i]`` repeated up to ``run_ends[i]`` (cumulative row counts), as a plain string array."""
+    encoded = pa.RunEndEncodedArray.from_arrays(run_ends, pa.array(values, pa.string()))
+    return pc.run_end_decode(encoded)
+
+
+def _sparse(n: int, exceptions: list[tuple[int, Any]]) -> list[Any]:
+    """``n`` Nones with ``exceptions`` (row index, value) filled in."""
+    column: list[Any] = [None] * n
+    for index, value in exceptions:
+        column[index] = value
+    return column
+
+
+def _elements_table(chunks: list[tuple[str, str | None, ElementRows]], nodes: Nodes) -> pa.Table:
+    """One table of every chunk's rows (all at nodes of ``nodes``); the node columns
+    are taken from the node table, ``vm`` and ``value_text`` computed by Arrow from
+    ``values`` (``vm`` where no exception says otherwise; ``value_text`` null when no values)."""
+    columns: dict[str, list[Any]] = {name: [] for name in ElementRows.STORED}
+    exceptions: dict[str, list[tuple[int, Any]]] = {name: [] for name in ElementRows.SPARSE}
+    run_ends: list[int] = []
+    n = 0
+    for _, _, rows in chunks:
+        for name in ElementRows.STORED:
+            columns[name] += getattr(rows, name)
+        for name, attribute in ElementRows.SPARSE.items():
+            exceptions[name] += [(n + index, value) for index, value in getattr(rows, attribute).items()]
+        n = len(columns["node"])
+        run_ends.append(n)
+    node_ids = pa.array(columns.pop("node"), pa.int32())
+    arrays = {name: pa.array(values, ELEMENTS.field(name).type) for name, values in columns.items()}
+    for name in Nodes.COLUMNS:
+        arrays[name] = pa.array(getattr(nodes, name), ELEMENTS.field(name).type).take(node_ids)
+    for name in ("private_creator", "value_length"):
+        arrays[name] = pa.array(_sparse(n, exceptions[name]), ELEMENTS.field(name).type)
+    values = arrays["values"]
+    vm = pc.list_value_length(values).cast(ELEMENTS.field("vm").type)
+    if exceptions["vm"]:
+        exceptions["vm"].sort()
+        mask = pa.array([value is not None for value in _sparse(n, exceptions["vm"])], pa.bool_())
+        vm = pc.replace_with_mask(vm, mask, pa.array([v for _, v in exceptions["vm"]], vm.type))
+    arrays["vm"] = vm
+    # a run cannot be empty: skip instances without rows (their run end repeats the previous one)
+    keep = [i for i, end in enumerate(run_ends) if end != (run_ends[i - 1] if i else 0)]
+    ends = pa.array([run_ends[i] for i in keep], pa.int32())
+    arrays["file_id"] = _repeated([chunks[i][0] for i in keep], ends)
+    arrays["sop_instance_uid"] = _repeated([chunks[i][1] for i in keep], ends)
+    arrays["value_text"] = pc.if_else(
+        pc.equal(pc.list_value_length(values), 0), pa.scalar(None, pa.string()), pc.binary_join(values, "\\")
+    )
+    return pa.table([arrays[name] for name in ELEMENTS.names], schema=ELEMENTS)
+
+
+def _table(records: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pylist(records, schema=schema)
+
+
+class ElementsPart:
+    """The elements part of a batch, written a row group at a time.
+
+    Rows are buffered until about :data:`ROW_GROUP_ROWS` of them (whole instances),
+    then converted and written, and a new node table begun: a worker's memory
+    is bounded by rows, whatever the files' sizes and the batch's length.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.nodes = Nodes()
+        self.n_rows = 0
+        self._chunks: list[tuple[str, str | None, ElementRows]] = []
+        self._buffered = 0
+        self._writer: pq.ParquetWriter | None = None
+
+    def add(self, fid: str, sop_instance_uid: str | None, rows: ElementRows) -> None:
+        """Buffer one instance's rows (their nodes in :attr:`nodes`); call :meth:`flush` between sources."""
+        self._chunks.append((fid, sop_instance_uid, rows))
+        self._buffered += len(rows)
+
+    def flush(self, *, last: bool = False) -> None:
+        """Write the buffered rows as a row group once there are enough (always when ``last``)."""
+        if self._buffered < ROW_GROUP_ROWS and not (last and (self._chunks or self._writer is None)):
+            return
+        table = _elements_table(self._chunks, self.nodes)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, ELEMENTS, **PARQUET_OPTIONS, **ELEMENTS_PARQUET)
+        self._writer.write_table(table)
+        self.n_rows += table.num_rows
+        self._chunks, self._buffered, self.nodes = [], 0, Nodes()
+
+    def close(self) -> None:
+        """Write what is left (an empty part when there were no rows) and close the file."""
+        self.flush(last=True)
+        if self._writer is not None:
+            self._writer.close()
+
+
+def file_id(source_path: str, member: str | None) -> str:
+    """Stable key of an instance's location: a hash of path and zip member (hex, 20 chars)."""
+    return hashlib.sha1(f"{source_path}\0{member or ''}".encode()).hexdigest()[:20]
+
+
+@dataclass
+class PartCounts:
+    """What a batch's parts hold: instances, errors and element rows; ``n_fast`` instances
+    were read by the fast reader."""
+
+    n_instances: int
+    n_errors: int
+    n_elements: int
+    n_fast: int
+
+
+class BatchParts:
+    """The ``elements``, ``errors`` and ``instances`` parts of one batch, under ``staging``.
+
+    Element rows go to disk a row group at a time; instance and error rows are
+    written by :meth:`close`. Call :meth:`end_source` after each source.
+    """
+
+    def __init__(self, staging: Path, ingested_at: dt.datetime) -> None:
+        self.staging = staging
+        self.ingested_at = ingested_at
+        self.elements = ElementsPart(staging / "elements.parquet")
+        self.instances: list[dict[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []
+        self.n_fast = 0
+
+    @property
+    def nodes(self) -> Nodes:
+        """The node table the next header's rows must be read into."""
+        return self.elements.nodes
+
+    def add_instance(self, header: Header, *, source_path: str, member: str | None,
+                     mtime: dt.datetime | None) -> None:
+        """One instance: its ``dicom_instances`` row and its element rows."""
+        fid = file_id(source_path, member)
+        record = instance_attributes(header.rows)
+        record.update(
+            file_id=fid, source_path=source_path, source_member=member,
+            file_size=header.size, file_mtime=mtime,
+            has_pixel_data=header.has_pixel_data, pixel_data_length=header.pixel_data_length,
+            ingested_at=self.ingested_at,
+        )
+        self.instances.append(record)
+        self.elements.add(fid, record["sop_instance_uid"], header.rows)
+        self.n_fast += header.reader == "fast"
+
+    def add_error(self, error: ReadError, *, source_path: str, member: str | None) -> None:
+        """One ``dicom_errors`` row: a source (or zip member) that could not be read."""
+        self.errors.append({
+            "source_path": source_path, "source_member": member,
+            "error_type": error.error_type, "message": error.message,
+            "ingested_at": self.ingested_at,
+        })
+
+    def end_source(self) -> None:
+        """Between sources: write the buffered element rows once there are enough."""
+        self.elements.flush()
+
+    def close(self) -> PartCounts:
+        """Write every part (empty ones too) and say what they hold."""
+        self.elements.close()
+        write_parquet(_table(self.errors, ERRORS), self.staging / "errors.parquet")
+        write_parquet(_table(self.instances, INSTANCES), self.staging / "instances.parquet")
+        counts = PartCounts(len(self.instances), len(self.errors), self.elements.n_rows, self.n_fast)
+        self.instances, self.errors = [], []
+        return counts

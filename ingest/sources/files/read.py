@@ -1,0 +1,83 @@
+"""Reading one source found on disk: a DICOM file (one instance), a zip archive (one per
+member), or anything else (a read error)."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+import zlib
+from typing import NamedTuple
+
+from ingest.dicom.flatten import Nodes
+from ingest.dicom.header import Header, ReadError
+from ingest.dicom.read import FIRST_READ, read_bytes, read_header
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+class Source(NamedTuple):
+    """One file found on disk (a DICOM file, a zip archive, or anything else).
+
+    ``size`` is in bytes; ``mtime_ns`` is the modification time in nanoseconds
+    since the epoch (both of the link itself for a broken symbolic link).
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+    broken_link: bool = False
+
+
+Outcome = tuple[str | None, Header | ReadError]
+"""(zip member name or None, the header or why it could not be read)."""
+
+
+def _read_zip(path: str, nodes: Nodes | None) -> list[Outcome]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        return [(None, ReadError("bad_zip", f"corrupted zip archive ({exc})"))]
+    with archive:
+        members = [info for info in archive.infolist() if not info.is_dir()]
+        if not members:
+            return [(None, ReadError("empty_zip", "zip archive holds no files"))]
+        outcomes: list[Outcome] = []
+        for info in members:
+            try:
+                data = archive.read(info)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
+                outcomes.append((info.filename, ReadError("bad_zip", f"cannot extract member ({exc})")))
+                continue
+            try:
+                outcomes.append((info.filename, read_bytes(data, nodes)))
+            except ReadError as exc:
+                outcomes.append((info.filename, exc))
+        return outcomes
+
+
+def read_source(source: Source, nodes: Nodes | None = None) -> list[Outcome]:
+    """Every instance (or error) of one source: one for a file, one per member for a zip.
+
+    ``nodes``: the node table the rows share (a new one when None).
+    """
+    if source.broken_link:
+        target = os.readlink(source.path)
+        return [(None, ReadError("broken_symlink", f"symbolic link to missing {target}"))]
+    try:
+        fp = open(source.path, "rb")  # noqa: SIM115 - closed below, read in two steps
+    except OSError as exc:
+        return [(None, ReadError("unreadable", exc.strerror or str(exc)))]
+    with fp:
+        try:
+            head = fp.read(FIRST_READ)
+        except OSError as exc:
+            return [(None, ReadError("unreadable", exc.strerror or str(exc)))]
+        if head[:4] in _ZIP_MAGIC:
+            return _read_zip(source.path, nodes)
+        try:
+            return [(None, read_header(head, source.size, fp, nodes))]
+        except ReadError as exc:
+            return [(None, exc)]
+
+
+__all__ = ["Outcome", "Source", "read_source"]
