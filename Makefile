@@ -9,7 +9,7 @@ APT_PACKAGES ?= openssl
 
 LINT   := .venv-lint/bin
 # the linters live in a venv of their own: mypy's pathspec and dbt-core's disagree
-LINTERS ?= ruff==0.17.6 mypy==2.4.1
+LINTERS ?= ruff==0.17.6 mypy==2.4.1 import-linter==2.17
 
 .PHONY: demo test install install-test apt bench clean lint
 
@@ -45,9 +45,11 @@ $(LINT)/.installed: Makefile
 	$(LINT)/python -m pip install --quiet $(LINTERS)
 	touch $@
 
+# import-linter reads the packages' sources from the checkout (PYTHONPATH), it imports none of them
 lint: $(LINT)/.installed
-	$(LINT)/ruff check ingest cohortdb dashboards bench tests
+	$(LINT)/ruff check ingest cohortdb dashboards bench tests setup.py
 	$(LINT)/mypy
+	PYTHONPATH=. $(LINT)/lint-imports
 
 test: apt install-test lint
 	$(BIN)/python -m pytest -q

@@ -83,8 +83,8 @@ def _parallel(function, paths: list[str], workers: int) -> tuple[float, list]:  
 
 def _ingest_here(paths_root: Path, workers: int, warehouse: Path, full: bool):  # noqa: ANN202
     sys.path.insert(0, str(ROOT))
-    from ingest.sources.files.ingest import ingest_dicom
     from ingest.settings import resolve_settings
+    from ingest.sources.files.ingest import ingest_dicom
 
     return ingest_dicom(resolve_settings(warehouse), [paths_root], workers=workers, full=full)
 

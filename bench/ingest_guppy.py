@@ -45,9 +45,9 @@ def phase(name: str, dump: Path, warehouse: Path) -> None:
             rows = [json.loads(line) for line in handle] if dump.suffix == ".ndjson" else json.load(handle)
         count = len(rows)
     else:
+        from ingest.settings import resolve_settings
         from ingest.sources.guppy.dump import read_dump
         from ingest.sources.guppy.ingest import ingest_indices
-        from ingest.settings import resolve_settings
 
         reports = ingest_indices(resolve_settings(warehouse), ["imaging_study"],
                                  lambda index: read_dump(dump, index),

@@ -47,10 +47,10 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cohortdb.warehouse.duckdb import database_path
+from cohortdb.warehouse.duckdb import database_path  # noqa: E402
+from cohortdb.warehouse.guppy_fields import DECLARED  # noqa: E402
 from ingest.dicom.schema import ELEMENTS, INSTANCES  # noqa: E402
 from ingest.lake import write_parquet  # noqa: E402
-from cohortdb.warehouse.guppy_fields import DECLARED  # noqa: E402
 
 OUT_DIR = ROOT / "bench" / "out"
 GENERATOR_VERSION = 2

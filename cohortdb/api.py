@@ -99,7 +99,7 @@ class Warehouse:
                 raise UserError("dicom_conditions go with a filter, not with a saved cohort's name")
             return find_cohort(definition, self.cohorts_dir)
         if isinstance(definition, Mapping):
-            return make_cohort("adhoc", definition, index=index, dicom_conditions=dicom_conditions)
+            return make_cohort("adhoc", definition, index=index, dicom_conditions=dicom_conditions, where="cohort")
         raise UserError(f"a cohort is a saved cohort's name, a guppy filter (dict) or a Cohort, "
                         f"not {type(definition).__name__}")
 

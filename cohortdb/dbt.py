@@ -25,10 +25,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.errors import UserError
 from cohortdb.cohorts.compile import compile_cohorts, generated_models_dir, warehouse_project_dir
 from cohortdb.project import PROJECT_DIR
 from cohortdb.warehouse import Target, open_target
+from ingest.errors import UserError
 from ingest.settings import Settings
 
 PROJECT_ENTRIES = ("dbt_project.yml", "profiles.yml", "models", "macros", "seeds", "data-tests")

@@ -7,6 +7,7 @@ No printing of results here: :func:`run_demo` reports progress through
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import duckdb
 
@@ -15,7 +16,6 @@ from cohortdb.warehouse import open_target
 from ingest.errors import UserError
 from ingest.settings import Settings
 from ingest.sources.files.ingest import ingest_dicom
-from pathlib import Path
 
 EXAMPLES: list[tuple[str, str]] = [
     (
@@ -90,11 +90,11 @@ order by patient_id, study_instance_uid, series_instance_uid
 def ingest_linked_guppy(settings: Settings, seed: int = 0, echo: Callable[[str], None] = print) -> None:
     """Write MIDRC-shaped guppy dumps describing the DICOM series in the lake
     (``<warehouse>/demo-guppy/<index>.json``), then ingest them like `--from-json`."""
+    from cohortdb.synthetic.guppy import records_for_series
+    from ingest.lake import part_files
     from ingest.sources.guppy.dump import read_dump
     from ingest.sources.guppy.ingest import ingest_indices
     from ingest.sources.guppy.json_text import dumps
-    from cohortdb.synthetic.guppy import records_for_series
-    from ingest.lake import part_files
 
     files = [str(f) for f in part_files(settings.dicom_lake / "instances")]
     con = duckdb.connect()

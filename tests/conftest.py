@@ -52,11 +52,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A built warehouse: ~100 synthetic instances (one copied twice), linked guppy records,
     the repository's cohorts. Tests only read it."""
     from cohortdb.dbt import build
-    from cohortdb.project import SHIPPED_COHORTS_DIR
     from cohortdb.demo import ingest_linked_guppy
-    from ingest.sources.files.ingest import ingest_dicom
+    from cohortdb.project import SHIPPED_COHORTS_DIR
     from cohortdb.synthetic.dicom import generate_corpus
     from cohortdb.warehouse.duckdb import load_duckdb
+    from ingest.sources.files.ingest import ingest_dicom
 
     root = tmp_path_factory.mktemp("built")
     corpus = root / "dicom"

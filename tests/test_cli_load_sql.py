@@ -11,11 +11,10 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from cohortdb.warehouse.duckdb import database_path
 from cohortdb.cli.main import app
-from ingest.sources.files.ingest import ingest_dicom
-from cohortdb.warehouse.duckdb import load_duckdb
+from cohortdb.warehouse.duckdb import database_path, load_duckdb
 from ingest.settings import Settings
+from ingest.sources.files.ingest import ingest_dicom
 
 runner = CliRunner()
 

@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 from pydicom.data import get_testdata_file
 
-from ingest.sources.files.ingest import ingest_dicom
 from ingest.lake import part_files
 from ingest.settings import Settings
+from ingest.sources.files.ingest import ingest_dicom
 
 CT = Path(get_testdata_file("CT_small.dcm"))
 NO_META = Path(get_testdata_file("ExplVR_LitEndNoMeta.dcm"))  # starts with group 0008, no preamble

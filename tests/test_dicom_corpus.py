@@ -14,10 +14,10 @@ import pydicom
 import pytest
 
 from ingest.dicom.flatten import flatten_dataset
-from ingest.sources.files.ingest import ingest_dicom
-from ingest.sources.files.read import Source, read_source
 from ingest.lake import part_files
 from ingest.settings import Settings
+from ingest.sources.files.ingest import ingest_dicom
+from ingest.sources.files.read import Source, read_source
 
 PIXEL_TAG = "(7FE0,0010)"
 

@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.sources.files import ingest as dicom_ingest
-from ingest.sources.files.ingest import ingest_dicom
 from ingest.lake import Transaction, part_files, recover
 from ingest.settings import Settings, resolve_settings
+from ingest.sources.files import ingest as dicom_ingest
+from ingest.sources.files.ingest import ingest_dicom
 
 
 def _table(settings: Settings, name: str) -> pa.Table:

@@ -9,6 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from ingest.errors import UserError
+from ingest.settings import resolve_settings
 from ingest.sources.files.shard import (
     Shard,
     in_shard,
@@ -18,8 +20,6 @@ from ingest.sources.files.shard import (
     shard_of,
     sources_dir,
 )
-from ingest.errors import UserError
-from ingest.settings import resolve_settings
 
 
 def test_a_source_belongs_to_the_sha1_of_its_path_modulo_n() -> None:

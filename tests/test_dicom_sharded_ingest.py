@@ -15,15 +15,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.sources.files.ingest import IngestSummary, ingest_dicom
-from ingest.sources.files.layout import SHARDS_RECORD, check_layout, recorded_shards
-from ingest.dicom.schema import ERRORS, SOURCES
-from ingest.sources.files.shard import Shard, namespace, shard_of, sources_dir
 from cohortdb.synthetic.dicom import generate_corpus
+from cohortdb.warehouse.duckdb import load_duckdb
+from ingest.dicom.schema import ERRORS, SOURCES
 from ingest.errors import UserError
 from ingest.lake import LakeLock, Transaction, part_files, read_table
-from cohortdb.warehouse.duckdb import load_duckdb
 from ingest.settings import Settings, resolve_settings
+from ingest.sources.files.ingest import IngestSummary, ingest_dicom
+from ingest.sources.files.layout import SHARDS_RECORD, check_layout, recorded_shards
+from ingest.sources.files.shard import Shard, namespace, shard_of, sources_dir
 
 PUBLIC = ("instances", "elements", "errors")
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from ingest.sources.files.ingest import ingest_dicom
 from ingest.dicom.schema import SOURCES
-from ingest.sources.files.shard import sources_dir
-from ingest.sources.files.state import read_state, save_snapshot, snapshot_path
 from ingest.lake import part_files, read_table, write_parquet
 from ingest.settings import Settings
+from ingest.sources.files.ingest import ingest_dicom
+from ingest.sources.files.shard import sources_dir
+from ingest.sources.files.state import read_state, save_snapshot, snapshot_path
 
 
 def _rows(table: pa.Table) -> list[tuple]:

@@ -14,12 +14,12 @@ import pyarrow.compute as pc
 import pytest
 from pydicom.data import get_testdata_file
 
+from ingest.lake import write_arrow
+from ingest.settings import Settings, resolve_settings
 from ingest.sources.files import ingest as dicom_ingest
 from ingest.sources.files import walk
 from ingest.sources.files.ingest import ingest_dicom
 from ingest.sources.files.shard import listings_path
-from ingest.lake import write_arrow
-from ingest.settings import Settings, resolve_settings
 
 CT = Path(get_testdata_file("CT_small.dcm"))
 TICK = 0.05

@@ -13,7 +13,6 @@ from gen3.tools.download.drs_download import Manifest
 from typer.testing import CliRunner
 
 from cohortdb.cli.main import app
-from ingest.errors import UserError
 from ingest.settings import Settings
 from tests.warehouse import rows
 

@@ -12,11 +12,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from ingest.errors import UserError
-from ingest.sources.guppy.client import GuppyClient, RetryPolicy, load_credentials
-from ingest.lake import part_files
-from tests.fake_gen3.fixtures import fake_commons, midrc_records, sdk_home  # noqa: F401
 from cohortdb.synthetic.guppy_records import generate
+from ingest.errors import UserError
+from ingest.lake import part_files
+from ingest.sources.guppy.client import GuppyClient, RetryPolicy, load_credentials
+from tests.fake_gen3.fixtures import fake_commons, midrc_records, sdk_home  # noqa: F401
 from tests.fake_gen3.server import FakeCommons
 from tests.guppy_cli import run
 

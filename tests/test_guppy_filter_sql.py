@@ -22,12 +22,12 @@ import sqlglot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.errors import UserError
 from cohortdb.cohorts.filter_sql import filter_to_sql, guppy_columns
+from cohortdb.synthetic.guppy_records import generate
 from cohortdb.warehouse.duckdb import database_path
+from ingest.errors import UserError
 from ingest.settings import resolve_settings
 from tests.fake_gen3.filters import KEYWORD, NESTED, NUMERIC, FilterError, field_kinds, matches
-from cohortdb.synthetic.guppy_records import generate
 from tests.guppy_cli import run_cli
 
 INDICES = ("case", "imaging_study", "data_file")

@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.table import Table
 
 
-
 def _plain(value: Any) -> Any:
     if isinstance(value, dt.date | dt.time | dt.datetime):
         return value.isoformat()

@@ -114,15 +114,17 @@ def parse_cohort(name: str, document: Any, where: str) -> Cohort:
 
 
 def make_cohort(name: str, filter_: Mapping[str, Any] | None, *, index: str = "imaging_study",
-                description: str = "", dicom_conditions: Sequence[str] = ()) -> Cohort:
+                description: str = "", dicom_conditions: Sequence[str] = (), where: str | None = None) -> Cohort:
     """A validated :class:`Cohort` from its parts (what a dashboard or a notebook has).
+
+    ``where`` starts error messages (default ``cohort <name>``).
 
     Raises:
         UserError: an invalid name, index, filter or condition.
     """
     document = {"index": index, "filter": dict(filter_ or {}), "description": description,
                 "dicom_conditions": list(dicom_conditions)}
-    return parse_cohort(name, document, f"cohort {name}")
+    return parse_cohort(name, document, where or f"cohort {name}")
 
 
 def read_cohort(path: Path) -> Cohort:
@@ -195,7 +197,7 @@ def save_cohort(cohort: Cohort, directory: Path, *, overwrite: bool = False) -> 
     if clash:
         raise UserError(f"cohort {cohort.name!r} already exists: {clash[0]}"
                         + ("" if overwrite else " (overwrite it explicitly, or choose another name)"))
-    text = (f"# Saved by cohortdb; the filter is guppy's own JSON.\n"
+    text = ("# Saved by cohortdb; the filter is guppy's own JSON.\n"
             + yaml.safe_dump(cohort.document(), sort_keys=False, allow_unicode=True))
     partial = directory / f".{cohort.name}.yml.partial"
     try:

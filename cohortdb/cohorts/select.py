@@ -93,7 +93,8 @@ def built_sizes(warehouse: WarehouseTarget, names: list[str]) -> dict[str, int]:
     sizes: dict[str, int] = {}
     for name, relation in built.items():
         try:
-            sizes[name] = warehouse.query(f"select count(*) from {warehouse.relation_sql(relation)}").column(0)[0].as_py()
+            counted = warehouse.query(f"select count(*) from {warehouse.relation_sql(relation)}")
+            sizes[name] = counted.column(0)[0].as_py()
         except UserError:
             continue
     return sizes

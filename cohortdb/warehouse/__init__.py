@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from ingest.settings import Settings
-
 from cohortdb.warehouse.base import Dialect, Relation, Target, WarehouseTarget
+from ingest.settings import Settings
 
 __all__ = ["Dialect", "Relation", "Target", "WarehouseTarget", "open_target"]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cohortdb.warehouse.guppy_fields import DECLARED
 from ingest.dicom.schema import TABLES as DICOM_TABLES
 from ingest.lake import part_files
-from cohortdb.warehouse.guppy_fields import DECLARED
 from ingest.settings import Settings
 
 

@@ -38,6 +38,9 @@ import pyarrow.parquet as pq
 
 from ingest.arrow_setup import skip_pandas_check
 from ingest.collector import gc_paused
+from ingest.errors import UserError
+from ingest.lake import LakeLock, Transaction, new_part_id
+from ingest.settings import Settings
 from ingest.sources.files.batch import TABLES, BatchResult, process_batch
 from ingest.sources.files.layout import check_layout, layout_conflict
 from ingest.sources.files.read import Source
@@ -51,9 +54,6 @@ from ingest.sources.files.walk import (
     under_mask,
     walk_sources,
 )
-from ingest.errors import UserError
-from ingest.lake import LakeLock, Transaction, new_part_id
-from ingest.settings import Settings
 
 MAX_BATCH = 1000
 """Sources per batch (a batch is one set of part files and one commit). Worker memory is

@@ -14,11 +14,11 @@ from __future__ import annotations
 import contextlib
 
 from ingest.dicom.schema import TABLES
-from ingest.sources.files.shard import Shard, listings_path, namespace, sources_dir
-from ingest.sources.files.state import snapshot_path
 from ingest.errors import UserError
 from ingest.lake import LakeLock, Transaction, part_files
 from ingest.settings import Settings
+from ingest.sources.files.shard import Shard, listings_path, namespace, sources_dir
+from ingest.sources.files.state import snapshot_path
 
 SHARDS_RECORD = "dicom_shards"
 """The file under ``_state/`` holding the lake's shard count N (absent: unsharded)."""

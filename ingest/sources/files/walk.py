@@ -32,9 +32,9 @@ from typing import NamedTuple
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.sources.files.read import Source
 from ingest.errors import UserError
 from ingest.lake import write_arrow
+from ingest.sources.files.read import Source
 
 WALK_SPLIT = 16
 """Subtrees a parallel walk is split into (directories found breadth-first, dealt round-robin)."""

@@ -19,9 +19,9 @@ import pyarrow as pa
 
 from ingest.collector import gc_paused
 from ingest.errors import UserError
-from ingest.sources.guppy.flatten import flatten
 from ingest.lake import LakeLock, Transaction, new_part_id, part_files
 from ingest.settings import Settings
+from ingest.sources.guppy.flatten import flatten
 
 INDEX_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
