@@ -19,7 +19,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dt.date | dt.time | dt.datetime):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
-        return float(value)
+        # scale 0 is an integer type too wide for int64 (DuckDB's HUGEINT, e.g. a sum of BIGINTs)
+        exponent = value.as_tuple().exponent
+        return int(value) if isinstance(exponent, int) and exponent >= 0 else float(value)
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, dict):
