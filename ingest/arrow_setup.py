@@ -20,8 +20,8 @@ def skip_pandas_check() -> None:
     """Answer pyarrow's "is pandas installed?" with no, unless pandas is already imported.
 
     The first array pyarrow builds from a Python list checks whether pandas is
-    installed, by importing it (~0.3 s and ~35 MiB, inherited by every forked
-    worker). The ingest paths never convert to pandas; an explicit
+    installed, by importing it: a noticeable start-up time and memory,
+    inherited by every forked worker. The ingest paths never convert to pandas; an explicit
     ``to_pandas()`` afterwards still works (it imports pandas itself).
     """
     if "pandas" in sys.modules:

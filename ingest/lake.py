@@ -60,7 +60,7 @@ def write_parquet(table: pa.Table, path: Path, **options: Any) -> None:
 
 def write_arrow(table: pa.Table, path: Path) -> None:
     """Write ``table`` to ``path`` as an Arrow IPC file (one record batch, zstd buffers:
-    ~5x smaller than plain for path lists), via a temporary name and a rename."""
+    path lists compress well), via a temporary name and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
     table = table.combine_chunks()
@@ -87,7 +87,7 @@ def read_parts(files: list[Path], schema: pa.Schema, threads: int = READ_THREADS
     ``threads`` parts are read at once."""
     if not files:
         return schema.empty_table()
-    # each part read on its own, several at a time: a pyarrow dataset would import pandas (~0.5 s)
+    # each part read on its own, several at a time: a pyarrow dataset would import pandas
     with ThreadPoolExecutor(min(threads, len(files))) as pool:
         parts = list(pool.map(lambda path: _read_part(path, schema), files))
     return pa.concat_tables(parts).combine_chunks()

@@ -1,8 +1,8 @@
 """Guppy filter JSON → one SQL boolean expression (pure: no I/O).
 
-The one translation of guppy filters (DESIGN.md, "Guppy filters are a
-first-class query language"), used by ``cohortdb cohort``, the dbt cohort
-models and the dashboard::
+The one translation of guppy filters (their semantics: docs/architecture.md),
+used by ``cohortdb cohort``, the dbt cohort models, the Python API and the
+dashboard::
 
     where = filter_to_sql(filter_, columns, dialect="duckdb", relation_alias="g")
     sql = f"select * from raw.guppy_imaging_study as g where {where}"

@@ -3,7 +3,7 @@
 This is the reference: whatever faster reader produces element rows must
 produce exactly these (the tests compare them over the whole pydicom corpus).
 
-Conventions (the contract of ``raw.dicom_elements`` in DESIGN.md):
+Conventions (the contract of ``raw.dicom_elements``, docs/tables.md):
 
 * ``tag_path`` is deid's ``get_identifiers`` key: ``(0010,0010)`` at the top,
   ``(0012,0064)__0__(0008,0100)`` inside item 0 (0-based) of a sequence.

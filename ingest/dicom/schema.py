@@ -1,4 +1,4 @@
-"""Explicit Arrow schemas of the DICOM lake tables (the contracts of DESIGN.md)."""
+"""Explicit Arrow schemas of the DICOM lake tables (their contracts: docs/tables.md)."""
 
 from __future__ import annotations
 

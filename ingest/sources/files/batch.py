@@ -40,8 +40,8 @@ def process_batch(staging: Path, part: str, sources: list[Source], ingested_at: 
     """Read every source of the batch and write its parts under ``staging``.
 
     Never raises for a bad source: it becomes an error row. The cyclic garbage
-    collector is paused meanwhile: a batch's rows are ~10^5 small lists without
-    cycles, and its collections cost about a third of the batch.
+    collector is paused meanwhile: a batch's rows are many small lists without
+    cycles, which it would traverse again and again for nothing.
     """
     with gc_paused():
         return _process_batch(staging, part, sources, ingested_at)

@@ -1,6 +1,6 @@
 """JSON parsing and compact serialisation: orjson when installed, else the stdlib.
 
-orjson is several times faster on large dumps. It refuses integers beyond
+orjson is much faster on large dumps. It refuses integers beyond
 64 bits and the non-standard ``NaN``/``Infinity`` literals; those inputs fall
 back to the stdlib, so results never depend on which one is installed.
 """
