@@ -15,15 +15,12 @@ from setuptools.command.build_py import build_py
 
 PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
 PROJECT_DIRS = ("models", "macros", "seeds", "data-tests", "cohorts")
-NOT_SHIPPED = ("models/cohorts/generated",)  # written by `cohortdb build`
 
 
 def _shipped(path: Path) -> bool:
-    posix = path.as_posix()
     return (
         path.is_file()
         and not any(part.startswith(".") or part == "__pycache__" for part in path.parts)
-        and not any(posix == d or posix.startswith(d + "/") for d in NOT_SHIPPED)
     )
 
 

@@ -90,7 +90,7 @@ def prepare_project(settings: Settings) -> Path:
 
 
 def run_dbt(settings: Settings, args: Sequence[str], *, target: Target = Target.DUCKDB) -> DbtOutcome:
-    """Invoke ``dbt <args>`` on the project at :data:`~cohortdb.project.PROJECT_DIR` for ``settings``' warehouse.
+    """Invoke ``dbt <args>`` on ``settings``' warehouse, from its project directory (:func:`prepare_project`).
 
     Raises:
         UserError: dbt is not installed, or could not start (bad project or profile).

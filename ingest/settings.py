@@ -1,7 +1,7 @@
 """Turns command-line options and environment variables into absolute paths.
 
-Every other module receives a :class:`Settings`; nothing else reads the
-environment for paths.
+Every module of ``ingest`` receives a :class:`Settings`; nothing else there reads
+the environment for paths (``cohortdb.project`` resolves the cohorts directory).
 """
 
 from __future__ import annotations

@@ -17,8 +17,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_PATHS = ("dbt_project.yml", "profiles.yml", "models/", "macros/", "seeds/", "data-tests/", "cohorts/")
-# `cohortdb build` still compiles the cohorts into the project (cohortdb.cohorts.definitions.GENERATED_DIR);
-# drop this exception once they are written under the warehouse.
 
 
 def _run(args: list[str | Path], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -53,7 +51,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Wheel:
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, source / name)
     # what a working checkout also has, and a wheel must not carry
-    for junk in ("models/cohorts/generated/stale.sql", "macros/__pycache__/stale.pyc"):
+    for junk in ("macros/__pycache__/stale.pyc", "models/.stale.sql"):
         (source / junk).parent.mkdir(parents=True, exist_ok=True)
         (source / junk).write_text("-- not shipped\n")
     out = tmp_path_factory.mktemp("wheel")

@@ -66,15 +66,15 @@ import difflib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 
+from cohortdb.warehouse.base import Dialect
 from ingest.errors import UserError
 from ingest.sources.guppy.filter_file import NO_DATA, RANGE_OPS, filter_problem
 from ingest.sources.guppy.flatten import METADATA_COLUMNS
 
-Dialect = Literal["duckdb", "bigquery"]
 Predicate = Callable[[str], str]
 
 SEARCH_MAX_GRAM = 20  # Tube's ngram tokenizer: min_gram 2, max_gram 20
