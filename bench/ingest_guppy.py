@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def write_dump(path: Path, count: int, form: str) -> None:
-    from cohortdb.synthetic.guppy_records import generate
+    from cohortdb.synthetic.guppy import generate
 
     studies = generate(n_cases=(count + 1) // 2, studies_per_case=2, files_per_study=1,
                        seed=11)["imaging_study"][:count]

@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from cohortdb.synthetic.guppy_records import generate
+from cohortdb.synthetic.guppy import generate
 from ingest.errors import UserError
 from ingest.lake import part_files
 from ingest.sources.guppy.client import GuppyClient, RetryPolicy, load_credentials

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cohortdb.cohorts.filter_sql import filter_to_sql, guppy_columns
-from cohortdb.synthetic.guppy_records import generate
+from cohortdb.synthetic.guppy import generate
 from cohortdb.warehouse.duckdb import database_path
 from ingest.errors import UserError
 from ingest.settings import resolve_settings

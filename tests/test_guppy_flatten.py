@@ -242,7 +242,7 @@ def python_built_columns(monkeypatch: pytest.MonkeyPatch) -> list[list[Any]]:
 def test_midrc_shaped_records_are_typed_by_the_arrow_reader(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from cohortdb.synthetic.guppy_records import generate
+    from cohortdb.synthetic.guppy import generate
 
     calls = python_built_columns(monkeypatch)
     for records in generate(n_cases=30, seed=3).values():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cohortdb.synthetic.guppy_records import generate
+from cohortdb.synthetic.guppy import generate
 from tests.fake_gen3.server import FakeCommons
 
 
