@@ -4,7 +4,8 @@ The lake is the mock site's at scale (:mod:`cohortdb.synthetic.lake`: guppy
 records and DICOM instance rows written directly as Parquet, with value mixes
 from the real IDC index of ``idc-index-data``). Per size, this times
 ``load_duckdb`` and ``build`` (dbt build of every model and test), and on the
-largest warehouse the seed 000 cohort query and five facet counts (read-only
+largest warehouse the seed 000 cohort (compiled by the product from its
+definition, and through ``Warehouse.cohort``) and the facet counts (read-only
 connection, warm, best and median of 3).
 
     PYTHONPATH=. python bench/warehouse_build.py [--sizes 100000,1000000] [--skip-generate | --regenerate]
@@ -23,6 +24,7 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -32,25 +34,12 @@ sys.path.insert(0, str(ROOT))
 
 from cohortdb.synthetic.lake import GENERATOR_VERSION, generate_lake, lake_state  # noqa: E402
 from cohortdb.warehouse.duckdb import database_path  # noqa: E402
+from ingest.settings import Settings  # noqa: E402
 
 OUT_DIR = ROOT / "bench" / "out"
 
-SEED_QUERY = """
-select study_uid, case_id, age_at_index, guppy_modalities, midrc_mrale_score
-from marts.imaging_studies
-where midrc_mrale_score >= 20
-  and list_max(days_from_study_to_pos_covid_test) >= -2
-  and list_min(days_from_study_to_pos_covid_test) <= 0
-  and list_has_any(guppy_modalities, ['DX', 'CR'])
-  and loinc_system = 'Chest'
-  and sex = 'Male'
-  and ethnicity = 'Hispanic or Latino'
-  and age_at_index >= 70
-order by study_uid
-"""
-"""Seed 000's filter. `nested >= mRALE` on one item ⇔ the study's max score (a
-single clause); the two day clauses each match any list element on their own,
-so `any x >= -2` is `list_max >= -2` and `any x <= 0` is `list_min <= 0`."""
+SEED_COHORT = "seed000_covid_chest_xr"
+"""Seed 000's cohort, timed as the product compiles it from ``cohorts/seed000_covid_chest_xr.yml``."""
 
 FACET_QUERIES = {
     "studies by modality": """
@@ -105,7 +94,6 @@ def ensure_lake(studies: int, *, skip_generate: bool, regenerate: bool = False
 def time_load(warehouse: Path) -> tuple[float, dict[str, int]]:
     """Seconds of ``load_duckdb`` into a fresh warehouse.duckdb, and its row counts."""
     from cohortdb.warehouse.duckdb import load_duckdb
-    from ingest.settings import Settings
 
     settings = Settings(warehouse_dir=warehouse)
     for stale in (database_path(settings), database_path(settings).with_name("warehouse.duckdb.wal")):
@@ -119,7 +107,6 @@ def time_build(warehouse: Path) -> tuple[float, str]:
     """Seconds of ``build`` (dbt build of all models, seeds and tests), and its summary."""
     from cohortdb.dbt import build
     from cohortdb.project import SHIPPED_COHORTS_DIR
-    from ingest.settings import Settings
 
     started = time.perf_counter()
     outcome = build(Settings(warehouse_dir=warehouse), SHIPPED_COHORTS_DIR)
@@ -137,21 +124,56 @@ def slowest_nodes(warehouse: Path, top: int = 8) -> list[tuple[str, float]]:
     return sorted(timed, key=lambda item: -item[1])[:top]
 
 
+def seed_cohort_sql(warehouse: Path) -> str:
+    """The seed cohort's query through the product's own compile path (its definition, the one
+    guppy-filter translation, the warehouse's relations): what ``Warehouse.cohort`` runs."""
+    from cohortdb.cohorts.compile import cohort_select
+    from cohortdb.cohorts.definitions import find_cohort
+    from cohortdb.cohorts.filter_sql import guppy_columns
+    from cohortdb.cohorts.select import guppy_table, warehouse_refs
+    from cohortdb.project import SHIPPED_COHORTS_DIR
+    from cohortdb.warehouse import open_target
+
+    target = open_target(Settings(warehouse_dir=warehouse))
+    cohort = find_cohort(SEED_COHORT, SHIPPED_COHORTS_DIR)
+    _, schema = guppy_table(target, cohort.index)
+    return cohort_select(cohort, guppy_columns(schema), target.dialect, warehouse_refs(target))
+
+
+def _timed(run: Callable[[], int], repeats: int) -> tuple[int, float, float]:
+    """(rows, best s, median s) of ``repeats`` runs after one warm-up run."""
+    rows = run()
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        runs.append(time.perf_counter() - started)
+    return rows, min(runs), statistics.median(runs)
+
+
 def time_queries(warehouse: Path, repeats: int = 3) -> list[tuple[str, int, float, float]]:
-    """(name, rows, best s, median s) per query, read-only connection, after one warm-up run."""
-    con = duckdb.connect(str(warehouse / "warehouse.duckdb"), read_only=True)
+    """(name, rows, best s, median s) per query, read-only connection, after one warm-up run.
+
+    The seed cohort is timed twice: its compiled query on the open connection, and the
+    whole ``Warehouse.cohort`` call (connect, compile, run, polars); both must give the
+    rows dbt built into ``cohorts.<seed>``.
+    """
+    from cohortdb.api import Warehouse
+
+    queries = {"seed 000 cohort (compiled)": seed_cohort_sql(warehouse), **FACET_QUERIES}
+    con = duckdb.connect(str(database_path(Settings(warehouse_dir=warehouse))), read_only=True)
     timings = []
     try:
-        for name, sql in {"seed 000 cohort": SEED_QUERY, **FACET_QUERIES}.items():
-            rows = len(con.execute(sql).fetchall())
-            runs = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                con.execute(sql).fetchall()
-                runs.append(time.perf_counter() - started)
-            timings.append((name, rows, min(runs), statistics.median(runs)))
+        built = con.execute(f"select count(*) from cohorts.{SEED_COHORT}").fetchall()[0][0]
+        for name, sql in queries.items():
+            timings.append((name, *_timed(lambda sql=sql: len(con.execute(sql).fetchall()), repeats)))
     finally:
         con.close()
+    api = Warehouse(warehouse)
+    timings.insert(1, ("seed 000 via Warehouse.cohort", *_timed(lambda: api.cohort(SEED_COHORT).height, repeats)))
+    for name, rows, *_ in timings[:2]:
+        if rows != built:
+            sys.exit(f"{name}: {rows} rows, but dbt built {built} into cohorts.{SEED_COHORT}")
     return timings
 
 
