@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from cohortdb.warehouse.duckdb import database_path
+from tests.cli import run
 from tests.fake_gen3.fixtures import midrc_records, sdk_home  # noqa: F401
 from tests.fake_gen3.server import FakeCommons
 from tests.fake_gen3.tls import self_signed_cert
-from tests.guppy_cli import run
 
 
 def zipped(name: str, content: bytes) -> bytes:

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingest.lake import part_files
-from tests.guppy_cli import run
+from tests.cli import run
 
 RECORDS: list[dict[str, Any]] = [
     {"submitter_id": "s1", "study_modality": ["CT"], "age_at_imaging": 71,

@@ -27,8 +27,8 @@ from cohortdb.synthetic.guppy import generate
 from cohortdb.warehouse.duckdb import database_path
 from ingest.errors import UserError
 from ingest.settings import resolve_settings
+from tests.cli import run_cli
 from tests.fake_gen3.filters import KEYWORD, NESTED, NUMERIC, FilterError, field_kinds, matches
-from tests.guppy_cli import run_cli
 
 INDICES = ("case", "imaging_study", "data_file")
 SPECIAL_TEXT = "O'Brien's \"CHEST\" \\ view;\n--"

@@ -16,9 +16,9 @@ from cohortdb.synthetic.guppy import generate
 from ingest.errors import UserError
 from ingest.lake import part_files
 from ingest.sources.guppy.client import GuppyClient, RetryPolicy, load_credentials
+from tests.cli import run
 from tests.fake_gen3.fixtures import fake_commons, midrc_records, sdk_home  # noqa: F401
 from tests.fake_gen3.server import FakeCommons
-from tests.guppy_cli import run
 
 FAST = RetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.05, timeout=5.0)
 

@@ -16,7 +16,7 @@ from cohortdb.project import SHIPPED_COHORTS_DIR
 from cohortdb.warehouse import open_target
 from cohortdb.warehouse.duckdb import database_path
 from ingest.settings import Settings
-from tests.guppy_cli import run_cli
+from tests.cli import run_cli
 from tests.warehouse import rows
 
 

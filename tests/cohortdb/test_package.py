@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT_PATHS = ("dbt_project.yml", "profiles.yml", "models/", "macros/", "seeds/", "data-tests/", "cohorts/")
 
 

@@ -128,7 +128,7 @@ def test_killed_ingest_leaves_a_readable_lake_and_the_next_run_completes_it(
         for index, path in enumerate(dicom):
             shutil.copy(path, source / f"{copy:02d}" / f"{index:03d}_{path.name}")
     killed = resolve_settings(tmp_path / "killed")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[4])}
     process = subprocess.Popen(
         [sys.executable, "-m", "cohortdb", "--warehouse", str(killed.warehouse_dir), "ingest", "dicom",
          "--workers", str(workers), str(source)],

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.cli import run_cli
 from tests.fake_gen3.filters import field_kinds, matches
-from tests.guppy_cli import run_cli
 
 # The filter of seed 000 (MIDRC's cohort-building notebook), with its parameters.
 SEED_000_FILTER: dict[str, Any] = {
