@@ -41,10 +41,6 @@ class Relation:
     name: str
     kind: str
 
-    @property
-    def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
-
 
 class WarehouseTarget(Protocol):
     """One warehouse engine. Methods raise :class:`~ingest.errors.UserError` for
