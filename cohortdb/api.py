@@ -53,14 +53,17 @@ class Warehouse:
         target: the engine it was loaded into (``duckdb``).
         cohorts: the directory of saved cohort definitions (``--cohorts``); default
             ``$COHORTDB_COHORTS``, else ``./cohorts``, else the project's.
+        allow_files: let :meth:`sql` use DuckDB's file functions (``read_csv``, ``COPY … TO``);
+            off by default, as in ``cohortdb sql``.
 
     Raises:
         UserError: the directory holds no loaded warehouse.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, target: Target | str = Target.DUCKDB,
-                 cohorts: str | os.PathLike[str] | None = None) -> None:
+                 cohorts: str | os.PathLike[str] | None = None, allow_files: bool = False) -> None:
         self.settings = resolve_settings(path)
+        self.allow_files = allow_files
         self.cohorts_dir = cohorts_dir(cohorts)
         self._target: WarehouseTarget = open_target(self.settings, target)
         if not self._target.exists():
@@ -73,8 +76,10 @@ class Warehouse:
     # ------------------------------------------------------------------ SQL
 
     def sql_arrow(self, query: str, params: Sequence[Any] | None = None) -> pa.Table:
-        """The result of a read-only query as an Arrow table; ``?`` placeholders take ``params`` in order."""
-        return self._target.query(query, params)
+        """The result of one read-only query (a SELECT) as an Arrow table; ``?`` placeholders
+        take ``params`` in order. It cannot change the warehouse, touch files (unless
+        ``allow_files``), attach databases or change settings."""
+        return self._target.user_query(query, params, allow_files=self.allow_files)
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
         """The result of a read-only query as a polars DataFrame; ``?`` placeholders take ``params``."""

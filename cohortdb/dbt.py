@@ -18,6 +18,7 @@ dbt keeps open are closed, so no lock is left behind for the next reader.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -25,9 +26,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cohortdb.cohorts.compile import compile_cohorts, generated_models_dir, warehouse_project_dir
+from cohortdb.cohorts.compile import COHORT_SCHEMA, compile_cohorts, generated_models_dir, warehouse_project_dir
 from cohortdb.project import PROJECT_DIR
-from cohortdb.warehouse import Target, open_target
+from cohortdb.warehouse import WarehouseTarget
 from ingest.errors import UserError
 from ingest.settings import Settings
 
@@ -59,8 +60,8 @@ class DbtOutcome:
 
 
 @contextmanager
-def _environment(settings: Settings, target: Target) -> Iterator[None]:
-    values = open_target(settings, target).dbt_environment()
+def _environment(warehouse: WarehouseTarget) -> Iterator[None]:
+    values = warehouse.dbt_environment()
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
@@ -89,8 +90,9 @@ def prepare_project(settings: Settings) -> Path:
     return project
 
 
-def run_dbt(settings: Settings, args: Sequence[str], *, target: Target = Target.DUCKDB) -> DbtOutcome:
-    """Invoke ``dbt <args>`` on ``settings``' warehouse, from its project directory (:func:`prepare_project`).
+def run_dbt(warehouse: WarehouseTarget, args: Sequence[str]) -> DbtOutcome:
+    """Invoke ``dbt <args>`` on the warehouse being written (:attr:`write_path` inside
+    ``publishing``), from the warehouse's project directory (:func:`prepare_project`).
 
     Raises:
         UserError: dbt is not installed, or could not start (bad project or profile).
@@ -99,19 +101,20 @@ def run_dbt(settings: Settings, args: Sequence[str], *, target: Target = Target.
         from dbt.cli.main import dbtRunner
     except ImportError:
         raise UserError("dbt is not installed: pip install 'cohortdb[dbt]'") from None
+    settings = warehouse.settings
     dbt_dir = settings.warehouse_dir / "dbt"
     project = prepare_project(settings)
     full_args = [
         *args,
         "--project-dir", str(project),
         "--profiles-dir", str(project),
-        "--target", Target(target).value,
+        "--target", warehouse.target.value,
         "--target-path", str(dbt_dir / "target"),
         "--log-path", str(dbt_dir / "logs"),
         "--log-level-file", "none",
         "--quiet",
     ]
-    with _environment(settings, target):
+    with _environment(warehouse):
         try:
             result = dbtRunner().invoke(full_args)
         finally:
@@ -148,16 +151,26 @@ class BuildOutcome(DbtOutcome):
         return f"dbt build {verdict}: {what} — {ok} ok, {len(self.problems())} not ok"
 
 
-def build(settings: Settings, cohorts: Path, *, target: Target = Target.DUCKDB,
-          select: str | None = None) -> BuildOutcome:
-    """Compile the definitions in ``cohorts`` into models, then run ``dbt build``
-    (seeds, models, data tests) on the loaded warehouse.
+def dbt_build(warehouse: WarehouseTarget, cohorts: Path, *, select: str | None = None) -> BuildOutcome:
+    """Compile the definitions in ``cohorts`` into models, then run ``dbt build`` (seeds,
+    models, data tests) on the warehouse being written; drop the ``cohorts`` tables of
+    definitions that no longer exist, so the schema holds exactly the current ones.
 
     Raises:
         UserError: a cohort definition is invalid (nothing is run then).
     """
-    dialect = open_target(settings, target).dialect
-    compile_cohorts(settings, cohorts, dialect=dialect)
+    compiled = compile_cohorts(warehouse.settings, cohorts, dialect=warehouse.dialect)
     args = ["build"] + (["--select", select] if select else [])
-    outcome = run_dbt(settings, args, target=target)
+    outcome = run_dbt(warehouse, args)
+    if outcome.success:
+        keep = {name for c in compiled for name in (c.name, f"{c.name}__files")} | _models_in(
+            warehouse.settings, COHORT_SCHEMA)
+        warehouse.prune(COHORT_SCHEMA, keep)
     return BuildOutcome(success=outcome.success, nodes=outcome.nodes)
+
+
+def _models_in(settings: Settings, schema: str) -> set[str]:
+    """The dbt models the last run's manifest puts in ``schema`` (hand-written cohort models)."""
+    manifest = settings.warehouse_dir / "dbt" / "target" / "manifest.json"
+    nodes = json.loads(manifest.read_text(encoding="utf-8")).get("nodes", {}) if manifest.exists() else {}
+    return {n["name"] for n in nodes.values() if n.get("resource_type") == "model" and n.get("schema") == schema}

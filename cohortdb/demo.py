@@ -11,8 +11,8 @@ from pathlib import Path
 
 import duckdb
 
-from cohortdb.dbt import BuildOutcome, build
-from cohortdb.warehouse import open_target
+from cohortdb.build import build
+from cohortdb.dbt import BuildOutcome
 from ingest.errors import UserError
 from ingest.settings import Settings
 from ingest.sources.files.ingest import ingest_dicom
@@ -129,11 +129,10 @@ def run_demo(settings: Settings, cohorts: Path, echo: Callable[[str], None] = pr
     summary = ingest_dicom(settings, [corpus])
     echo(summary.line())
     ingest_linked_guppy(settings, echo=echo)
-    open_target(settings).load()
-    outcome = build(settings, cohorts)
-    echo(outcome.summary())
-    if not outcome.success:
-        for problem in outcome.problems():
+    built = build(settings, cohorts)
+    echo(built.outcome.summary())
+    if built.failed_path is not None:
+        for problem in built.outcome.problems():
             echo(f"{problem.status}: {problem.name}: {problem.message}")
-        raise UserError("the demo's dbt build failed")
-    return outcome
+        raise UserError(f"the demo's dbt build failed (kept in {built.failed_path})")
+    return built.outcome

@@ -51,7 +51,7 @@ def settings(tmp_path: Path) -> Settings:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A built warehouse: ~100 synthetic instances (one copied twice), linked guppy records,
     the repository's cohorts. Tests only read it."""
-    from cohortdb.dbt import build
+    from cohortdb.build import build
     from cohortdb.demo import ingest_linked_guppy
     from cohortdb.project import SHIPPED_COHORTS_DIR
     from cohortdb.synthetic.dicom import generate_corpus
@@ -69,7 +69,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     ingest_dicom(settings, [corpus, copy], workers=1)
     ingest_linked_guppy(settings, seed=3)
     load_duckdb(settings)
-    outcome = build(settings, SHIPPED_COHORTS_DIR)
+    outcome = build(settings, SHIPPED_COHORTS_DIR).outcome
     assert outcome.success, outcome.problems()
     return settings
 

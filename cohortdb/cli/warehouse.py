@@ -11,13 +11,18 @@ from cohortdb.cli.output import print_table
 from cohortdb.warehouse import Target
 
 
-def load_command(ctx: typer.Context, target: TargetOption = Target.DUCKDB) -> None:
-    """Load the lake into the warehouse's raw schema (replaces it; idempotent)."""
-    warehouse = state(ctx).warehouse(target)
-    counts = warehouse.load()
+def _print_loaded(counts: dict[str, int], location: str) -> None:
     for name, count in counts.items():
         typer.echo(f"raw.{name}: {count} rows")
-    typer.echo(f"loaded into {warehouse.location}")
+    typer.echo(f"loaded into {location}")
+
+
+def load_command(ctx: typer.Context, target: TargetOption = Target.DUCKDB) -> None:
+    """Load the lake into the warehouse's raw schema (replaces it; idempotent)."""
+    from cohortdb.build import load
+
+    current = state(ctx)
+    _print_loaded(load(current.settings, target), current.warehouse(target).location)
 
 
 def build_command(
@@ -25,16 +30,18 @@ def build_command(
     target: TargetOption = Target.DUCKDB,
     select: Annotated[str | None, typer.Option("--select", "-s", help="dbt node selection (e.g. marts).")] = None,
 ) -> None:
-    """Load the lake, compile the cohorts, then 'dbt build' the models and their tests."""
-    from cohortdb.dbt import build
+    """Load the lake, compile the cohorts, 'dbt build' the models and their tests, then
+    publish the new warehouse (readers keep the previous one until then)."""
+    from cohortdb.build import build
 
-    load_command(ctx, target=target)
     current = state(ctx)
-    outcome = build(current.settings, current.cohorts_dir, target=target, select=select)
-    typer.echo(outcome.summary())
-    for problem in outcome.problems():
+    built = build(current.settings, current.cohorts_dir, target=target, select=select)
+    _print_loaded(built.loaded, current.warehouse(target).location)
+    typer.echo(built.outcome.summary())
+    for problem in built.outcome.problems():
         typer.echo(f"{problem.status}: {problem.resource_type} {problem.name}: {problem.message}", err=True)
-    if not outcome.success:
+    if built.failed_path is not None:
+        typer.echo(f"the previous warehouse stays live; the failed build is in {built.failed_path}", err=True)
         raise typer.Exit(1)
 
 
@@ -42,9 +49,16 @@ def sql_command(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="A SQL query on the warehouse (read-only).")],
     fmt: FormatOption = OutputFormat.TABLE,
+    allow_files: Annotated[bool, typer.Option(
+        "--allow-files", help="Let the query use DuckDB's file functions (read_csv, COPY … TO) on this machine.",
+    )] = False,
 ) -> None:
-    """Run a read-only SQL query on the warehouse and print the result."""
-    print_table(state(ctx).warehouse().query(query), fmt.value)
+    """Run one read-only SQL query (a SELECT) on the warehouse and print the result.
+
+    The query cannot change the warehouse, read or write files (unless --allow-files),
+    attach databases or change settings.
+    """
+    print_table(state(ctx).warehouse().user_query(query, allow_files=allow_files), fmt.value)
 
 
 def register(app: typer.Typer) -> None:

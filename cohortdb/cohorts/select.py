@@ -66,7 +66,7 @@ def select_records(warehouse: WarehouseTarget, index: str, filter_: dict[str, ob
     columns = [ID_COLUMN] if ids_only else (
         ([ID_COLUMN] if has_id else []) + [n for n in schema.names if n not in (ID_COLUMN, RECORD)])
     order = f" order by {quote(ID_COLUMN)}" if has_id else ""
-    return warehouse.query(f"select {', '.join('g.' + quote(c) for c in columns)} "
+    return warehouse.user_query(f"select {', '.join('g.' + quote(c) for c in columns)} "
                            f"from {warehouse.relation_sql(relation)} as g where {where}{order}")
 
 
@@ -82,7 +82,8 @@ def select_cohort(warehouse: WarehouseTarget, cohort: Cohort) -> pa.Table:
     _require(warehouse, "marts", shape.mart, "run `cohortdb build` first")
     _, schema = guppy_table(warehouse, cohort.index)
     query = cohort_select(cohort, guppy_columns(schema), warehouse.dialect, warehouse_refs(warehouse))
-    return warehouse.query(f"select * from ({query}) as cohort order by {warehouse.quote(shape.mart_key)}")
+    # the DICOM conditions are a user's SQL: run in the user's box
+    return warehouse.user_query(f"select * from ({query}) as cohort order by {warehouse.quote(shape.mart_key)}")
 
 
 def built_sizes(warehouse: WarehouseTarget, names: list[str]) -> dict[str, int]:

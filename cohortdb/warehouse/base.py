@@ -17,6 +17,8 @@ from typing import Any, Literal, Protocol
 
 import pyarrow as pa
 
+from ingest.settings import Settings
+
 Dialect = Literal["duckdb", "bigquery"]
 """The SQL dialect of a target (the guppy filter translation has one per dialect)."""
 
@@ -42,17 +44,44 @@ class Relation:
     kind: str
 
 
+class Publication:
+    """The next warehouse being written; :meth:`abandon` keeps it unpublished (a failed build).
+
+    ``failed_path`` is where an abandoned one was kept, once the block has ended.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.abandoned = False
+        self.failed_path: Path | None = None
+
+    def abandon(self) -> None:
+        self.abandoned = True
+
+
 class WarehouseTarget(Protocol):
     """One warehouse engine. Methods raise :class:`~ingest.errors.UserError` for
     anything a user can fix (no warehouse yet, a bad query, a lock held by a writer)."""
 
     target: Target
     dialect: Dialect
+    settings: Settings
     location: str
     """Where the warehouse lives, for messages (a file path, a project.dataset)."""
 
     def load(self) -> dict[str, int]:
         """Replace the ``raw`` schema with the lake's content; row counts by table name."""
+        ...
+
+    def publishing(self, *, from_live: bool) -> AbstractContextManager[Publication]:
+        """Write the next warehouse (a copy of the live one when ``from_live``, else empty)
+        while the block runs — :meth:`load` and dbt write there — and make it the live one,
+        atomically, when the block ends; unless abandoned (kept aside) or an exception
+        ends the block (discarded). Readers never wait for it nor see it half-built.
+
+        Raises:
+            UserError: another writer holds the warehouse.
+        """
         ...
 
     def dbt_environment(self) -> dict[str, str]:
@@ -68,7 +97,17 @@ class WarehouseTarget(Protocol):
         ...
 
     def query(self, sql: str, params: Params = None) -> pa.Table:
-        """The whole result of a read-only query as an Arrow table."""
+        """The whole result of a read-only query the product wrote, as an Arrow table."""
+        ...
+
+    def user_query(self, sql: str, params: Params = None, *, allow_files: bool = False) -> pa.Table:
+        """:meth:`query` for SQL a user wrote: one SELECT, read-only, no access to files
+        (unless ``allow_files``) nor to the engine's configuration.
+
+        Raises:
+            UserError: several statements, a statement that is not a query, or a query
+                that reaches for what the box forbids.
+        """
         ...
 
     def query_batches(self, sql: str, params: Params = None, batch_rows: int = 10_000) -> Iterator[pa.RecordBatch]:
@@ -85,6 +124,11 @@ class WarehouseTarget(Protocol):
         Lists and structs become text in CSV/TSV and stay nested in Parquet.
         ``path`` is written in place; callers rename it into place.
         """
+        ...
+
+    def prune(self, schema: str, keep: set[str]) -> list[str]:
+        """Drop the tables and views of ``schema`` not named in ``keep``, in the warehouse
+        being written; the names dropped."""
         ...
 
     def quote(self, identifier: str) -> str:

@@ -1,12 +1,24 @@
 """The embedded DuckDB target: ``<warehouse>/warehouse.duckdb``.
 
-DuckDB lets many read-only processes or one writer open a file, never both;
-every read here opens its own read-only connection and closes it before
-returning, so readers hold the file only while a query runs.
+DuckDB lets many read-only processes or one writer open a file, never both.
+So nothing ever writes the live file: ``load`` and ``build`` write the next
+warehouse beside it (``warehouse.next.duckdb``) under a lock of their own, and
+rename it over the live one only when it is complete (:meth:`DuckDBWarehouse.publishing`).
+A reader holding the live file open keeps reading the old one; its next
+connection sees the new one. Every read here opens its own read-only
+connection and closes it before returning.
+
+A user's SQL (:meth:`DuckDBWarehouse.user_query`) runs in a box: one SELECT
+statement, on the warehouse attached read-only to an in-memory database, with
+DuckDB's file access off and its configuration locked.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -14,7 +26,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from cohortdb.warehouse.base import Dialect, Params, Relation, Target
+from cohortdb.warehouse.base import Dialect, Params, Publication, Relation, Target
 from cohortdb.warehouse.guppy_fields import conforming_select
 from cohortdb.warehouse.lake_tables import lake_tables, unified_schema
 from ingest.errors import UserError
@@ -22,6 +34,14 @@ from ingest.lake import lock_every_namespace
 from ingest.settings import Settings
 
 DATABASE_FILE = "warehouse.duckdb"
+NEXT_FILE = "warehouse.next.duckdb"
+"""The warehouse being written by ``load`` or ``build`` (renamed over the live file when complete)."""
+FAILED_FILE = "warehouse.failed.duckdb"
+"""A build whose dbt step failed, kept for a look (the live warehouse is the previous one)."""
+LOCK_FILE = "warehouse.lock"
+"""Held by the one ``load`` or ``build`` writing the next warehouse; says who holds it."""
+USER_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+"""What a user's query may be (``SELECT``; ``FROM t``, ``DESCRIBE``, ``SHOW``, ``PRAGMA`` count as one)."""
 DATABASE_PATH_ENV = "COHORTDB_DUCKDB_PATH"
 """Read by ``profiles.yml``: dbt-duckdb resolves a relative path against the cwd, not the project."""
 
@@ -45,29 +65,104 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-@contextmanager
-def connect(settings: Settings, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection to the warehouse file, with lock conflicts turned into a UserError.
+def connect(settings: Settings, *, read_only: bool) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+    """A connection to the live warehouse file, with lock conflicts turned into a UserError.
 
     Raises:
         UserError: ``read_only`` and no file yet, or the file is locked by a writer.
     """
-    path = database_path(settings)
+    return _open(database_path(settings), read_only=read_only)
+
+
+@contextmanager
+def _open(path: Path, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
     if read_only and not path.exists():
         raise UserError(f"no warehouse at {path}; run `cohortdb load` first")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
-        raise UserError(f"cannot open {path}: {_one_line(exc)} (is the dashboard or dbt using it?)") from None
+        raise UserError(f"cannot open {path}: {_one_line(exc)} (is a DuckDB client writing it?)") from None
     try:
         yield con
     finally:
         con.close()
 
 
-def load_duckdb(settings: Settings) -> dict[str, int]:
-    """Replace every ``raw`` table with the lake's current content, in one transaction.
+@contextmanager
+def _sandbox(path: Path, *, allow_files: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory database with the warehouse attached read-only as its default catalog,
+    file access off (unless ``allow_files``) and configuration locked."""
+    if not path.exists():
+        raise UserError(f"no warehouse at {path}; run `cohortdb load` first")
+    con = duckdb.connect(":memory:")
+    try:
+        try:
+            con.execute(f"attach {_literal(str(path))} as warehouse (read_only)")
+        except duckdb.IOException as exc:
+            raise UserError(f"cannot open {path}: {_one_line(exc)} (is a DuckDB client writing it?)") from None
+        con.execute("use warehouse")
+        if not allow_files:
+            con.execute("set enable_external_access = false")
+        con.execute("set lock_configuration = true")
+        yield con
+    finally:
+        con.close()
+
+
+def _check_user_statement(sql: str) -> None:
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise UserError(_one_line(exc)) from None
+    if len(statements) != 1:
+        raise UserError(f"give one SQL statement, not {len(statements)}")
+    if statements[0].type not in USER_STATEMENTS:
+        kind = statements[0].type.name.lower().replace("_", " ")
+        raise UserError(f"the warehouse is read-only here: a {kind} statement is not allowed (one SELECT)")
+
+
+def _remove_database(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".wal").unlink(missing_ok=True)
+
+
+class _WriterLock:
+    """``fcntl.flock`` on :data:`LOCK_FILE`, which then names its holder (pid, command, since)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> _WriterLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 500, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise UserError(f"{holder} is writing the warehouse in {self.path.parent}; "
+                            "wait for it to finish") from None
+        command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:3]))
+        since = time.strftime("%Y-%m-%d %H:%M:%S")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} ({command}, since {since})".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = None
+
+
+def load_duckdb(settings: Settings, path: Path | None = None) -> dict[str, int]:
+    """Replace every ``raw`` table of the file at ``path`` (the live warehouse when None)
+    with the lake's current content, in one transaction.
 
     Holds every lock of the lake (each DICOM shard's too), after recovering their
     interrupted transactions: it never loads half of one.
@@ -76,7 +171,7 @@ def load_duckdb(settings: Settings) -> dict[str, int]:
         Row counts by table name (``dicom_instances`` …, ``guppy_<index>``).
     """
     counts: dict[str, int] = {}
-    with lock_every_namespace(settings.lake_dir), connect(settings, read_only=False) as con:
+    with lock_every_namespace(settings.lake_dir), _open(path or database_path(settings), read_only=False) as con:
         con.execute("begin transaction")
         con.execute("create schema if not exists raw")
         for table in lake_tables(settings):
@@ -109,12 +204,55 @@ class DuckDBWarehouse:
         self.settings = settings
         self.path = database_path(settings)
         self.location = str(self.path)
+        self.write_path = self.path
+        """Where :meth:`load` and dbt write: the next warehouse inside :meth:`publishing`."""
 
     def load(self) -> dict[str, int]:
-        return load_duckdb(self.settings)
+        return load_duckdb(self.settings, self.write_path)
 
     def dbt_environment(self) -> dict[str, str]:
-        return {DATABASE_PATH_ENV: str(self.path)}
+        return {DATABASE_PATH_ENV: str(self.write_path)}
+
+    @contextmanager
+    def publishing(self, *, from_live: bool) -> Iterator[Publication]:
+        """Write the next warehouse (``from_live``: starting as a copy of the live one, else
+        empty) and rename it over the live one when the block ends, unless abandoned.
+
+        An abandoned one is kept as :data:`FAILED_FILE`; an exception (Ctrl-C included)
+        removes it. Either way the live warehouse stays as it was.
+
+        Raises:
+            UserError: another ``load`` or ``build`` is writing this warehouse.
+        """
+        with _WriterLock(self.settings.warehouse_dir / LOCK_FILE):
+            publication = Publication(self.settings.warehouse_dir / NEXT_FILE)
+            _remove_database(publication.path)
+            if from_live and self.path.exists():
+                for suffix in ("", ".wal"):
+                    source = self.path.with_name(self.path.name + suffix)
+                    if source.exists():
+                        shutil.copyfile(source, publication.path.with_name(publication.path.name + suffix))
+            self.write_path = publication.path
+            try:
+                yield publication
+            except BaseException:
+                _remove_database(publication.path)
+                raise
+            finally:
+                self.write_path = self.path
+            if publication.abandoned:
+                failed = self.settings.warehouse_dir / FAILED_FILE
+                _remove_database(failed)
+                if publication.path.exists():
+                    os.replace(publication.path, failed)
+                publication.failed_path = failed
+                return
+            with _open(publication.path, read_only=False) as con:
+                con.execute("checkpoint")  # everything in the file: a .wal must never travel with it
+            publication.path.with_name(publication.path.name + ".wal").unlink(missing_ok=True)
+            # a stale .wal of the old file would be replayed into the new one
+            self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
+            os.replace(publication.path, self.path)
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -127,6 +265,14 @@ class DuckDBWarehouse:
         with connect(self.settings, read_only=True) as con:
             try:
                 yield con.execute(sql, list(params) if params is not None else None)
+            except duckdb.Error as exc:
+                raise UserError(_one_line(exc)) from None
+
+    def user_query(self, sql: str, params: Params = None, *, allow_files: bool = False) -> pa.Table:
+        _check_user_statement(sql)
+        with _sandbox(self.path, allow_files=allow_files) as con:
+            try:
+                return con.execute(sql, list(params) if params is not None else None).to_arrow_table()
             except duckdb.Error as exc:
                 raise UserError(_one_line(exc)) from None
 
@@ -163,6 +309,17 @@ class DuckDBWarehouse:
             except duckdb.Error as exc:
                 raise UserError(_one_line(exc)) from None
         return int(count)
+
+    def prune(self, schema: str, keep: set[str]) -> list[str]:
+        with _open(self.write_path, read_only=False) as con:
+            found = con.execute("select table_name, table_type from information_schema.tables "
+                                "where table_schema = ? order by table_name", [schema]).fetchall()
+            dropped = [name for name, _ in found if name not in keep]
+            for name, kind in found:
+                if name not in keep:
+                    what = "view" if kind == "VIEW" else "table"
+                    con.execute(f"drop {what} if exists {self.quote(schema)}.{self.quote(name)}")
+        return dropped
 
     def quote(self, identifier: str) -> str:
         return '"' + identifier.replace('"', '""') + '"'

@@ -44,11 +44,14 @@ def test_sql_is_parameterized_and_returns_polars(wh: Warehouse, built: Settings)
 
 def test_sql_is_read_only(wh: Warehouse, built: Settings) -> None:
     before = rows(built, "select count(*) as n from marts.imaging_studies")
-    for statement in ("delete from marts.imaging_studies", "create table marts.x as select 1"):
+    for statement in ("delete from marts.imaging_studies", "create table marts.x as select 1",
+                      "select * from read_csv('/etc/passwd')", "select 1; select 2",
+                      f"copy (select 1) to '{built.warehouse_dir}/x.csv'"):
         with pytest.raises(UserError) as error:
             wh.sql(statement)
         assert "\n" not in str(error.value)
     assert rows(built, "select count(*) as n from marts.imaging_studies") == before
+    assert not (built.warehouse_dir / "x.csv").exists()
 
 
 def test_no_lock_is_held_between_calls(wh: Warehouse, built: Settings) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fhir.resources.R4B.imagingstudy import ImagingStudy
 
-from cohortdb.dbt import build
+from cohortdb.build import build
 from cohortdb.project import SHIPPED_COHORTS_DIR
 from cohortdb.warehouse.duckdb import load_duckdb
 from ingest.settings import Settings, resolve_settings
@@ -17,7 +17,7 @@ from tests.warehouse import rows as _rows
 
 
 def test_every_model_and_test_passes(built: Settings) -> None:
-    outcome = build(built, SHIPPED_COHORTS_DIR)
+    outcome = build(built, SHIPPED_COHORTS_DIR).outcome
     assert outcome.success and not outcome.problems()
     kinds = {n.resource_type.split(".")[-1] for n in outcome.nodes}
     assert {"model", "test", "seed"} <= kinds
@@ -136,7 +136,7 @@ def test_build_with_guppy_only_and_sparse_records(tmp_path: Path) -> None:
     ingest_indices(settings, ["imaging_study"], lambda index: read_dump(dump, index),
                    commons="test", warn=lambda message: None)
     load_duckdb(settings)
-    outcome = build(settings, SHIPPED_COHORTS_DIR)
+    outcome = build(settings, SHIPPED_COHORTS_DIR).outcome
     assert outcome.success, outcome.problems()
     studies = _rows(settings, "select study_uid, guppy_modalities, in_dicom from marts.imaging_studies "
                               "order by study_uid")

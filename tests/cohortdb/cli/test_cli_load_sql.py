@@ -81,3 +81,34 @@ def test_sql_errors_are_one_line(loaded: Settings, tmp_path: Path) -> None:
     assert fmt.exit_code == 2 and "xml" in fmt.stderr
     missing = runner.invoke(app, ["--warehouse", str(tmp_path / "none"), "sql", "select 1"])
     assert missing.exit_code == 2 and "cohortdb load" in missing.stderr
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("select * from read_csv('/etc/passwd')", "disabled by configuration"),
+    ("select * from glob('/root/**')", "disabled by configuration"),
+    ("select * from read_parquet('{lake}/dicom/instances/*.parquet')", "disabled by configuration"),
+    ("copy (select 1 as forged) to '{lake}/dicom/instances/forged.parquet'", "copy statement is not allowed"),
+    ("select 1; drop schema raw cascade", "give one SQL statement, not 2"),
+    ("attach '{warehouse}/warehouse.duckdb' as rw", "attach statement is not allowed"),
+    ("detach warehouse", "detach statement is not allowed"),
+    ("set memory_limit = '20GB'", "set statement is not allowed"),
+    ("create table raw.x as select 1", "create statement is not allowed"),
+])
+def test_sql_is_read_only_in_fact(loaded: Settings, query: str, message: str) -> None:
+    query = query.format(lake=loaded.lake_dir, warehouse=loaded.warehouse_dir)
+    result = _cli(loaded, "sql", query)
+    assert result.exit_code == 2 and result.stderr.startswith("error:"), result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not list(loaded.lake_dir.rglob("forged*"))
+    assert _cli(loaded, "sql", "select count(*) as n from raw.dicom_instances").exit_code == 0
+
+
+def test_allow_files_opens_duckdb_file_functions(loaded: Settings, tmp_path: Path) -> None:
+    mine = tmp_path / "mine.csv"
+    mine.write_text("a,b\n1,2\n")
+    query = f"select * from read_csv('{mine}')"
+    assert _cli(loaded, "sql", query).exit_code == 2
+    allowed = _cli(loaded, "sql", query, "--allow-files", "-f", "json")
+    assert allowed.exit_code == 0, allowed.output
+    assert json.loads(allowed.stdout) == [{"a": 1, "b": 2}]
+    assert _cli(loaded, "sql", "set threads = 1", "--allow-files").exit_code == 2  # still one query only

@@ -1,0 +1,52 @@
+"""``load`` and ``build`` as whole operations: the next warehouse written, then published.
+
+Both hold the warehouse's writer lock from start to end (dbt included) and
+publish atomically (:meth:`~cohortdb.warehouse.base.WarehouseTarget.publishing`):
+readers never make them fail and never see a half-built warehouse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cohortdb.dbt import BuildOutcome, dbt_build
+from cohortdb.warehouse import Target, open_target
+from ingest.settings import Settings
+
+
+@dataclass(frozen=True)
+class Built:
+    """What ``build`` did: the load's row counts, dbt's outcome, and where a failed
+    build was kept (None when it was published)."""
+
+    loaded: dict[str, int]
+    outcome: BuildOutcome
+    failed_path: Path | None = None
+
+
+def load(settings: Settings, target: Target = Target.DUCKDB) -> dict[str, int]:
+    """Publish the live warehouse with ``raw`` replaced by the lake's content (the dbt
+    schemas above it are kept as they were); row counts by table."""
+    warehouse = open_target(settings, target)
+    with warehouse.publishing(from_live=True):
+        return warehouse.load()
+
+
+def build(settings: Settings, cohorts: Path, *, target: Target = Target.DUCKDB, select: str | None = None) -> Built:
+    """Load the lake and ``dbt build`` into the next warehouse; publish it if dbt succeeds.
+
+    Without ``select`` the next warehouse starts empty, so it holds exactly what this
+    build made; with it, it starts as a copy of the live one (unselected models kept).
+    A failed build is kept aside (:attr:`Built.failed_path`); the live one stays.
+
+    Raises:
+        UserError: a bad cohort definition, or another load or build at work.
+    """
+    warehouse = open_target(settings, target)
+    with warehouse.publishing(from_live=select is not None) as publication:
+        loaded = warehouse.load()
+        outcome = dbt_build(warehouse, cohorts, select=select)
+        if not outcome.success:
+            publication.abandon()
+    return Built(loaded=loaded, outcome=outcome, failed_path=publication.failed_path)

@@ -1,0 +1,133 @@
+"""Publishing: `load` and `build` write the next warehouse and rename it into place when complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+
+from cohortdb.warehouse.duckdb import FAILED_FILE, LOCK_FILE, NEXT_FILE, _WriterLock, database_path
+from ingest.settings import Settings, resolve_settings
+from tests.cli import run_cli
+from tests.warehouse import rows
+
+
+def _ingest(settings: Settings, studies: list[dict[str, object]]) -> None:
+    dump = settings.warehouse_dir.parent / "studies.json"
+    dump.write_text(json.dumps(studies))
+    result = run_cli("--warehouse", str(settings.warehouse_dir), "ingest", "guppy", "--index", "imaging_study",
+                     "--from-json", str(dump))
+    assert result.exit_code == 0, result.output
+
+
+def _cohorts(tmp_path: Path, **definitions: str) -> Path:
+    directory = tmp_path / "cohorts"
+    directory.mkdir(exist_ok=True)
+    for stale in directory.iterdir():
+        stale.unlink()
+    for name, modality in definitions.items():
+        definition = f"index: imaging_study\nfilter: {{'=': {{study_modality: {modality}}}}}\n"
+        (directory / f"{name}.yml").write_text(definition)
+    return directory
+
+
+def _build(settings: Settings, cohorts: Path, *args: str) -> object:
+    return run_cli("--warehouse", str(settings.warehouse_dir), "--cohorts", str(cohorts), "build", *args)
+
+
+STUDIES = [{"submitter_id": "1.2.3", "study_modality": ["CT"]}, {"submitter_id": "1.2.4", "study_modality": ["CR"]}]
+
+
+def test_a_reader_never_makes_a_build_fail_and_sees_the_new_one_next(tmp_path: Path) -> None:
+    settings = resolve_settings(tmp_path / "w")
+    cohorts = _cohorts(tmp_path, only_ct="CT")
+    _ingest(settings, STUDIES)
+    assert _build(settings, cohorts).exit_code == 0  # type: ignore[attr-defined]
+    reader = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import duckdb, sys
+            con = duckdb.connect({str(database_path(settings))!r}, read_only=True)
+            print(con.execute("select count(*) from marts.imaging_studies").fetchall()[0][0], flush=True)
+            sys.stdin.readline()
+            print(con.execute("select count(*) from marts.imaging_studies").fetchall()[0][0], flush=True)
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert reader.stdout is not None and reader.stdin is not None
+        assert reader.stdout.readline().strip() == "2"  # it holds the file open from here on
+        _ingest(settings, [*STUDIES, {"submitter_id": "1.2.5", "study_modality": ["CT"]}])
+        result = _build(settings, cohorts)
+        assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+        reader.stdin.write("\n")
+        reader.stdin.flush()
+        assert reader.stdout.readline().strip() == "2"  # the old file, whole, until it reconnects
+    finally:
+        reader.communicate(timeout=60)
+    assert rows(settings, "select count(*) as n from marts.imaging_studies") == [{"n": 3}]
+    assert rows(settings, "select count(*) as n from cohorts.only_ct") == [{"n": 2}]
+    assert not (settings.warehouse_dir / NEXT_FILE).exists()
+
+
+def test_a_failed_build_leaves_the_previous_warehouse_live(tmp_path: Path) -> None:
+    settings = resolve_settings(tmp_path / "w")
+    cohorts = _cohorts(tmp_path, only_ct="CT")
+    _ingest(settings, STUDIES)
+    assert _build(settings, cohorts).exit_code == 0  # type: ignore[attr-defined]
+    _ingest(settings, [*STUDIES, {"submitter_id": "1.2.3", "study_modality": ["MR"]}])  # a duplicate study key
+    result = _build(settings, cohorts)
+    assert result.exit_code == 1  # type: ignore[attr-defined]
+    failed = settings.warehouse_dir / FAILED_FILE
+    assert f"the failed build is in {failed}" in result.stderr  # type: ignore[attr-defined]
+    assert rows(settings, "select count(*) as n from marts.imaging_studies") == [{"n": 2}]
+    with duckdb.connect(str(failed), read_only=True) as con:  # kept for a look: the new raw rows are there
+        assert con.execute("select count(*) from raw.guppy_imaging_study").fetchall() == [(3,)]
+
+
+def test_deleted_cohorts_leave_the_schema(tmp_path: Path) -> None:
+    settings = resolve_settings(tmp_path / "w")
+    _ingest(settings, STUDIES)
+    assert _build(settings, _cohorts(tmp_path, only_ct="CT", only_cr="CR")).exit_code == 0  # type: ignore[attr-defined]
+    for args in ((), ("--select", "marts")):  # a fresh build, and one that starts from the live warehouse
+        cohorts = _cohorts(tmp_path, only_cr="CR")
+        result = _build(settings, cohorts, *args)
+        assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+        built = rows(settings, "select table_name from information_schema.tables where table_schema = 'cohorts' "
+                               "order by 1")
+        assert [r["table_name"] for r in built] == ["only_cr", "only_cr__files"]
+        manifest = run_cli("--warehouse", str(settings.warehouse_dir), "export", "manifest", "--cohort", "only_ct",
+                           "--out", str(tmp_path / "m.json"))
+        assert manifest.exit_code == 2 and "no cohort named 'only_ct'" in manifest.stderr
+        _build(settings, _cohorts(tmp_path, only_ct="CT", only_cr="CR"))
+
+
+def test_a_second_writer_is_one_line_naming_the_holder(tmp_path: Path) -> None:
+    settings = resolve_settings(tmp_path / "w")
+    _ingest(settings, STUDIES)
+    with _WriterLock(settings.warehouse_dir / LOCK_FILE):
+        for command in (("build",), ("load",)):
+            result = run_cli("--warehouse", str(settings.warehouse_dir), *command)
+            assert result.exit_code == 2
+            assert f"pid {os.getpid()}" in result.stderr and "is writing the warehouse" in result.stderr
+            assert len(result.stderr.strip().splitlines()) == 1
+    assert run_cli("--warehouse", str(settings.warehouse_dir), "load").exit_code == 0
+
+
+def test_load_keeps_the_marts_and_a_stale_wal_never_breaks_the_published_file(tmp_path: Path) -> None:
+    settings = resolve_settings(tmp_path / "w")
+    cohorts = _cohorts(tmp_path, only_ct="CT")
+    _ingest(settings, STUDIES)
+    assert _build(settings, cohorts).exit_code == 0  # type: ignore[attr-defined]
+    wal = database_path(settings).with_name(database_path(settings).name + ".wal")
+    wal.write_bytes(b"\0garbage left by a crashed writer" * 100)
+    _ingest(settings, [*STUDIES, {"submitter_id": "1.2.5", "study_modality": ["CT"]}])
+    result = run_cli("--warehouse", str(settings.warehouse_dir), "load")
+    assert result.exit_code == 0, result.output
+    assert not wal.exists()
+    assert rows(settings, "select count(*) as n from raw.guppy_imaging_study") == [{"n": 3}]
+    assert rows(settings, "select count(*) as n from marts.imaging_studies") == [{"n": 2}]  # as built, not rebuilt
