@@ -119,6 +119,8 @@ def run_dbt(warehouse: WarehouseTarget, args: Sequence[str]) -> DbtOutcome:
             result = dbtRunner().invoke(full_args)
         finally:
             _close_duckdb_connections()
+    if isinstance(result.exception, KeyboardInterrupt):
+        raise result.exception
     if result.exception is not None and result.result is None:
         raise UserError(f"dbt could not run: {str(result.exception).strip().splitlines()[0]}")
     nodes = [

@@ -3,12 +3,15 @@
 Each command group is a module of its own (``ingest``, ``cohort``, ``export``),
 as are the top-level commands (``warehouse``: load/build/sql, ``demo``,
 ``download``). A :class:`~ingest.errors.UserError` from any of them becomes one
-line on stderr and exit code 2, in the console script and under typer's
+line on stderr and exit code 2 (Ctrl-C: ``interrupted``, 130), in the console script and under typer's
 ``CliRunner`` alike; usage errors are click's (exit code 2 too).
 """
 
 from __future__ import annotations
 
+import atexit
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +27,7 @@ from ingest.errors import UserError
 from ingest.settings import resolve_settings
 
 USER_ERROR_EXIT = 2
+INTERRUPTED_EXIT = 130
 
 
 class _Group(TyperGroup):
@@ -35,6 +39,11 @@ class _Group(TyperGroup):
         except UserError as exc:
             stderr.print(f"[red]error:[/red] {exc}", soft_wrap=True, markup=True)
             ctx.exit(USER_ERROR_EXIT)
+        except KeyboardInterrupt:  # before click turns it into "Aborted!" and exit code 1
+            # DuckDB may leave the signal pending too: a second delivery must not kill the exit
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            stderr.print("interrupted")
+            ctx.exit(INTERRUPTED_EXIT)
 
 
 app = typer.Typer(
@@ -67,6 +76,16 @@ def main() -> None:
     """Console entry point (errors are mapped by the root group; Ctrl-C exits 130)."""
     try:
         app()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # outside any command (while arguments are parsed)
         stderr.print("interrupted")
-        sys.exit(130)
+        sys.exit(INTERRUPTED_EXIT)
+    except SystemExit as exit_:
+        if exit_.code != INTERRUPTED_EXIT:
+            raise
+        # Interrupted, and what was being written is already discarded. Python would end an
+        # interrupted process by SIGINT whatever the exit code; run the exit handlers, then leave.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(INTERRUPTED_EXIT)

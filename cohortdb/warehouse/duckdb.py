@@ -61,6 +61,14 @@ def _one_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def _failure(exc: duckdb.Error) -> BaseException:
+    """What a DuckDB error means to the caller: Ctrl-C inside a query is an interrupt,
+    anything else a one-line :class:`UserError`."""
+    if isinstance(exc, duckdb.InterruptException):
+        return KeyboardInterrupt()
+    return UserError(_one_line(exc))
+
+
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -85,6 +93,12 @@ def _open(path: Path, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]
         raise UserError(f"cannot open {path}: {_one_line(exc)} (is a DuckDB client writing it?)") from None
     try:
         yield con
+    except duckdb.InterruptException:  # Ctrl-C inside a query: an interrupt, not a query error
+        raise KeyboardInterrupt from None
+    except RuntimeError as exc:  # DuckDB also reports an interrupted statement this way
+        if "interrupted" in str(exc).lower():
+            raise KeyboardInterrupt from None
+        raise
     finally:
         con.close()
 
@@ -114,7 +128,7 @@ def _check_user_statement(sql: str) -> None:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
-        raise UserError(_one_line(exc)) from None
+        raise _failure(exc) from None
     if len(statements) != 1:
         raise UserError(f"give one SQL statement, not {len(statements)}")
     if statements[0].type not in USER_STATEMENTS:
@@ -266,7 +280,7 @@ class DuckDBWarehouse:
             try:
                 yield con.execute(sql, list(params) if params is not None else None)
             except duckdb.Error as exc:
-                raise UserError(_one_line(exc)) from None
+                raise _failure(exc) from None
 
     def user_query(self, sql: str, params: Params = None, *, allow_files: bool = False) -> pa.Table:
         _check_user_statement(sql)
@@ -274,21 +288,21 @@ class DuckDBWarehouse:
             try:
                 return con.execute(sql, list(params) if params is not None else None).to_arrow_table()
             except duckdb.Error as exc:
-                raise UserError(_one_line(exc)) from None
+                raise _failure(exc) from None
 
     def query(self, sql: str, params: Params = None) -> pa.Table:
         with self._result(sql, params) as result:
             try:
                 return result.to_arrow_table()
             except duckdb.Error as exc:
-                raise UserError(_one_line(exc)) from None
+                raise _failure(exc) from None
 
     def query_batches(self, sql: str, params: Params = None, batch_rows: int = 10_000) -> Iterator[pa.RecordBatch]:
         with self._result(sql, params) as result:
             try:
                 yield from result.to_arrow_reader(batch_rows)
             except duckdb.Error as exc:
-                raise UserError(_one_line(exc)) from None
+                raise _failure(exc) from None
 
     def relations(self) -> list[Relation]:
         table = self.query(
@@ -307,7 +321,7 @@ class DuckDBWarehouse:
                 con.execute(f"copy (select * from {source}) to {_literal(str(path))} {_COPY_OPTIONS[fmt]}")
                 count = con.execute(f"select count(*) from {source}").fetchall()[0][0]
             except duckdb.Error as exc:
-                raise UserError(_one_line(exc)) from None
+                raise _failure(exc) from None
         return int(count)
 
     def prune(self, schema: str, keep: set[str]) -> list[str]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import duckdb
@@ -131,3 +133,31 @@ def test_load_keeps_the_marts_and_a_stale_wal_never_breaks_the_published_file(tm
     assert not wal.exists()
     assert rows(settings, "select count(*) as n from raw.guppy_imaging_study") == [{"n": 3}]
     assert rows(settings, "select count(*) as n from marts.imaging_studies") == [{"n": 2}]  # as built, not rebuilt
+
+
+def test_ctrl_c_during_build_is_one_line_and_publishes_nothing(tmp_path: Path) -> None:
+    settings = resolve_settings(tmp_path / "w")
+    cohorts = _cohorts(tmp_path, only_ct="CT")
+    _ingest(settings, STUDIES)
+    assert _build(settings, cohorts).exit_code == 0  # type: ignore[attr-defined]
+    before = database_path(settings).stat()
+    _ingest(settings, [*STUDIES, {"submitter_id": "1.2.5", "study_modality": ["CT"]}])
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    build = subprocess.Popen(
+        [sys.executable, "-m", "cohortdb", "--warehouse", str(settings.warehouse_dir), "--cohorts", str(cohorts),
+         "build"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    next_file = settings.warehouse_dir / NEXT_FILE
+    deadline = time.monotonic() + 60
+    while not next_file.exists() and build.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)  # inside the load or the dbt step
+    build.send_signal(signal.SIGINT)
+    _, stderr = build.communicate(timeout=120)
+    assert build.returncode == 130, stderr
+    assert stderr.strip() == "interrupted"
+    after = database_path(settings).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert not next_file.exists()
+    assert rows(settings, "select count(*) as n from marts.imaging_studies") == [{"n": 2}]
+    assert _build(settings, cohorts).exit_code == 0  # type: ignore[attr-defined]
+    assert rows(settings, "select count(*) as n from marts.imaging_studies") == [{"n": 3}]
