@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -161,3 +162,30 @@ def test_ctrl_c_during_build_is_one_line_and_publishes_nothing(tmp_path: Path) -
     assert rows(settings, "select count(*) as n from marts.imaging_studies") == [{"n": 2}]
     assert _build(settings, cohorts).exit_code == 0  # type: ignore[attr-defined]
     assert rows(settings, "select count(*) as n from marts.imaging_studies") == [{"n": 3}]
+
+
+def test_kill_9_during_load_and_build_never_breaks_the_warehouse(tmp_path: Path) -> None:
+    """Five kills of each at seeded random moments: the live warehouse stays queryable with
+    the old or the new data, and the next run completes with no duplicates."""
+    settings = resolve_settings(tmp_path / "w")
+    cohorts = _cohorts(tmp_path, only_ct="CT")
+    _ingest(settings, STUDIES)
+    assert _build(settings, cohorts).exit_code == 0  # type: ignore[attr-defined]
+    _ingest(settings, [*STUDIES, {"submitter_id": "1.2.5", "study_modality": ["CT"]}])
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    rng = random.Random(11)
+    for command in ("load", "build"):
+        for _ in range(5):
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cohortdb", "--warehouse", str(settings.warehouse_dir),
+                 "--cohorts", str(cohorts), command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            time.sleep(rng.uniform(0.2, 4.0 if command == "build" else 1.5))
+            process.kill()
+            process.wait(timeout=60)
+            assert rows(settings, "select count(*) as n from raw.guppy_imaging_study")[0]["n"] in (2, 3)
+            assert rows(settings, "select count(*) as n from marts.imaging_studies")[0]["n"] in (2, 3)
+    result = _build(settings, cohorts)
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert rows(settings, "select count(*) as n, count(distinct study_uid) as k from marts.imaging_studies") == [
+        {"n": 3, "k": 3}]
+    assert not (settings.warehouse_dir / NEXT_FILE).exists()
