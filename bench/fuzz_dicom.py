@@ -65,10 +65,11 @@ def main() -> None:
               f"{instances.num_rows + errors.num_rows} of {len(kinds)} sources; each exactly once: {once}")
         for kind, count in collections.Counter(errors["error_type"].to_pylist()).most_common():
             print(f"  {kind:14} {count}")
-        failed = [m for t, m in zip(errors["error_type"].to_pylist(), errors["message"].to_pylist(), strict=True)
-                  if t == "reader_failed"]
-        for message, count in collections.Counter(failed).most_common(5):
-            print(f"  reader_failed: {count} x {message}")
+        rows = list(zip(errors["error_type"].to_pylist(), errors["message"].to_pylist(), strict=True))
+        for kind in ("reader_failed", "invalid"):
+            messages = collections.Counter(message[:90] for t, message in rows if t == kind)
+            for message, count in messages.most_common(6):
+                print(f"  {kind}: {count} x {message}")
         again = ingest_dicom(settings, [corpus], workers=args.workers)
         print(f"re-run: {again.n_read} read, {again.n_unchanged} unchanged, {again.n_removed} removed")
     finally:

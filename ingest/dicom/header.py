@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 from ingest.dicom.flatten import ElementRows
@@ -71,6 +72,8 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, MemoryError):
         return "a length in the header is too large to read"
     text = str(exc).splitlines()[0].strip() if str(exc).strip() else ""
+    if isinstance(exc, zlib.error):
+        return f"deflated data set is corrupt (zlib: {text.partition(': ')[2] or text})"
     if not text or isinstance(exc, _INTERNAL) or any(phrase in text for phrase in _INTERNAL_PHRASES):
         return f"malformed header: the reader failed on it ({type(exc).__name__})"
     return text

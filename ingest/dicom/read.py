@@ -14,6 +14,7 @@ import warnings
 from typing import BinaryIO
 
 import pydicom
+import pydicom.charset
 from pydicom.dataelem import RawDataElement
 
 from ingest.dicom import fast
@@ -27,6 +28,24 @@ PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 UNDEFINED_LENGTH = 0xFFFFFFFF
 DEFLATED = "1.2.840.10008.1.2.1.99"
 _LONG_LENGTH_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"})
+
+
+def _patch_pydicom_encodings() -> None:
+    """Make pydicom take a Specific Character Set value holding a NUL byte for an unknown
+    encoding (its default, as for any other unknown value) instead of raising ``ValueError:
+    embedded null character`` from ``codecs.lookup`` (the fast reader does the same)."""
+    lookup = getattr(pydicom.charset, "_python_encoding_for_corrected_encoding", None)
+    if lookup is None or getattr(lookup, "nul_safe", False):
+        return
+
+    def nul_safe(encoding: str) -> str:
+        return pydicom.charset.default_encoding if "\0" in encoding else lookup(encoding)
+
+    nul_safe.nul_safe = True  # type: ignore[attr-defined]
+    pydicom.charset._python_encoding_for_corrected_encoding = nul_safe
+
+
+_patch_pydicom_encodings()
 
 
 # ---------------------------------------------------------------- one header

@@ -82,6 +82,8 @@ def mutate(data: bytes, rng: random.Random) -> tuple[str, bytes]:
     """One mutation of ``data``: (its kind, the bytes)."""
     kind = rng.choice(("flip", "truncate", "length", "insert", "delete", "vr", "nest", "huge", "multi"))
     buf = bytearray(data)
+    if len(buf) < 200:  # too little left to mutate meaningfully (after a truncation)
+        return "truncate", data
     header_end = min(len(buf), 4096)
     if kind == "flip":
         for _ in range(rng.randint(1, 8)):

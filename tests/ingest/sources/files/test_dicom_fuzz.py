@@ -80,6 +80,16 @@ def test_crashers_ingest(settings: Settings, tmp_path: Path) -> None:
     assert creators == ["ACME\\OTHER"]
 
 
+def test_nul_in_charset_on_the_pydicom_path_falls_back() -> None:
+    import io
+
+    from ingest.dicom.read import pydicom_header
+
+    data = crashers()["charset_nul.dcm"]
+    header = pydicom_header(io.BytesIO(data), len(data))
+    assert "Doe^John" in [v for values in header.rows.values for v in values]
+
+
 def test_zeros_are_not_dicom_quickly(settings: Settings, tmp_path: Path) -> None:
     tmp_path = tmp_path / "src"
     tmp_path.mkdir()
