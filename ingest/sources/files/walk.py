@@ -474,6 +474,10 @@ def walk_sources(
         path = os.path.abspath(os.fspath(given))
         if not os.path.lexists(path):
             raise UserError(f"{given}: no such file or directory")
+        if (escaped := escape_path(path)) != path:  # not UTF-8: one bad_name row, not walked
+            roots.append(escaped)
+            listed[escaped] = _source(escaped)
+            continue
         roots.append(path)
         if os.path.isdir(path):
             dir_roots.append(path)

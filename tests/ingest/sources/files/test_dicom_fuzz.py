@@ -196,3 +196,15 @@ def test_walk_faults_are_error_rows(settings: Settings, tmp_path: Path, monkeypa
     assert errors["bad%FFname.dcm"][0] == errors["dir%FE"][0] == "bad_name"
     assert len(errors) == 6
     assert [Path(p).name for p in _table(settings, "instances")["source_path"].to_pylist()] == ["ok.dcm"]
+
+
+def test_a_given_path_that_is_not_utf8_is_an_error_row(settings: Settings, tmp_path: Path) -> None:
+    from pydicom.data import get_testdata_file
+
+    root = os.fsencode(tmp_path) + b"/src\xff"
+    os.mkdir(root)
+    with open(root + b"/a.dcm", "wb") as fp:
+        fp.write(Path(get_testdata_file("CT_small.dcm")).read_bytes())
+    ingest_dicom(settings, [os.fsdecode(root)], workers=1)
+    errors = _table(settings, "errors").to_pylist()
+    assert [(r["source_path"], r["error_type"]) for r in errors] == [(f"{tmp_path}/src%FF", "bad_name")]
