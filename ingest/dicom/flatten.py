@@ -282,7 +282,16 @@ def _element_row(
     )
 
 
+MAX_DEPTH = 128
+"""Sequences nested deeper than this are not read (``too_deep``): real headers nest a few
+levels; a file nesting hundreds is broken or hostile, and would exhaust the stack."""
+
+
 def _walk(dataset: Dataset, rows: ElementRows, prefix: str, kw_prefix: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        from ingest.dicom.header import ReadError  # noqa: PLC0415 - header imports this module
+
+        raise ReadError("too_deep", f"sequences nested more than {MAX_DEPTH} levels deep")
     for tag in sorted(dataset.keys()):
         try:
             elem = dataset[tag]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from ingest.dicom.flatten import ElementRows
+from ingest.dicom.flatten import MAX_DEPTH, ElementRows
 
 
 @dataclass
@@ -26,11 +26,6 @@ class Header:
     pixel_data_length: int | None = None
     reader: str = "pydicom"
     size: int | None = None
-
-
-MAX_DEPTH = 128
-"""Sequences nested deeper than this are not read (``too_deep``): real headers nest a few
-levels; a file nesting hundreds is broken or hostile, and would exhaust the stack."""
 
 
 class ReadError(Exception):
@@ -77,3 +72,6 @@ def describe_failure(exc: BaseException) -> str:
     if not text or isinstance(exc, _INTERNAL) or any(phrase in text for phrase in _INTERNAL_PHRASES):
         return f"malformed header: the reader failed on it ({type(exc).__name__})"
     return text
+
+
+__all__ = ["MAX_DEPTH", "Header", "NeedMore", "ReadError", "Unsupported", "describe_failure"]
