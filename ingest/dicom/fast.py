@@ -38,7 +38,7 @@ from pydicom.valuerep import TEXT_VR_DELIMS
 from pydicom.values import convert_PN
 
 from ingest.dicom.flatten import MAX_STORED_BYTES, ElementRows, Nodes, tag_string
-from ingest.dicom.header import Header, NeedMore, ReadError, Unsupported
+from ingest.dicom.header import MAX_DEPTH, Header, NeedMore, ReadError, Unsupported
 
 _HEAD = struct.Struct("<LHH").unpack_from
 """(tag bytes as uint32: element << 16 | group, VR bytes as uint16, 16-bit length)."""
@@ -173,9 +173,11 @@ def _charset(value: tuple[str, ...]) -> _Charset:
     """The charset for a (0008,0005) value (its values as pydicom splits them)."""
     charset = _CHARSETS.get(value)
     if charset is None:
+        # a value with a NUL is an unknown encoding (pydicom's default instead), not a lookup crash
+        names = [name if "\0" not in name else "INVALID" for name in value]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            encodings = convert_encodings(value[0] if len(value) == 1 else list(value))
+            encodings = convert_encodings(names[0] if len(names) == 1 else names)
         charset = _Charset(list(encodings))
         _CHARSETS[value] = charset
     return charset
@@ -442,6 +444,8 @@ class _Reader:
 
         ``pixel_rep``: what its items inherit (see :meth:`dataset`).
         """
+        if depth > MAX_DEPTH:
+            raise ReadError("too_deep", f"sequences nested more than {MAX_DEPTH} levels deep")
         buf = self.buf
         count = 0
         while True:

@@ -237,6 +237,18 @@ def _binary(value: bytes) -> tuple[list[str], int]:
     return ([value.hex()] if 0 < len(value) <= MAX_STORED_BYTES else []), len(value)
 
 
+def _creator_text(creator: object) -> str | None:
+    """A private creator as text: a multi-valued one (invalid, but seen) joined with backslashes."""
+    if creator is None or isinstance(creator, str):
+        return creator
+    if isinstance(creator, bytes | bytearray):
+        return bytes(creator).decode("latin-1").rstrip("\0 ")
+    try:
+        return "\\".join(map(str, creator))  # type: ignore[call-overload]
+    except TypeError:
+        return str(creator)
+
+
 def _element_row(
     rows: ElementRows, elem: DataElement, path: str, kw_path: str, depth: int
 ) -> None:
@@ -263,14 +275,23 @@ def _element_row(
         vr,
         vm,
         depth,
-        elem.private_creator if elem.tag.is_private else None,
+        _creator_text(elem.private_creator) if elem.tag.is_private else None,
         values,
         number,
         length,
     )
 
 
+MAX_DEPTH = 128
+"""Sequences nested deeper than this are not read (``too_deep``): real headers nest a few
+levels; a file nesting hundreds is broken or hostile, and would exhaust the stack."""
+
+
 def _walk(dataset: Dataset, rows: ElementRows, prefix: str, kw_prefix: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        from ingest.dicom.header import ReadError  # noqa: PLC0415 - header imports this module
+
+        raise ReadError("too_deep", f"sequences nested more than {MAX_DEPTH} levels deep")
     for tag in sorted(dataset.keys()):
         try:
             elem = dataset[tag]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
-from ingest.dicom.flatten import ElementRows
+from ingest.dicom.flatten import MAX_DEPTH, ElementRows
 
 
 @dataclass
@@ -32,7 +33,8 @@ class ReadError(Exception):
 
     Args:
         error_type: a short category: ``empty``, ``not_dicom``, ``truncated``,
-            ``invalid``, ``unreadable``, ``broken_symlink``, ``bad_zip``, ``empty_zip``.
+            ``invalid``, ``too_deep``, ``unreadable``, ``broken_symlink``, ``bad_zip``, ``empty_zip``,
+            ``bad_name``, ``reader_failed`` (see ``docs/tables.md``).
         message: one line a user can act on.
     """
 
@@ -48,3 +50,28 @@ class Unsupported(Exception):
 
 class NeedMore(Exception):
     """The fast reader needs more of the file than it was given (the header is longer)."""
+
+
+_INTERNAL = (AttributeError, TypeError, KeyError, IndexError, NameError, AssertionError, ZeroDivisionError,
+             OverflowError, UnicodeError, LookupError)
+"""Exceptions whose text speaks of Python objects, not of the file."""
+_INTERNAL_PHRASES = ("object has no attribute", "object is not", "embedded null", "unsupported operand",
+                     "not subscriptable", "argument", "unpack", "index out of range", "codec can't")
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line a user understands for an unexpected exception while reading a source
+    (no Python internals: those become the exception's type name only)."""
+    if isinstance(exc, RecursionError):
+        return "sequences nested too deeply to read"
+    if isinstance(exc, MemoryError):
+        return "a length in the header is too large to read"
+    text = str(exc).splitlines()[0].strip() if str(exc).strip() else ""
+    if isinstance(exc, zlib.error):
+        return f"deflated data set is corrupt (zlib: {text.partition(': ')[2] or text})"
+    if not text or isinstance(exc, _INTERNAL) or any(phrase in text for phrase in _INTERNAL_PHRASES):
+        return f"malformed header: the reader failed on it ({type(exc).__name__})"
+    return text
+
+
+__all__ = ["MAX_DEPTH", "Header", "NeedMore", "ReadError", "Unsupported", "describe_failure"]

@@ -113,22 +113,52 @@ class ElementsPart:
         self._chunks.append((fid, sop_instance_uid, rows))
         self._buffered += len(rows)
 
-    def flush(self, *, last: bool = False) -> None:
-        """Write the buffered rows as a row group once there are enough (always when ``last``)."""
+    def mark(self) -> tuple[int, int]:
+        """Where the buffer is now (see :meth:`drop_since`)."""
+        return len(self._chunks), self._buffered
+
+    def drop_since(self, mark: tuple[int, int]) -> None:
+        """Forget the rows buffered since :meth:`mark` (a source that failed half-way)."""
+        del self._chunks[mark[0]:]
+        self._buffered = mark[1]
+
+    def flush(self, *, last: bool = False) -> list[str]:
+        """Write the buffered rows as a row group once there are enough (always when ``last``).
+
+        Returns the file ids of instances whose rows Arrow could not convert (dropped;
+        normally none): a reader bug must cost those instances, never the batch.
+        """
         if self._buffered < ROW_GROUP_ROWS and not (last and (self._chunks or self._writer is None)):
-            return
-        table = _elements_table(self._chunks, self.nodes)
+            return []
+        bad: list[str] = []
+        try:
+            table = _elements_table(self._chunks, self.nodes)
+        except (pa.ArrowException, ValueError, TypeError, OverflowError):
+            bad = [chunk[0] for chunk in self._chunks if not _converts(chunk, self.nodes)]
+            table = _elements_table([chunk for chunk in self._chunks if chunk[0] not in bad], self.nodes)
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, ELEMENTS, **PARQUET_OPTIONS, **ELEMENTS_PARQUET)
         self._writer.write_table(table)
         self.n_rows += table.num_rows
         self._chunks, self._buffered, self.nodes = [], 0, Nodes()
+        return bad
 
-    def close(self) -> None:
-        """Write what is left (an empty part when there were no rows) and close the file."""
-        self.flush(last=True)
+    def close(self) -> list[str]:
+        """Write what is left (an empty part when there were no rows) and close the file;
+        the file ids dropped as in :meth:`flush`."""
+        bad = self.flush(last=True)
         if self._writer is not None:
             self._writer.close()
+        return bad
+
+
+def _converts(chunk: tuple[str, str | None, ElementRows], nodes: Nodes) -> bool:
+    """Whether one instance's rows convert to an elements table."""
+    try:
+        _elements_table([chunk], nodes)
+    except (pa.ArrowException, ValueError, TypeError, OverflowError):
+        return False
+    return True
 
 
 def file_id(source_path: str, member: str | None) -> str:
@@ -161,6 +191,7 @@ class BatchParts:
         self.instances: list[dict[str, Any]] = []
         self.errors: list[dict[str, Any]] = []
         self.n_fast = 0
+        self._mark: tuple[int, int, int, tuple[int, int]] = (0, 0, 0, (0, 0))
 
     @property
     def nodes(self) -> Nodes:
@@ -190,13 +221,34 @@ class BatchParts:
             "ingested_at": self.ingested_at,
         })
 
+    def begin_source(self) -> None:
+        """Before each source: remember where its rows will start (see :meth:`drop_source`)."""
+        self._mark = (len(self.instances), len(self.errors), self.n_fast, self.elements.mark())
+
+    def drop_source(self) -> None:
+        """Forget every row added since :meth:`begin_source` (a source that failed half-way)."""
+        n_instances, n_errors, self.n_fast, elements = self._mark
+        del self.instances[n_instances:]
+        del self.errors[n_errors:]
+        self.elements.drop_since(elements)
+
     def end_source(self) -> None:
         """Between sources: write the buffered element rows once there are enough."""
-        self.elements.flush()
+        self._unconvertible(self.elements.flush())
+
+    def _unconvertible(self, file_ids: list[str]) -> None:
+        """The instances whose element rows could not be stored become error rows."""
+        if not file_ids:
+            return
+        dropped = set(file_ids)
+        for record in [r for r in self.instances if r["file_id"] in dropped]:
+            self.instances.remove(record)
+            self.add_error(ReadError("reader_failed", "element values could not be stored (a reader bug)"),
+                           source_path=record["source_path"], member=record["source_member"])
 
     def close(self) -> PartCounts:
         """Write every part (empty ones too) and say what they hold."""
-        self.elements.close()
+        self._unconvertible(self.elements.close())
         write_parquet(_table(self.errors, ERRORS), self.staging / "errors.parquet")
         write_parquet(_table(self.instances, INSTANCES), self.staging / "instances.parquet")
         counts = PartCounts(len(self.instances), len(self.errors), self.elements.n_rows, self.n_fast)

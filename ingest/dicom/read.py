@@ -14,11 +14,12 @@ import warnings
 from typing import BinaryIO
 
 import pydicom
+import pydicom.charset
 from pydicom.dataelem import RawDataElement
 
 from ingest.dicom import fast
 from ingest.dicom.flatten import Nodes, flatten_dataset
-from ingest.dicom.header import Header, NeedMore, ReadError, Unsupported
+from ingest.dicom.header import Header, NeedMore, ReadError, Unsupported, describe_failure
 
 FIRST_READ = 64 * 1024
 """Bytes read before the first parse attempt; most headers fit."""
@@ -27,6 +28,24 @@ PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 UNDEFINED_LENGTH = 0xFFFFFFFF
 DEFLATED = "1.2.840.10008.1.2.1.99"
 _LONG_LENGTH_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"})
+
+
+def _patch_pydicom_encodings() -> None:
+    """Make pydicom take a Specific Character Set value holding a NUL byte for an unknown
+    encoding (its default, as for any other unknown value) instead of raising ``ValueError:
+    embedded null character`` from ``codecs.lookup`` (the fast reader does the same)."""
+    lookup = getattr(pydicom.charset, "_python_encoding_for_corrected_encoding", None)
+    if lookup is None or getattr(lookup, "nul_safe", False):
+        return
+
+    def nul_safe(encoding: str) -> str:
+        return pydicom.charset.default_encoding if "\0" in encoding else lookup(encoding)
+
+    nul_safe.nul_safe = True  # type: ignore[attr-defined]
+    pydicom.charset._python_encoding_for_corrected_encoding = nul_safe
+
+
+_patch_pydicom_encodings()
 
 
 # ---------------------------------------------------------------- one header
@@ -39,7 +58,7 @@ def looks_like_dicom(head: bytes) -> bool:
     """
     if head[128:132] == b"DICM":
         return True
-    if len(head) < 8:
+    if len(head) < 8 or not any(head[:8]):  # (0000,0000) of length 0: zeros, not a header
         return False
     group_le, group_be = head[0] | head[1] << 8, head[0] << 8 | head[1]
     return any(g in (0x0000, 0x0002, 0x0004, 0x0008, 0x0010) for g in (group_le, group_be))
@@ -108,8 +127,10 @@ def pydicom_header(fp: BinaryIO, size: int, nodes: Nodes | None = None) -> Heade
             raise
         except (EOFError, struct.error) as exc:
             raise ReadError("truncated", f"file ends inside the header ({exc})") from None
+        except RecursionError:
+            raise ReadError("too_deep", "sequences nested too deeply to read") from None
         except Exception as exc:  # noqa: BLE001 - pydicom raises many types on bad input
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            message = describe_failure(exc)
             lowered = message.lower()
             kind = "truncated" if "end of file" in lowered or "no tag to read" in lowered else "invalid"
             raise ReadError(kind, message) from None

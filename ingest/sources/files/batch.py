@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ingest.collector import gc_paused
-from ingest.dicom.header import ReadError
+from ingest.dicom.header import ReadError, describe_failure
 from ingest.dicom.parts import BatchParts
 from ingest.dicom.schema import SOURCES
 from ingest.lake import write_parquet
@@ -39,7 +39,8 @@ class BatchResult:
 def process_batch(staging: Path, part: str, sources: list[Source], ingested_at: dt.datetime) -> BatchResult:
     """Read every source of the batch and write its parts under ``staging``.
 
-    Never raises for a bad source: it becomes an error row. The cyclic garbage
+    Never raises for a bad source: it becomes an error row (any exception while reading
+    it, its rows added so far dropped). The cyclic garbage
     collector is paused meanwhile: a batch's rows are many small lists without
     cycles, which it would traverse again and again for nothing.
     """
@@ -51,11 +52,17 @@ def _process_batch(staging: Path, part: str, sources: list[Source], ingested_at:
     parts = BatchParts(staging, ingested_at)
     for source in sources:
         mtime = dt.datetime.fromtimestamp(source.mtime_ns / 1e9, dt.UTC)
-        for member, outcome in read_source(source, parts.nodes):
-            if isinstance(outcome, ReadError):
-                parts.add_error(outcome, source_path=source.path, member=member)
-            else:
-                parts.add_instance(outcome, source_path=source.path, member=member, mtime=mtime)
+        parts.begin_source()
+        try:
+            for member, outcome in read_source(source, parts.nodes):
+                if isinstance(outcome, ReadError):
+                    parts.add_error(outcome, source_path=source.path, member=member)
+                else:
+                    parts.add_instance(outcome, source_path=source.path, member=member, mtime=mtime)
+        except Exception as exc:  # noqa: BLE001 - one source's failure, whatever it is, is its error row
+            parts.drop_source()
+            kind = "too_deep" if isinstance(exc, RecursionError) else "reader_failed"
+            parts.add_error(ReadError(kind, describe_failure(exc)), source_path=source.path, member=None)
         parts.end_source()
     counts = parts.close()
     state = [{"source_path": s.path, "file_size": s.size, "file_mtime_ns": s.mtime_ns, "part": part} for s in sources]

@@ -3,7 +3,9 @@ member), or anything else (a read error)."""
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import zipfile
 import zlib
 from typing import NamedTuple
@@ -26,6 +28,49 @@ class Source(NamedTuple):
     size: int
     mtime_ns: int
     broken_link: bool = False
+
+
+def escape_path(path: str) -> str:
+    """``path`` as it is stored: itself when it is valid UTF-8; else, losslessly, with each byte that
+    is not UTF-8 (a lone surrogate from ``os.fsdecode``) as ``%XX`` and each ``%`` as ``%25``."""
+    if path.isascii():
+        return path
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return "".join(
+            "%25" if char == "%" else f"%{ord(char) - 0xDC00:02X}" if 0xDC80 <= ord(char) <= 0xDCFF else char
+            for char in path
+        )
+    return path
+
+
+def unescape_path(path: str) -> str:
+    """The name on disk of a path :func:`escape_path` gave (the path itself if it was not escaped)."""
+    return re.sub(r"%(25|[89A-F][0-9A-F])",
+                  lambda m: "%" if m[1] == "25" else chr(0xDC00 + int(m[1], 16)), path)
+
+
+def _bad_name(path: str) -> ReadError | None:
+    """The error of a path whose name on disk is not UTF-8 (stored escaped); None for another path."""
+    if "%" not in path or os.path.lexists(path):
+        return None
+    real = unescape_path(path)
+    if real == path or not os.path.lexists(real):
+        return None
+    kind = "directory" if os.path.isdir(real) else "file"
+    return ReadError("bad_name", f"{kind} name is not valid UTF-8 (its bytes as %XX in source_path); "
+                                 "rename it to ingest it")
+
+
+def _unlistable(path: str) -> ReadError:
+    """The error of a directory the walk could not list."""
+    try:
+        with os.scandir(path):
+            pass
+    except OSError as exc:
+        return ReadError("unreadable", f"directory cannot be listed ({exc.strerror or exc})")
+    return ReadError("unreadable", "directory could not be listed during the walk")
 
 
 Outcome = tuple[str | None, Header | ReadError]
@@ -60,12 +105,21 @@ def read_source(source: Source, nodes: Nodes | None = None) -> list[Outcome]:
 
     ``nodes``: the node table the rows share (a new one when None).
     """
+    if "%" in source.path and (bad := _bad_name(source.path)):
+        return [(None, bad)]
     if source.broken_link:
+        try:
+            os.stat(source.path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return [(None, ReadError("broken_symlink", "symbolic link loop (too many levels of links)"))]
         target = os.readlink(source.path)
-        return [(None, ReadError("broken_symlink", f"symbolic link to missing {target}"))]
+        return [(None, ReadError("broken_symlink", f"symbolic link to missing {escape_path(target)}"))]
     try:
         fp = open(source.path, "rb")  # noqa: SIM115 - closed below, read in two steps
     except OSError as exc:
+        if os.path.isdir(source.path):
+            return [(None, _unlistable(source.path))]
         return [(None, ReadError("unreadable", exc.strerror or str(exc)))]
     with fp:
         try:
@@ -80,4 +134,4 @@ def read_source(source: Source, nodes: Nodes | None = None) -> list[Outcome]:
             return [(None, exc)]
 
 
-__all__ = ["Outcome", "Source", "read_source"]
+__all__ = ["Outcome", "Source", "escape_path", "read_source", "unescape_path"]

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 
 from ingest.errors import UserError
 from ingest.lake import write_arrow
-from ingest.sources.files.read import Source
+from ingest.sources.files.read import Source, escape_path, unescape_path
 
 WALK_SPLIT = 16
 """Subtrees a parallel walk is split into (directories found breadth-first, dealt round-robin)."""
@@ -122,6 +122,12 @@ def _source(path: str) -> Source:
         try:
             stat = os.lstat(path)
         except OSError:
+            if "%" in path and (real := unescape_path(path)) != path:  # a name that is not UTF-8
+                try:
+                    stat = os.lstat(real)
+                except OSError:
+                    return Source(path, 0, 0)
+                return Source(path, stat.st_size, stat.st_mtime_ns)
             return Source(path, 0, 0)
         return Source(path, stat.st_size, stat.st_mtime_ns, S_ISLNK(stat.st_mode))
     return Source(path, stat.st_size, stat.st_mtime_ns)
@@ -147,23 +153,33 @@ def _list_dir(
     (unless changed after ``since_ns``); return its subdirectories.
 
     Symbolic links to directories are files here (not followed); fifos, sockets
-    and devices are skipped; an unreadable directory has no entries.
+    and devices are skipped. A directory that cannot be listed is itself a source
+    (reading it gives its error row), as is an entry whose name is not UTF-8
+    (its path escaped, see :func:`~ingest.sources.files.read.escape_path`).
     """
     subdirs: list[str] = []
     files: list[str] = []
     try:
         scanner = os.scandir(directory)
+    except FileNotFoundError:  # vanished meanwhile
+        return subdirs
     except OSError:
+        found[directory] = Source(directory, 0, identity[2])
         return subdirs
     with scanner:
         for entry in scanner:
-            if entry.is_dir(follow_symlinks=False):
-                subdirs.append(entry.name)
-            elif entry.is_file() or entry.is_symlink():
-                files.append(entry.name)
+            name = entry.name
+            if not name.isascii() and (escaped := escape_path(name)) != name:
+                files.append(escaped)
+                path = _prefix(directory) + escaped
+                found[path] = _source(path)
+            elif entry.is_dir(follow_symlinks=False):
+                subdirs.append(name)
+            elif _is_file(entry) or entry.is_symlink():
+                files.append(name)
                 try:
                     stat = entry.stat()
-                except OSError:  # a broken link
+                except OSError:  # a broken link, or a loop
                     found[entry.path] = _source(entry.path)
                     continue
                 found[entry.path] = Source(entry.path, stat.st_size, stat.st_mtime_ns)
@@ -171,6 +187,14 @@ def _list_dir(
         listings[directory] = (identity, subdirs, files)
     prefix = _prefix(directory)
     return [prefix + name for name in subdirs]
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    """``entry.is_file()``; False where it cannot tell (a symbolic link loop)."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
 
 
 def _visit(directory: str, found: dict[str, Source], listings: dict[str, Listing], since_ns: int) -> list[str]:
@@ -450,6 +474,10 @@ def walk_sources(
         path = os.path.abspath(os.fspath(given))
         if not os.path.lexists(path):
             raise UserError(f"{given}: no such file or directory")
+        if (escaped := escape_path(path)) != path:  # not UTF-8: one bad_name row, not walked
+            roots.append(escaped)
+            listed[escaped] = _source(escaped)
+            continue
         roots.append(path)
         if os.path.isdir(path):
             dir_roots.append(path)
