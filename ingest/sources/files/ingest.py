@@ -184,7 +184,7 @@ class _Reader:
         commit what is read by now. Batches of :data:`MAX_BATCH` are read at once, the
         rest waits for more sources or ``last`` (then split evenly). The last ``workers``
         × ``MAX_BATCH`` always wait: split evenly, the workers finish together."""
-        self.submitted.update(source.path for source in sources)
+        sources = _new_sources(sources, self.submitted)  # a source is read once per run (overlapping paths)
         self._waiting += sources
         if last:
             batches, self._waiting = _batches(self._waiting, self.workers), []
@@ -225,6 +225,21 @@ class _Reader:
         self._done += result.n_sources
         if self.on_progress:
             self.on_progress(self._done, len(self.submitted))
+
+
+def _new_sources(sources: list[Source], submitted: set[str]) -> list[Source]:
+    """Those of ``sources`` whose path is not in ``submitted``, each once; adds them to ``submitted``."""
+    new: list[Source] = []
+    for source in sources:
+        if source.path not in submitted:
+            submitted.add(source.path)
+            new.append(source)
+    return new
+
+
+def _unique_roots(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """The absolute ``paths``, each once, in order: ``D D`` walks ``D`` once."""
+    return list(dict.fromkeys(os.path.abspath(os.fspath(path)) for path in paths))
 
 
 def _diff(
@@ -282,7 +297,7 @@ def ingest_dicom(
     summary = IngestSummary()
     skip_pandas_check()  # before the workers fork: none of them needs pandas
     remembered = load_listings(listings_path(settings, shard))
-    roots = [os.path.abspath(os.fspath(path)) for path in paths]
+    roots = _unique_roots(paths)
     with (
         _worker_pool(workers, remembered) as pool,
         LakeLock(settings.lake_dir, namespace(shard)),
