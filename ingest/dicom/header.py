@@ -32,7 +32,8 @@ class ReadError(Exception):
 
     Args:
         error_type: a short category: ``empty``, ``not_dicom``, ``truncated``,
-            ``invalid``, ``unreadable``, ``broken_symlink``, ``bad_zip``, ``empty_zip``.
+            ``invalid``, ``unreadable``, ``broken_symlink``, ``bad_zip``, ``empty_zip``,
+            ``not_a_file`` (a FIFO, socket or device), ``worker_died``.
         message: one line a user can act on.
     """
 

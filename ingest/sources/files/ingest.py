@@ -26,6 +26,7 @@ import multiprocessing
 import multiprocessing.pool
 import os
 import queue
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,8 +39,11 @@ import pyarrow.parquet as pq
 
 from ingest.arrow_setup import skip_pandas_check
 from ingest.collector import gc_paused
+from ingest.dicom.header import ReadError
+from ingest.dicom.parts import BatchParts
+from ingest.dicom.schema import SOURCES
 from ingest.errors import UserError
-from ingest.lake import LakeLock, Transaction, new_part_id
+from ingest.lake import LakeLock, Transaction, new_part_id, write_parquet
 from ingest.settings import Settings
 from ingest.sources.files.batch import TABLES, BatchResult, process_batch
 from ingest.sources.files.layout import check_layout, layout_conflict
@@ -127,6 +131,45 @@ def _batches(sources: list[Source], workers: int) -> list[list[Source]]:
     return [sources[i : i + size] for i in range(0, len(sources), size)]
 
 
+POLL_SECONDS = 0.5
+"""How often the main process, waiting for batches, checks that their workers are alive."""
+WORKER_PID = "worker.pid"
+"""In a batch's staging directory: the pid of the worker reading it (written when it starts)."""
+KILL_WORKER_ON = "COHORTDB_TEST_KILL_WORKER_ON"
+"""Test hook: a pool worker given a batch holding a source of this file name kills itself
+(SIGKILL, as the out-of-memory killer would)."""
+
+
+def _read_batch(staging: Path, part: str, batch: list[Source], ingested_at: dt.datetime) -> BatchResult:
+    """:func:`process_batch` in a pool worker, the worker's pid written first (see :meth:`_Reader.check_workers`)."""
+    (staging / WORKER_PID).write_text(str(os.getpid()))
+    if (doomed := os.environ.get(KILL_WORKER_ON)) and any(os.path.basename(s.path) == doomed for s in batch):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return process_batch(staging, part, batch, ingested_at)
+
+
+def _dead_batch(staging: Path, part: str, batch: list[Source], ingested_at: dt.datetime) -> BatchResult:
+    """The parts of a batch whose worker died: a ``worker_died`` error row per source (in the state
+    as read, so a source that kills its reader does not kill every run; ``--full`` reads it again)."""
+    error = ReadError("worker_died", f"the worker process reading this batch of {len(batch)} sources died "
+                      "(killed, perhaps out of memory); touch the file or re-run with --full to read it again")
+    parts = BatchParts(staging, ingested_at)
+    for source in batch:
+        parts.add_error(error, source_path=source.path, member=None)
+    counts = parts.close()
+    state = [{"source_path": s.path, "file_size": s.size, "file_mtime_ns": s.mtime_ns, "part": part} for s in batch]
+    write_parquet(pa.Table.from_pylist(state, schema=SOURCES), staging / "sources.parquet")
+    return BatchResult(part, len(batch), counts.n_instances, counts.n_errors, counts.n_elements, counts.n_fast, 0.0)
+
+
+def _worker_pid(staging: Path) -> int | None:
+    """The pid of the worker that started reading the batch staged in ``staging`` (None: not started)."""
+    try:
+        return int((staging / WORKER_PID).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 @contextlib.contextmanager
 def _worker_pool(workers: int, remembered: pa.Table) -> Iterator[multiprocessing.pool.Pool | None]:
     """``workers`` forked processes (None for one), forked now: before walking and
@@ -167,6 +210,7 @@ class _Reader:
         self.submitted: set[str] = set()
         self._waiting: list[Source] = []
         self._pending: dict[str, Transaction] = {}
+        self._batches: dict[str, list[Source]] = {}  # of the pending transactions read in the pool
         self._results: queue.SimpleQueue[BatchResult | BaseException] = queue.SimpleQueue()
         self._done = 0
 
@@ -199,8 +243,9 @@ class _Reader:
             if self.pool is None:
                 self._commit(process_batch(*job))
             else:
+                self._batches[tx.txid] = batch
                 self.pool.apply_async(
-                    process_batch, job, callback=self._results.put, error_callback=self._results.put
+                    _read_batch, job, callback=self._results.put, error_callback=self._results.put
                 )
         self.commit_read(wait=False)
 
@@ -212,15 +257,44 @@ class _Reader:
         """
         while self._pending:
             try:
-                result = self._results.get(block=wait)
+                result = self._results.get(block=wait, timeout=POLL_SECONDS if wait else None)
             except queue.Empty:
-                return
+                if not wait:
+                    return
+                self.check_workers()
+                continue
             if isinstance(result, BaseException):
                 raise result
             self._commit(result)
 
+    def check_workers(self) -> None:
+        """Commit ``worker_died`` error rows for the batches whose worker died (a killed pool
+        worker is replaced, but its batch would never be reported)."""
+        alive = {process.pid for process in multiprocessing.active_children()}
+        dead = [txid for txid, tx in self._pending.items()
+                if (pid := _worker_pid(tx.staging)) is not None and pid not in alive]
+        if not dead:
+            return
+        # a worker reports a batch before taking the next: results already sent are not lost
+        time.sleep(POLL_SECONDS)
+        while True:
+            try:
+                result = self._results.get(block=False)
+            except queue.Empty:
+                break
+            if isinstance(result, BaseException):
+                raise result
+            self._commit(result)
+        for txid in dead:
+            if txid in self._pending:
+                self._pending.pop(txid).abort()
+                tx = Transaction(self.settings.lake_dir, namespace(self.shard))
+                self._pending[tx.txid] = tx
+                self._commit(_dead_batch(tx.staging, tx.txid, self._batches.pop(txid), self.ingested_at))
+
     def _commit(self, result: BatchResult) -> None:
         _commit_batch(self.settings, self.shard, self._pending.pop(result.part))
+        self._batches.pop(result.part, None)
         self.summary.batches.append(result)
         self._done += result.n_sources
         if self.on_progress:

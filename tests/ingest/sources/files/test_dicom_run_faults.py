@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,8 +16,10 @@ import pytest
 
 from ingest.lake import part_files
 from ingest.settings import Settings, resolve_settings
-from ingest.sources.files.ingest import ingest_dicom
+from ingest.sources.files.ingest import KILL_WORKER_ON, ingest_dicom
 from ingest.sources.files.shard import Shard
+
+ROOT = Path(__file__).resolve().parents[4]
 
 
 def _rows(settings: Settings, name: str) -> list[dict]:
@@ -86,3 +91,55 @@ def test_overlapping_paths_in_shards_ingest_each_source_once(
         for k in (1, 2):
             ingest_dicom(settings, paths, workers=2, shard=Shard(k, 2), full=True)
         _assert_unique(settings)
+
+
+def _cohortdb(settings: Settings, *args: str, env: dict[str, str] | None = None,
+              timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``cohortdb --warehouse W ARGS`` in a subprocess of this worktree's code; fails (not hangs) after ``timeout``."""
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "cohortdb", "--warehouse", str(settings.warehouse_dir), *args],
+                          env=environment, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_a_killed_worker_fails_its_batch_and_the_run_goes_on(settings: Settings, tree: Path) -> None:
+    doomed = sorted(tree.glob("sub/d3/*.dcm"))[0]
+    done = _cohortdb(settings, "ingest", "dicom", "--workers", "2", str(tree),
+                     env={KILL_WORKER_ON: doomed.name})
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = {r["source_path"]: r for r in _rows(settings, "errors")}
+    assert errors[str(doomed)]["error_type"] == "worker_died"
+    assert "died" in errors[str(doomed)]["message"]
+    died = {path for path, r in errors.items() if r["error_type"] == "worker_died"}
+    ingested = {r["source_path"] for r in _rows(settings, "instances")}
+    n_files = len([p for p in tree.rglob("*") if p.is_file()])
+    assert len(ingested) + len(errors) == n_files and died and len(ingested) > 0
+    _assert_unique(settings)
+    again = _cohortdb(settings, "ingest", "dicom", "--workers", "2", "--full", str(tree))
+    assert again.returncode == 0, again.stderr
+    assert not {r["source_path"] for r in _rows(settings, "errors")} & died
+    _assert_unique(settings)
+
+
+def test_fifos_sockets_and_devices_are_never_opened(settings: Settings, tree: Path, tmp_path: Path) -> None:
+    specials = tmp_path / "specials"
+    specials.mkdir()
+    os.mkfifo(specials / "given.fifo")
+    os.mkfifo(specials / "target.fifo")
+    (tree / "link_to_fifo.dcm").symlink_to(specials / "target.fifo")
+    os.mkfifo(tree / "sub" / "plain.fifo")  # in a walked directory: skipped
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(specials / "given.sock"))
+        paths = [tree, specials / "given.fifo", specials / "given.sock", Path("/dev/null")]
+        done = _cohortdb(settings, "ingest", "dicom", "--workers", "2", *map(str, paths))
+        assert done.returncode == 0, done.stderr
+        single = resolve_settings(tmp_path / "single")
+        alone = _cohortdb(single, "ingest", "dicom", "--workers", "1", str(specials / "given.fifo"),
+                          str(tree / "link_to_fifo.dcm"))
+        assert alone.returncode == 0, alone.stderr
+    assert {r["error_type"] for r in _rows(single, "errors")} == {"not_a_file"}
+    errors = {r["source_path"]: r for r in _rows(settings, "errors")}
+    for path in (specials / "given.fifo", tree / "link_to_fifo.dcm", specials / "given.sock", Path("/dev/null")):
+        assert errors[str(path)]["error_type"] == "not_a_file", path
+    assert "FIFO" in errors[str(specials / "given.fifo")]["message"]
+    assert str(tree / "sub" / "plain.fifo") not in errors
