@@ -27,6 +27,7 @@ import multiprocessing.pool
 import os
 import queue
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -174,13 +175,29 @@ def _worker_pid(staging: Path) -> int | None:
 def _worker_pool(workers: int, remembered: pa.Table) -> Iterator[multiprocessing.pool.Pool | None]:
     """``workers`` forked processes (None for one), forked now: before walking and
     reading the state, so their memory does not grow with the corpus (nor hold the lake lock).
-    They inherit the ``remembered`` listings (shared by the fork, not copied)."""
+    They inherit the ``remembered`` listings (shared by the fork, not copied).
+
+    The workers ignore SIGINT: Ctrl-C reaches the whole process group, and only this
+    process stops the run (the pool is terminated on the way out, nothing half-committed)."""
     if workers <= 1:
         yield None
         return
     context = multiprocessing.get_context("fork")
-    with context.Pool(workers, initializer=share_listings, initargs=(remembered,)) as pool:
+    main = threading.current_thread() is threading.main_thread()  # (signal handlers are set there only)
+    interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # inherited: no window
+    try:
+        pool = context.Pool(workers, initializer=_worker_init, initargs=(remembered,))
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, interrupt)
+    with pool:
         yield pool
+
+
+def _worker_init(remembered: pa.Table) -> None:
+    """A pool worker's initializer (also of those replacing dead ones): SIGINT ignored, listings shared."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    share_listings(remembered)
 
 
 def _commit_batch(settings: Settings, shard: Shard | None, tx: Transaction) -> None:

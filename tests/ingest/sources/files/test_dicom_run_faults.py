@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -143,3 +144,44 @@ def test_fifos_sockets_and_devices_are_never_opened(settings: Settings, tree: Pa
         assert errors[str(path)]["error_type"] == "not_a_file", path
     assert "FIFO" in errors[str(specials / "given.fifo")]["message"]
     assert str(tree / "sub" / "plain.fifo") not in errors
+
+
+def _interrupt(settings: Settings, corpus: Path) -> tuple[int | None, str]:
+    """Run ``ingest dicom corpus``, send SIGINT to its process group (as Ctrl-C does) once a new
+    batch is committed; its exit code and stderr."""
+    before = set(part_files(settings.dicom_lake / "instances"))
+    process = subprocess.Popen(  # in its own process group, which Ctrl-C signals as a whole
+        [sys.executable, "-m", "cohortdb", "--warehouse", str(settings.warehouse_dir), "ingest", "dicom",
+         "--workers", "2", str(corpus)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while set(part_files(settings.dicom_lake / "instances")) <= before and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    return process.returncode, stderr
+
+
+def test_ctrl_c_stops_the_run_with_one_line_and_the_next_run_completes_it(tmp_path: Path) -> None:
+    from cohortdb.synthetic.dicom import generate_corpus
+
+    corpus = tmp_path / "corpus"
+    files = generate_corpus(corpus, n_crdx=4000, n_ct_series=0, n_mr_series=0, workers=2)
+    settings = resolve_settings(tmp_path / "warehouse")
+    for _ in range(2):  # a first run (read while walking), then an incremental one
+        returncode, stderr = _interrupt(settings, corpus)
+        assert returncode == 130, stderr
+        assert "Traceback" not in stderr
+        assert stderr.strip().splitlines() == ["interrupted"], stderr
+        _assert_unique(settings)
+    n_done = len(_rows(settings, "instances"))
+    assert 0 < n_done < len(files), "interrupted too late to test"
+    again = _cohortdb(settings, "ingest", "dicom", "--workers", "2", str(corpus))
+    assert again.returncode == 0, again.stderr
+    assert _assert_unique(settings) == (len(files), 0)
