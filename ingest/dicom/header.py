@@ -34,7 +34,8 @@ class ReadError(Exception):
     Args:
         error_type: a short category: ``empty``, ``not_dicom``, ``truncated``,
             ``invalid``, ``too_deep``, ``unreadable``, ``broken_symlink``, ``bad_zip``, ``empty_zip``,
-            ``bad_name``, ``reader_failed`` (see ``docs/tables.md``).
+            ``bad_name``, ``reader_failed``, ``not_a_file`` (a FIFO, socket or device),
+            ``worker_died`` (see ``docs/tables.md``).
         message: one line a user can act on.
     """
 

@@ -26,6 +26,8 @@ import multiprocessing
 import multiprocessing.pool
 import os
 import queue
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,8 +40,11 @@ import pyarrow.parquet as pq
 
 from ingest.arrow_setup import skip_pandas_check
 from ingest.collector import gc_paused
+from ingest.dicom.header import ReadError
+from ingest.dicom.parts import BatchParts
+from ingest.dicom.schema import SOURCES
 from ingest.errors import UserError
-from ingest.lake import LakeLock, Transaction, new_part_id
+from ingest.lake import LakeLock, Transaction, new_part_id, write_parquet
 from ingest.settings import Settings
 from ingest.sources.files.batch import TABLES, BatchResult, process_batch
 from ingest.sources.files.layout import check_layout, layout_conflict
@@ -127,17 +132,72 @@ def _batches(sources: list[Source], workers: int) -> list[list[Source]]:
     return [sources[i : i + size] for i in range(0, len(sources), size)]
 
 
+POLL_SECONDS = 0.5
+"""How often the main process, waiting for batches, checks that their workers are alive."""
+WORKER_PID = "worker.pid"
+"""In a batch's staging directory: the pid of the worker reading it (written when it starts)."""
+KILL_WORKER_ON = "COHORTDB_TEST_KILL_WORKER_ON"
+"""Test hook: a pool worker given a batch holding a source of this file name kills itself
+(SIGKILL, as the out-of-memory killer would)."""
+
+
+def _read_batch(staging: Path, part: str, batch: list[Source], ingested_at: dt.datetime) -> BatchResult:
+    """:func:`process_batch` in a pool worker, the worker's pid written first (see :meth:`_Reader.check_workers`)."""
+    (staging / WORKER_PID).write_text(str(os.getpid()))
+    if (doomed := os.environ.get(KILL_WORKER_ON)) and any(os.path.basename(s.path) == doomed for s in batch):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return process_batch(staging, part, batch, ingested_at)
+
+
+def _dead_batch(staging: Path, part: str, batch: list[Source], ingested_at: dt.datetime) -> BatchResult:
+    """The parts of a batch whose worker died: a ``worker_died`` error row per source (in the state
+    as read, so a source that kills its reader does not kill every run; ``--full`` reads it again)."""
+    error = ReadError("worker_died", f"the worker process reading this batch of {len(batch)} sources died "
+                      "(killed, perhaps out of memory); touch the file or re-run with --full to read it again")
+    parts = BatchParts(staging, ingested_at)
+    for source in batch:
+        parts.add_error(error, source_path=source.path, member=None)
+    counts = parts.close()
+    state = [{"source_path": s.path, "file_size": s.size, "file_mtime_ns": s.mtime_ns, "part": part} for s in batch]
+    write_parquet(pa.Table.from_pylist(state, schema=SOURCES), staging / "sources.parquet")
+    return BatchResult(part, len(batch), counts.n_instances, counts.n_errors, counts.n_elements, counts.n_fast, 0.0)
+
+
+def _worker_pid(staging: Path) -> int | None:
+    """The pid of the worker that started reading the batch staged in ``staging`` (None: not started)."""
+    try:
+        return int((staging / WORKER_PID).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 @contextlib.contextmanager
 def _worker_pool(workers: int, remembered: pa.Table) -> Iterator[multiprocessing.pool.Pool | None]:
     """``workers`` forked processes (None for one), forked now: before walking and
     reading the state, so their memory does not grow with the corpus (nor hold the lake lock).
-    They inherit the ``remembered`` listings (shared by the fork, not copied)."""
+    They inherit the ``remembered`` listings (shared by the fork, not copied).
+
+    The workers ignore SIGINT: Ctrl-C reaches the whole process group, and only this
+    process stops the run (the pool is terminated on the way out, nothing half-committed)."""
     if workers <= 1:
         yield None
         return
     context = multiprocessing.get_context("fork")
-    with context.Pool(workers, initializer=share_listings, initargs=(remembered,)) as pool:
+    main = threading.current_thread() is threading.main_thread()  # (signal handlers are set there only)
+    interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # inherited: no window
+    try:
+        pool = context.Pool(workers, initializer=_worker_init, initargs=(remembered,))
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, interrupt)
+    with pool:
         yield pool
+
+
+def _worker_init(remembered: pa.Table) -> None:
+    """A pool worker's initializer (also of those replacing dead ones): SIGINT ignored, listings shared."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    share_listings(remembered)
 
 
 def _commit_batch(settings: Settings, shard: Shard | None, tx: Transaction) -> None:
@@ -167,6 +227,7 @@ class _Reader:
         self.submitted: set[str] = set()
         self._waiting: list[Source] = []
         self._pending: dict[str, Transaction] = {}
+        self._batches: dict[str, list[Source]] = {}  # of the pending transactions read in the pool
         self._results: queue.SimpleQueue[BatchResult | BaseException] = queue.SimpleQueue()
         self._done = 0
 
@@ -184,7 +245,7 @@ class _Reader:
         commit what is read by now. Batches of :data:`MAX_BATCH` are read at once, the
         rest waits for more sources or ``last`` (then split evenly). The last ``workers``
         × ``MAX_BATCH`` always wait: split evenly, the workers finish together."""
-        self.submitted.update(source.path for source in sources)
+        sources = _new_sources(sources, self.submitted)  # a source is read once per run (overlapping paths)
         self._waiting += sources
         if last:
             batches, self._waiting = _batches(self._waiting, self.workers), []
@@ -199,8 +260,9 @@ class _Reader:
             if self.pool is None:
                 self._commit(process_batch(*job))
             else:
+                self._batches[tx.txid] = batch
                 self.pool.apply_async(
-                    process_batch, job, callback=self._results.put, error_callback=self._results.put
+                    _read_batch, job, callback=self._results.put, error_callback=self._results.put
                 )
         self.commit_read(wait=False)
 
@@ -212,19 +274,63 @@ class _Reader:
         """
         while self._pending:
             try:
-                result = self._results.get(block=wait)
+                result = self._results.get(block=wait, timeout=POLL_SECONDS if wait else None)
             except queue.Empty:
-                return
+                if not wait:
+                    return
+                self.check_workers()
+                continue
             if isinstance(result, BaseException):
                 raise result
             self._commit(result)
 
+    def check_workers(self) -> None:
+        """Commit ``worker_died`` error rows for the batches whose worker died (a killed pool
+        worker is replaced, but its batch would never be reported)."""
+        alive = {process.pid for process in multiprocessing.active_children()}
+        dead = [txid for txid, tx in self._pending.items()
+                if (pid := _worker_pid(tx.staging)) is not None and pid not in alive]
+        if not dead:
+            return
+        # a worker reports a batch before taking the next: results already sent are not lost
+        time.sleep(POLL_SECONDS)
+        while True:
+            try:
+                result = self._results.get(block=False)
+            except queue.Empty:
+                break
+            if isinstance(result, BaseException):
+                raise result
+            self._commit(result)
+        for txid in dead:
+            if txid in self._pending:
+                self._pending.pop(txid).abort()
+                tx = Transaction(self.settings.lake_dir, namespace(self.shard))
+                self._pending[tx.txid] = tx
+                self._commit(_dead_batch(tx.staging, tx.txid, self._batches.pop(txid), self.ingested_at))
+
     def _commit(self, result: BatchResult) -> None:
         _commit_batch(self.settings, self.shard, self._pending.pop(result.part))
+        self._batches.pop(result.part, None)
         self.summary.batches.append(result)
         self._done += result.n_sources
         if self.on_progress:
             self.on_progress(self._done, len(self.submitted))
+
+
+def _new_sources(sources: list[Source], submitted: set[str]) -> list[Source]:
+    """Those of ``sources`` whose path is not in ``submitted``, each once; adds them to ``submitted``."""
+    new: list[Source] = []
+    for source in sources:
+        if source.path not in submitted:
+            submitted.add(source.path)
+            new.append(source)
+    return new
+
+
+def _unique_roots(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """The absolute ``paths``, each once, in order: ``D D`` walks ``D`` once."""
+    return list(dict.fromkeys(os.path.abspath(os.fspath(path)) for path in paths))
 
 
 def _diff(
@@ -282,7 +388,7 @@ def ingest_dicom(
     summary = IngestSummary()
     skip_pandas_check()  # before the workers fork: none of them needs pandas
     remembered = load_listings(listings_path(settings, shard))
-    roots = [os.path.abspath(os.fspath(path)) for path in paths]
+    roots = _unique_roots(paths)
     with (
         _worker_pool(workers, remembered) as pool,
         LakeLock(settings.lake_dir, namespace(shard)),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import stat
 import zipfile
 import zlib
 from typing import NamedTuple
@@ -100,6 +101,20 @@ def _read_zip(path: str, nodes: Nodes | None) -> list[Outcome]:
         return outcomes
 
 
+def _not_a_file(path: str) -> str | None:
+    """What ``path`` is when it exists and is neither a regular file nor a directory
+    (followed through symbolic links); None otherwise (opening it then says what is wrong)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((kind for test, kind in kinds if test(mode)), "a special file")
+
+
 def read_source(source: Source, nodes: Nodes | None = None) -> list[Outcome]:
     """Every instance (or error) of one source: one for a file, one per member for a zip.
 
@@ -115,6 +130,8 @@ def read_source(source: Source, nodes: Nodes | None = None) -> list[Outcome]:
                 return [(None, ReadError("broken_symlink", "symbolic link loop (too many levels of links)"))]
         target = os.readlink(source.path)
         return [(None, ReadError("broken_symlink", f"symbolic link to missing {escape_path(target)}"))]
+    if kind := _not_a_file(source.path):  # a FIFO would block open() for ever, a device could too
+        return [(None, ReadError("not_a_file", f"{kind}, not a regular file"))]
     try:
         fp = open(source.path, "rb")  # noqa: SIM115 - closed below, read in two steps
     except OSError as exc:
