@@ -31,6 +31,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
     import pydicom.data
 
@@ -56,13 +57,15 @@ def main() -> None:
             return pa.concat_tables(pq.read_table(f) for f in files)
 
         instances, errors = table("instances"), table("errors")
-        paths = instances["source_path"].to_pylist() + errors["source_path"].to_pylist()
+        failed = errors.filter(pc.equal(errors["severity"], "error"))
+        paths = instances["source_path"].to_pylist() + failed["source_path"].to_pylist()
         once = sorted(paths) == sorted(str(corpus / name) for name in kinds)
         print(f"{len(kinds)} files ({collections.Counter(kinds.values()).most_common()}), {args.workers} processes")
         print(f"ingest: {len(kinds) / seconds:.0f} files/s ({seconds:.1f} s), peak RSS/worker "
               f"{summary.peak_rss_mib:.0f} MiB")
-        print(f"accounting: {instances.num_rows} instances + {errors.num_rows} errors = "
-              f"{instances.num_rows + errors.num_rows} of {len(kinds)} sources; each exactly once: {once}")
+        print(f"accounting: {instances.num_rows} instances + {failed.num_rows} failed sources = "
+              f"{instances.num_rows + failed.num_rows} of {len(kinds)} sources; each exactly once: {once}; "
+              f"{errors.num_rows - failed.num_rows} warnings (instances kept in part)")
         for kind, count in collections.Counter(errors["error_type"].to_pylist()).most_common():
             print(f"  {kind:14} {count}")
         rows = list(zip(errors["error_type"].to_pylist(), errors["message"].to_pylist(), strict=True))

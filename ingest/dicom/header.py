@@ -26,6 +26,10 @@ class Header:
     pixel_data_length: int | None = None
     reader: str = "pydicom"
     size: int | None = None
+    truncated_at: int | None = None
+    """Set when the stream ends early: the elements before this byte offset were read."""
+    warning: ReadError | None = None
+    """Why the header is incomplete (a ``warning`` row of ``dicom_errors``), with ``truncated_at``."""
 
 
 class ReadError(Exception):
@@ -39,10 +43,11 @@ class ReadError(Exception):
         message: one line a user can act on.
     """
 
-    def __init__(self, error_type: str, message: str) -> None:
+    def __init__(self, error_type: str, message: str, *, severity: str = "error") -> None:
         super().__init__(f"{error_type}: {message}")
         self.error_type = error_type
         self.message = message
+        self.severity = severity
 
 
 class Unsupported(Exception):

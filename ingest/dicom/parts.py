@@ -207,6 +207,7 @@ class BatchParts:
             file_id=fid, source_path=source_path, source_member=member,
             file_size=header.size, file_mtime=mtime,
             has_pixel_data=header.has_pixel_data, pixel_data_length=header.pixel_data_length,
+            truncated=header.truncated_at is not None, truncated_at=header.truncated_at,
             ingested_at=self.ingested_at,
         )
         self.instances.append(record)
@@ -217,7 +218,7 @@ class BatchParts:
         """One ``dicom_errors`` row: a source (or zip member) that could not be read."""
         self.errors.append({
             "source_path": source_path, "source_member": member,
-            "error_type": error.error_type, "message": error.message,
+            "error_type": error.error_type, "severity": error.severity, "message": error.message,
             "ingested_at": self.ingested_at,
         })
 

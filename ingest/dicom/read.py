@@ -64,8 +64,11 @@ def looks_like_dicom(head: bytes) -> bool:
     return any(g in (0x0000, 0x0002, 0x0004, 0x0008, 0x0010) for g in (group_le, group_be))
 
 
-def _pixel_header(fp: BinaryIO, position: int, size: int, ds: pydicom.Dataset) -> tuple[bool, int | None]:
-    """Whether pixel data starts at ``position``, and its declared length (bytes)."""
+def _pixel_header(
+    fp: BinaryIO, position: int, size: int, ds: pydicom.Dataset, *, check: bool = True
+) -> tuple[bool, int | None]:
+    """Whether pixel data starts at ``position``, and its declared length (bytes);
+    ``check``: raise when the file ends before it does."""
     fp.seek(position)
     head = fp.read(12)
     if len(head) < 8:
@@ -85,7 +88,7 @@ def _pixel_header(fp: BinaryIO, position: int, size: int, ds: pydicom.Dataset) -
         header_length, length = 8, struct.unpack_from(order + "L", head, 4)[0]
     if length == UNDEFINED_LENGTH:
         return True, None
-    if position + header_length + length > size:
+    if check and position + header_length + length > size:
         raise ReadError("truncated", f"pixel data declares {length} bytes but the file ends before")
     return True, length
 
@@ -139,14 +142,77 @@ def pydicom_header(fp: BinaryIO, size: int, nodes: Nodes | None = None) -> Heade
     return Header(rows, has_pixels, length, reader="pydicom")
 
 
+def _complete_elements(ds: pydicom.Dataset, size: int, *, check_tail: bool) -> int | None:
+    """Drop the elements of ``ds`` from the first one cut short on (pydicom keeps a short last
+    value); the byte offset where the complete elements end, None when none was cut short."""
+    last_end = 0
+    items = sorted(ds._dict.items())
+    for index, (_, elem) in enumerate(items):
+        if isinstance(elem, RawDataElement) and elem.length != UNDEFINED_LENGTH:
+            if elem.value is not None and len(elem.value) < elem.length:
+                for later, _ in items[index:]:
+                    del ds._dict[later]
+                return last_end
+            last_end = max(last_end, elem.value_tell + elem.length)
+    if items and isinstance(last := items[-1][1], RawDataElement) and last.length == UNDEFINED_LENGTH:
+        value = last.value or b""
+        if last.value_tell + len(value) >= size and not value.endswith(_SEQUENCE_END):
+            del ds._dict[items[-1][0]]  # an undefined-length value cut by the end of the file
+            return last_end
+    if check_tail and last_end and 0 < size - last_end < 8:
+        return last_end
+    return None
+
+
+_SEQUENCE_END = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+
+
+def partial_header(fp: BinaryIO, size: int, nodes: Nodes | None, error: ReadError) -> Header | None:
+    """What a truncated stream holds: every element before it was cut (pydicom reads them),
+    with ``truncated_at`` and a ``warning`` saying why; None when nothing can be kept."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            fp.seek(0)
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+            position = fp.tell()
+            has_pixels, length = (_pixel_header(fp, position, size, ds, check=False) if position < size
+                                  else (False, None))
+            stop = _complete_elements(ds, size, check_tail=not has_pixels)
+            if stop is None:
+                if not has_pixels:
+                    return None  # not cut inside the header, nor in the pixel data: the error stands
+                stop = position
+            else:
+                has_pixels, length = False, None
+            rows = flatten_dataset(ds, nodes)
+        except Exception:  # noqa: BLE001 - pydicom raises many types on bad input: the error stands
+            return None
+    if len(rows) == 0:
+        return None
+    warning = ReadError("truncated", f"{error.message}; the elements before byte {stop} were read",
+                        severity="warning")
+    return Header(rows, has_pixels, length, reader="pydicom", size=size, truncated_at=stop, warning=warning)
+
+
 def read_header(head: bytes, size: int, fp: BinaryIO, nodes: Nodes | None = None) -> Header:
-    """Flatten one DICOM stream of ``size`` bytes whose first bytes are ``head``.
+    """Flatten one DICOM stream of ``size`` bytes whose first bytes are ``head``. A truncated
+    stream gives the elements read completely (:func:`partial_header`) when there are any.
 
     ``nodes``: the node table the rows share (a new one when None).
 
     Raises:
-        ReadError: empty, not DICOM, truncated or invalid.
+        ReadError: empty, not DICOM, truncated (nothing kept) or invalid.
     """
+    try:
+        return _read_header(head, size, fp, nodes)
+    except ReadError as exc:
+        if exc.error_type != "truncated" or (header := partial_header(fp, size, nodes, exc)) is None:
+            raise
+        return header
+
+
+def _read_header(head: bytes, size: int, fp: BinaryIO, nodes: Nodes | None = None) -> Header:
     if size == 0:
         raise ReadError("empty", "zero-byte file")
     if not looks_like_dicom(head):
@@ -169,4 +235,4 @@ def read_bytes(data: bytes, nodes: Nodes | None = None) -> Header:
     return read_header(data[:FIRST_READ], len(data), io.BytesIO(data), nodes)
 
 
-__all__ = ["looks_like_dicom", "pydicom_header", "read_bytes", "read_header"]
+__all__ = ["looks_like_dicom", "partial_header", "pydicom_header", "read_bytes", "read_header"]

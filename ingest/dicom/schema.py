@@ -103,22 +103,27 @@ INSTANCES = pa.schema(
     + [
         ("has_pixel_data", pa.bool_()),
         ("pixel_data_length", pa.int64()),
+        ("truncated", pa.bool_()),
+        ("truncated_at", pa.int64()),
         ("n_elements", pa.int32()),
         ("max_depth", pa.int16()),
         ("ingested_at", TS),
     ]
 )
 """One row per DICOM instance read. ``pixel_data_length`` is in bytes, null when
-the pixel data is encapsulated (undefined length) or absent."""
+the pixel data is encapsulated (undefined length) or absent. ``truncated``: the source
+ends early; only the elements before byte ``truncated_at`` were read (a ``warning`` error row says why)."""
 
 ERRORS = pa.schema([
     ("source_path", pa.string()),
     ("source_member", pa.string()),
     ("error_type", pa.string()),
+    ("severity", pa.string()),
     ("message", pa.string()),
     ("ingested_at", TS),
 ])
-"""One row per source (file or zip member) that could not be read."""
+"""One row per source (file or zip member) that could not be read (``severity`` ``error``),
+or was read only in part (``warning``: a truncated instance, also in ``instances``)."""
 
 SOURCES = pa.schema([
     ("source_path", pa.string()),

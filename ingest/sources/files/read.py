@@ -78,6 +78,11 @@ Outcome = tuple[str | None, Header | ReadError]
 """(zip member name or None, the header or why it could not be read)."""
 
 
+def _outcomes(member: str | None, header: Header) -> list[Outcome]:
+    """The header, and the warning of a truncated one (a ``dicom_errors`` row too)."""
+    return [(member, header)] if header.warning is None else [(member, header), (member, header.warning)]
+
+
 def _read_zip(path: str, nodes: Nodes | None) -> list[Outcome]:
     try:
         archive = zipfile.ZipFile(path)
@@ -95,7 +100,7 @@ def _read_zip(path: str, nodes: Nodes | None) -> list[Outcome]:
                 outcomes.append((info.filename, ReadError("bad_zip", f"cannot extract member ({exc})")))
                 continue
             try:
-                outcomes.append((info.filename, read_bytes(data, nodes)))
+                outcomes += _outcomes(info.filename, read_bytes(data, nodes))
             except ReadError as exc:
                 outcomes.append((info.filename, exc))
         return outcomes
@@ -146,7 +151,7 @@ def read_source(source: Source, nodes: Nodes | None = None) -> list[Outcome]:
         if head[:4] in _ZIP_MAGIC:
             return _read_zip(source.path, nodes)
         try:
-            return [(None, read_header(head, source.size, fp, nodes))]
+            return _outcomes(None, read_header(head, source.size, fp, nodes))
         except ReadError as exc:
             return [(None, exc)]
 

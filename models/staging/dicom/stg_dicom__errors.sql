@@ -9,6 +9,7 @@ final as (
         source_path,
         source_member,
         error_type,
+        severity,
         message as error_message,
         ingested_at
     from source

@@ -86,6 +86,8 @@ final as (
         image_orientation_patient,
         has_pixel_data,
         pixel_data_length,
+        truncated,
+        truncated_at,
         ---------- de-identification and character set
         patient_identity_removed,
         deidentification_method,

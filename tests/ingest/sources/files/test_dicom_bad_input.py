@@ -87,9 +87,13 @@ def test_every_bad_source_is_one_error_row_and_good_ones_land(settings: Settings
         Path(r["source_path"]).name + (f"!{r['source_member']}" if r["source_member"] else "")
         for r in _instances(settings)
     }
-    assert landed == {"good.dcm", "no_preamble.dcm", "no_meta.dcm", "series.zip!a.dcm"}
-    assert summary.n_instances == 4 and summary.n_errors == len(errors)
-    assert not landed & set(errors)
+    cut = {"cut_600.dcm", "cut_3000.dcm", "cut_6200.dcm", "cut_7300.dcm"}  # elements before the cut kept
+    assert landed == {"good.dcm", "no_preamble.dcm", "no_meta.dcm", "series.zip!a.dcm"} | cut
+    assert summary.n_instances == 8 and summary.n_errors == len(errors)
+    assert landed & set(errors) == cut
+    truncated = {Path(r["source_path"]).name: r["truncated_at"] for r in _instances(settings) if r["truncated"]}
+    assert set(truncated) == cut and truncated["cut_7300.dcm"] < 7300
+    assert all(0 < at <= int(name[4:-4]) for name, at in truncated.items())
     member = next(r for r in _instances(settings) if r["source_member"] == "a.dcm")
     assert member["file_size"] == len(CT.read_bytes()) and member["modality"] == "CT"
 
@@ -103,7 +107,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_cli_summarises_and_strict_fails(tmp_path: Path, bad_dir: Path) -> None:
     done = _cli("--warehouse", str(tmp_path / "w"), "ingest", "dicom", str(bad_dir), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "4 instances," in done.stdout and "errors" in done.stdout
+    assert "8 instances," in done.stdout and "errors" in done.stdout  # 4 of them truncated, kept in part
     assert "Traceback" not in done.stderr
     strict = _cli("--warehouse", str(tmp_path / "w2"), "ingest", "dicom", "--strict", str(bad_dir), cwd=tmp_path)
     assert strict.returncode == 1

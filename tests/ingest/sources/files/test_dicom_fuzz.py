@@ -53,8 +53,13 @@ def test_fuzzed_files_never_stop_the_ingest(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     instances, errors = _table(settings, "instances"), _table(settings, "errors")
-    paths = instances["source_path"].to_pylist() + errors["source_path"].to_pylist()
+    severity = errors["severity"].to_pylist()
+    failed = [p for p, level in zip(errors["source_path"].to_pylist(), severity, strict=True) if level == "error"]
+    paths = instances["source_path"].to_pylist() + failed
     assert sorted(paths) == sorted(str(root / name) for name in kinds)  # each source exactly once
+    warned = {p for p, level in zip(errors["source_path"].to_pylist(), severity, strict=True) if level == "warning"}
+    truncated = {r["source_path"] for r in instances.select(["source_path", "truncated"]).to_pylist() if r["truncated"]}
+    assert warned == truncated  # a warning row for each instance kept in part, and no other
     for message in errors["message"].to_pylist():
         assert not any(text in message for text in INTERNAL), message
     by_name = dict(zip([Path(p).name for p in errors["source_path"].to_pylist()],

@@ -155,7 +155,7 @@ def test_a_shard_recovers_only_its_own_and_load_recovers_all(tmp_path: Path, cor
     settings = resolve_settings(tmp_path / "w")
     _ingest_shards(settings, [corpus], 2)
     lake, errors_dir = settings.lake_dir, settings.dicom_lake / "errors"
-    row = pa.table({"source_path": ["/x.dcm"], "source_member": [None], "error_type": ["Test"],
+    row = pa.table({"source_path": ["/x.dcm"], "source_member": [None], "error_type": ["Test"], "severity": ["error"],
                     "message": ["staged by a killed shard"], "ingested_at": [None]}, schema=ERRORS)
     committed = Transaction(lake, namespace(Shard(1, 2)))
     committed.add(row, errors_dir / "committed.parquet")
