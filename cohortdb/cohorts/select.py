@@ -28,20 +28,23 @@ def warehouse_refs(warehouse: WarehouseTarget) -> Refs:
     )
 
 
-def _require(warehouse: WarehouseTarget, schema: str, name: str, hint: str) -> Relation:
-    for relation in warehouse.relations():
+def _require(relations: list[Relation], schema: str, name: str, hint: str) -> Relation:
+    for relation in relations:
         if relation.schema == schema and relation.name == name:
             return relation
     raise UserError(f"no table {schema}.{name} in the warehouse; {hint}")
 
 
-def guppy_table(warehouse: WarehouseTarget, index: str) -> tuple[Relation, pa.Schema]:
-    """The loaded table of a guppy index and its schema.
+def guppy_table(warehouse: WarehouseTarget, index: str,
+                relations: list[Relation] | None = None) -> tuple[Relation, pa.Schema]:
+    """The loaded table of a guppy index and its schema (``relations``: the warehouse's,
+    when the caller has them already).
 
     Raises:
         UserError: a bad index name, or the index was never loaded.
     """
-    relation = _require(warehouse, "raw", f"guppy_{check_index_name(index)}",
+    relation = _require(relations if relations is not None else warehouse.relations(), "raw",
+                        f"guppy_{check_index_name(index)}",
                         f"ingest it with `cohortdb ingest guppy --index {index} ...`, then run `cohortdb load`")
     schema = warehouse.query(f"select * from {warehouse.relation_sql(relation)} limit 0").schema
     return relation, schema
@@ -79,8 +82,9 @@ def select_cohort(warehouse: WarehouseTarget, cohort: Cohort) -> pa.Table:
             or the definition does not compile for it.
     """
     shape = INDICES[cohort.index]
-    _require(warehouse, "marts", shape.mart, "run `cohortdb build` first")
-    _, schema = guppy_table(warehouse, cohort.index)
+    relations = warehouse.relations()
+    _require(relations, "marts", shape.mart, "run `cohortdb build` first")
+    _, schema = guppy_table(warehouse, cohort.index, relations)
     query = cohort_select(cohort, guppy_columns(schema), warehouse.dialect, warehouse_refs(warehouse))
     # the DICOM conditions are a user's SQL: run in the user's box
     return warehouse.user_query(f"select * from ({query}) as cohort order by {warehouse.quote(shape.mart_key)}")
