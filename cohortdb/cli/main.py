@@ -36,14 +36,33 @@ class _Group(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except UserError as exc:
-            stderr.print(f"[red]error:[/red] {exc}", soft_wrap=True, markup=True)
-            ctx.exit(USER_ERROR_EXIT)
-        except KeyboardInterrupt:  # before click turns it into "Aborted!" and exit code 1
-            # DuckDB may leave the signal pending too: a second delivery must not kill the exit
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            stderr.print("interrupted")
-            ctx.exit(INTERRUPTED_EXIT)
+        except (KeyboardInterrupt, Exception) as exc:
+            # Ctrl-C may land inside an import or a cleanup that raises something else in turn
+            # (an ImportError, or EBADF from shutil.rmtree): the interrupt is then in the chain.
+            if _interrupted(exc):  # before click turns it into "Aborted!" and exit code 1
+                # DuckDB may leave the signal pending too: a second delivery must not kill the exit
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                stderr.print("interrupted")
+                ctx.exit(INTERRUPTED_EXIT)
+            if isinstance(exc, UserError):
+                stderr.print(f"[red]error:[/red] {exc}", soft_wrap=True, markup=True)
+                ctx.exit(USER_ERROR_EXIT)
+            raise
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was raised while handling, a KeyboardInterrupt (cause or context)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        todo += [current.__cause__, current.__context__]
+    return False
 
 
 app = typer.Typer(
