@@ -195,14 +195,15 @@ def load_duckdb(settings: Settings, path: Path | None = None) -> dict[str, int]:
                 columns = "*"
                 if table.guppy_index is not None:
                     columns = conforming_select(table.guppy_index, unified_schema(table.files))
-                con.execute(
-                    f"create or replace table {target} as "
-                    f"select {columns} from read_parquet([{files}], union_by_name = true)"
-                )
+                query = f"select {columns} from read_parquet([{files}], union_by_name = true)"
+                if table.schema is not None:  # a column newer than a lake's parts is there, null
+                    con.register("_columns", table.schema.empty_table())
+                    query = f"select * from _columns union all by name {query}"
+                con.execute(f"create or replace table {target} as {query}")
             else:
-                con.register("_empty", table.empty_schema().empty_table())
-                con.execute(f"create or replace table {target} as select * from _empty")
-                con.unregister("_empty")
+                con.register("_columns", table.empty_schema().empty_table())
+                con.execute(f"create or replace table {target} as select * from _columns")
+            con.unregister("_columns")
             counts[table.name] = con.execute(f"select count(*) from {target}").fetchall()[0][0]
         con.execute("commit")
     return counts

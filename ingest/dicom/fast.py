@@ -37,8 +37,8 @@ from pydicom.tag import _LUT_DESCRIPTOR_TAGS
 from pydicom.valuerep import TEXT_VR_DELIMS
 from pydicom.values import convert_PN
 
-from ingest.dicom.flatten import MAX_STORED_BYTES, ElementRows, Nodes, tag_string
-from ingest.dicom.header import MAX_DEPTH, Header, NeedMore, ReadError, Unsupported
+from ingest.dicom.flatten import MAX_STORED_BYTES, MAX_VALUE_BYTES, ElementRows, Nodes, tag_string
+from ingest.dicom.header import MAX_DEPTH, MAX_ELEMENTS, Header, NeedMore, ReadError, Unsupported
 
 _HEAD = struct.Struct("<LHH").unpack_from
 """(tag bytes as uint32: element << 16 | group, VR bytes as uint16, 16-bit length)."""
@@ -52,6 +52,8 @@ _ITEM_TAG_LE = 0xE000FFFE
 """The item tag as its bytes read as one uint32 (as :data:`_HEAD` reads tags)."""
 _ITEM_END = 0xFFFEE00D
 _SEQ_END = 0xFFFEE0DD
+_EMPTY_ITEM_END = (0xE00DFFFE, 0)
+"""An item delimiter as :data:`_TAG_LENGTH` reads it (tag bytes as one uint32, length)."""
 _CHARSET_TAG = 0x00080005
 _PIXEL_REPRESENTATION = 0x00280103
 _PIXEL_REPRESENTATION8 = "00280103"
@@ -477,6 +479,8 @@ class _Reader:
             if item_end >= 0 and pos != item_end:
                 raise Unsupported("element overruns its item")
             count += 1
+            if len(self.rows.node) > MAX_ELEMENTS:
+                raise ReadError("too_large", f"more than {MAX_ELEMENTS} elements in one header")
 
     def dataset(
         self,
@@ -511,6 +515,8 @@ class _Reader:
         fast = charset.fast if mode else _META_FAST
         # short-path entries with their node ids at this prefix:
         # (node, tag, VR, 4-byte length, converter, private block, memo)
+        if mode == 2 and (pos == end or end < 0 and pos + 8 <= size and _TAG_LENGTH(buf, pos) == _EMPTY_ITEM_END):
+            return pos if end >= 0 else pos + 8  # an empty item: no cache for its prefix
         here = nodes.item_map((prefix, kw_prefix, charset) if mode else "file meta")
         first_row = len(rows)
         last = -1
@@ -584,6 +590,9 @@ class _Reader:
                 values: list[str]
                 if not length:
                     values, number = [], None
+                elif length > MAX_VALUE_BYTES:
+                    rows.too_long(node, start, length)
+                    continue
                 elif memo is not None and length <= MEMO_MAX_BYTES:
                     raw = buf[start:pos]
                     cached = memo.get(raw)
@@ -645,6 +654,8 @@ class _Reader:
                     raise Unsupported(f"undefined length {vr}")
                 value_end, pos = self.encapsulated(start)
                 n = value_end - start
+                if n > MAX_VALUE_BYTES:
+                    rows.offset_of[len(rows)] = start
                 add(path, kw_path, tag8, keyword, vr, 1 if n else 0, depth, creator,
                     [buf[start:value_end].hex()] if 0 < n <= MAX_STORED_BYTES else [], None, n)
                 continue
@@ -678,7 +689,9 @@ class _Reader:
                     fast = charset.fast
                     here = nodes.item_map((prefix, kw_prefix, charset))
                 continue
-            if vr in _BINARY_VRS:
+            if vr in _BINARY_VRS or length > MAX_VALUE_BYTES:
+                if length > MAX_VALUE_BYTES:
+                    rows.offset_of[len(rows)] = start
                 add(path, kw_path, tag8, keyword, vr, 1, depth, creator,
                     [buf[start:value_end].hex()] if length <= MAX_STORED_BYTES else [], None, length)
                 if private and element <= 0xFF:

@@ -15,6 +15,9 @@ Conventions (the contract of ``raw.dicom_elements``, docs/tables.md):
   Python prints them. ``value_text`` joins them with ``\\`` (null when there
   are none). Binary values (OB, OW, UN, …) are stored as lowercase hex only
   up to :data:`MAX_STORED_BYTES` bytes; ``value_length`` always has their size.
+- A value of any VR longer than :data:`MAX_VALUE_BYTES` (a 300 MB UT, a 2 GB private OB)
+  is never read: its row keeps ``value_length`` and ``value_offset`` (where its bytes start
+  in the source, 0-based), no values.
 """
 
 from __future__ import annotations
@@ -24,14 +27,19 @@ from collections.abc import Hashable, Iterator
 from itertools import compress
 from typing import Any
 
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 
 from ingest.dicom.schema import INSTANCE_ATTRIBUTES
 
 MAX_STORED_BYTES = 64
 """Binary values up to this many bytes are kept (as hex text); larger ones only by length."""
+
+MAX_VALUE_BYTES = 1 << 20
+"""Values longer than this many bytes (any VR but SQ) are not read: their row keeps the value's
+length and offset. A reader's memory is then bounded by the headers' structure, not their values."""
 
 NUMERIC_VRS = frozenset({"DS", "IS", "US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"})
 
@@ -108,20 +116,21 @@ class ElementRows:
     Each row stores its node (see :class:`Nodes`: tag path, keyword path, tag,
     keyword, VR, depth), its ``values`` and ``value_number``. The rare columns
     are sparse: ``vm`` is ``len(values)`` unless :attr:`vm_of` says otherwise
-    (sequences, large binary values), ``private_creator`` and ``value_length``
-    are None unless :attr:`creator_of` / :attr:`length_of` hold them (row index
-    0-based). The full columns and ``value_text`` (``\\``-joined values, None
+    (sequences, large binary values), ``private_creator``, ``value_length`` and
+    ``value_offset`` are None unless :attr:`creator_of` / :attr:`length_of` /
+    :attr:`offset_of` hold them (row index 0-based). The full columns and ``value_text`` (``\\``-joined values, None
     when there are none) are derived on access, here for tests and by Arrow
     for the lake.
     """
 
     COLUMNS = (
         "tag_path", "keyword_path", "tag", "keyword", "vr", "vm", "depth",
-        "private_creator", "value_text", "values", "value_number", "value_length",
+        "private_creator", "value_text", "values", "value_number", "value_length", "value_offset",
     )
     STORED = ("node", "values", "value_number")
     """The columns held as lists, one item per row."""
-    SPARSE = {"vm": "vm_of", "private_creator": "creator_of", "value_length": "length_of"}
+    SPARSE = {"vm": "vm_of", "private_creator": "creator_of", "value_length": "length_of",
+              "value_offset": "offset_of"}
     """Sparse column → the dict of its exceptions (row index → value)."""
 
     __slots__ = (*STORED, *SPARSE.values(), "nodes")
@@ -134,6 +143,8 @@ class ElementRows:
         self.vm_of: dict[int, int] = {}
         self.creator_of: dict[int, str] = {}
         self.length_of: dict[int, int] = {}
+        self.offset_of: dict[int, int] = {}
+        """Row index → byte offset (0-based, in the source) of a value too long to read."""
 
     def __len__(self) -> int:
         return len(self.node)
@@ -157,6 +168,10 @@ class ElementRows:
     @property
     def value_length(self) -> list[int | None]:
         return [self.length_of.get(index) for index in range(len(self))]
+
+    @property
+    def value_offset(self) -> list[int | None]:
+        return [self.offset_of.get(index) for index in range(len(self))]
 
     @property
     def value_text(self) -> list[str | None]:
@@ -202,6 +217,12 @@ class ElementRows:
             self.creator_of[index] = private_creator
         if value_length is not None:
             self.length_of[index] = value_length
+
+    def too_long(self, node: int, offset: int, length: int) -> None:
+        """Append the row of a value longer than :data:`MAX_VALUE_BYTES`, not read: its length and
+        ``offset`` (bytes, 0-based in the source), no values."""
+        self.offset_of[len(self.node)] = offset
+        self.add_row(node, 1, None, [], None, length)
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """The rows as dicts (for tests and small outputs)."""
@@ -287,12 +308,41 @@ MAX_DEPTH = 128
 levels; a file nesting hundreds is broken or hostile, and would exhaust the stack."""
 
 
+def _deferred(rows: ElementRows, dataset: Dataset, tag: BaseTag, prefix: str, kw_prefix: str, depth: int) -> bool:
+    """Add the row of a value pydicom did not read (read with ``defer_size=MAX_VALUE_BYTES``) unless
+    it is a sequence (whose items are read); whether a row was added."""
+    raw = dataset._dict[tag]
+    if not isinstance(raw, RawDataElement) or raw.value is not None or raw.length <= MAX_VALUE_BYTES:
+        return False
+    empty = convert_raw_data_element(raw._replace(value=b"", length=0), ds=dataset)
+    if empty.VR == "SQ":
+        return False
+    creator = None
+    if tag.is_private and tag.element > 0xFF:
+        found = dataset.get(BaseTag(tag.group << 16 | tag.element >> 8))
+        creator = _creator_text(found.value if found is not None else None)
+    tag_text = tag_string(tag.group, tag.element)
+    rows.offset_of[len(rows)] = raw.value_tell
+    rows.add(prefix + tag_text, kw_prefix + (empty.keyword or tag_text), f"{tag:08X}", empty.keyword or "",
+             empty.VR, 1, depth, creator, [], None, raw.length)
+    return True
+
+
+MAX_ELEMENTS = 2_000_000
+"""Headers with more elements than this (sequence items included) are not read (``too_large``):
+a worker holds one header's rows at once, and a few bytes of items can make millions of them."""
+
+
 def _walk(dataset: Dataset, rows: ElementRows, prefix: str, kw_prefix: str, depth: int) -> None:
-    if depth > MAX_DEPTH:
+    if depth > MAX_DEPTH or len(rows) > MAX_ELEMENTS:
         from ingest.dicom.header import ReadError  # noqa: PLC0415 - header imports this module
 
-        raise ReadError("too_deep", f"sequences nested more than {MAX_DEPTH} levels deep")
+        if depth > MAX_DEPTH:
+            raise ReadError("too_deep", f"sequences nested more than {MAX_DEPTH} levels deep")
+        raise ReadError("too_large", f"more than {MAX_ELEMENTS} elements in one header")
     for tag in sorted(dataset.keys()):
+        if _deferred(rows, dataset, tag, prefix, kw_prefix, depth):
+            continue
         try:
             elem = dataset[tag]
         except Exception:  # noqa: BLE001 - a value pydicom cannot convert is kept raw
@@ -447,7 +497,10 @@ def instance_attributes(rows: ElementRows) -> dict[str, Any]:
 
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_ELEMENTS",
     "MAX_STORED_BYTES",
+    "MAX_VALUE_BYTES",
     "ElementRows",
     "Nodes",
     "first_number",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from ingest.dicom.flatten import MAX_DEPTH, ElementRows
+from ingest.dicom.flatten import MAX_DEPTH, MAX_ELEMENTS, ElementRows
 
 
 @dataclass
@@ -39,6 +39,7 @@ class ReadError(Exception):
         error_type: a short category: ``empty``, ``not_dicom``, ``truncated``,
             ``invalid``, ``too_deep``, ``unreadable``, ``broken_symlink``, ``bad_zip``, ``empty_zip``,
             ``bad_name``, ``reader_failed``, ``not_a_file`` (a FIFO, socket or device),
+            ``too_large`` (over :data:`MAX_ELEMENTS` elements, or a zip member's header over its cap),
             ``worker_died`` (see ``docs/tables.md``).
         message: one line a user can act on.
     """
@@ -80,4 +81,4 @@ def describe_failure(exc: BaseException) -> str:
     return text
 
 
-__all__ = ["MAX_DEPTH", "Header", "NeedMore", "ReadError", "Unsupported", "describe_failure"]
+__all__ = ["MAX_DEPTH", "MAX_ELEMENTS", "Header", "NeedMore", "ReadError", "Unsupported", "describe_failure"]

@@ -9,6 +9,7 @@ the bytes come from (files, zip members) is the sources' business
 from __future__ import annotations
 
 import io
+import mmap
 import struct
 import warnings
 from typing import BinaryIO
@@ -18,7 +19,7 @@ import pydicom.charset
 from pydicom.dataelem import RawDataElement
 
 from ingest.dicom import fast
-from ingest.dicom.flatten import Nodes, flatten_dataset
+from ingest.dicom.flatten import MAX_VALUE_BYTES, Nodes, flatten_dataset
 from ingest.dicom.header import Header, NeedMore, ReadError, Unsupported, describe_failure
 
 FIRST_READ = 64 * 1024
@@ -93,6 +94,14 @@ def _pixel_header(
     return True, length
 
 
+def _cut_short(elem: RawDataElement, size: int) -> bool:
+    """Whether a defined-length raw element ends past the stream's ``size`` bytes (a value too long
+    to read was skipped, not read: its end is checked against the size)."""
+    if elem.value is None:
+        return elem.value_tell + elem.length > size
+    return len(elem.value) < elem.length
+
+
 def _check_complete(ds: pydicom.Dataset, size: int, *, check_tail: bool) -> None:
     """Raise if an element is cut short, or (``check_tail``) if the file ends in a partial tag.
 
@@ -104,7 +113,7 @@ def _check_complete(ds: pydicom.Dataset, size: int, *, check_tail: bool) -> None
         for elem in (dataset._dict.values() if dataset is not None else ()):
             if not isinstance(elem, RawDataElement) or elem.length == UNDEFINED_LENGTH:
                 continue
-            if elem.value is not None and len(elem.value) < elem.length:
+            if _cut_short(elem, size):
                 raise ReadError("truncated", f"element {elem.tag} is cut short (file ends early)")
             if dataset is ds:
                 last_end = max(last_end, elem.value_tell + elem.length)
@@ -120,7 +129,7 @@ def pydicom_header(fp: BinaryIO, size: int, nodes: Nodes | None = None) -> Heade
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True, defer_size=MAX_VALUE_BYTES)
             position = fp.tell()
             has_pixels, length = _pixel_header(fp, position, size, ds) if position < size else (False, None)
             deflated = getattr(ds, "file_meta", {}).get("TransferSyntaxUID") == DEFLATED
@@ -149,7 +158,7 @@ def _complete_elements(ds: pydicom.Dataset, size: int, *, check_tail: bool) -> i
     items = sorted(ds._dict.items())
     for index, (_, elem) in enumerate(items):
         if isinstance(elem, RawDataElement) and elem.length != UNDEFINED_LENGTH:
-            if elem.value is not None and len(elem.value) < elem.length:
+            if _cut_short(elem, size):
                 for later, _ in items[index:]:
                     del ds._dict[later]
                 return last_end
@@ -174,7 +183,7 @@ def partial_header(fp: BinaryIO, size: int, nodes: Nodes | None, error: ReadErro
         warnings.simplefilter("ignore")
         try:
             fp.seek(0)
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True, defer_size=MAX_VALUE_BYTES)
             position = fp.tell()
             has_pixels, length = (_pixel_header(fp, position, size, ds, check=False) if position < size
                                   else (False, None))
@@ -218,16 +227,50 @@ def _read_header(head: bytes, size: int, fp: BinaryIO, nodes: Nodes | None = Non
     if not looks_like_dicom(head):
         raise ReadError("not_dicom", "not a DICOM file (no 'DICM' marker and no DICOM tag at the start)")
     try:
-        try:
-            header = fast.parse(head, size, nodes)
-        except NeedMore:
-            fp.seek(0)
-            header = fast.parse(fp.read(), size, nodes)
+        header = _fast_header(head, size, fp, nodes)
     except Unsupported:
         fp.seek(0)
         header = pydicom_header(fp, size, nodes)
     header.size = size
     return header
+
+
+def _fast_header(head: bytes, size: int, fp: BinaryIO, nodes: Nodes | None) -> Header:
+    """:func:`fast.parse` given more of the stream each time the header runs past what it has."""
+    buf: Buffer = head
+    maps: list[mmap.mmap] = []
+    try:
+        while True:
+            try:
+                return fast.parse(buf, size, nodes)  # type: ignore[arg-type]  # bytes or a map of them
+            except NeedMore as more:
+                bigger = _bytes_until(fp, max(more.args[0], 2 * len(buf)))
+                if isinstance(bigger, mmap.mmap):
+                    maps.append(bigger)
+                if len(bigger) <= len(buf):
+                    raise ReadError("truncated", f"the stream ends at byte {len(buf)}, "
+                                                 f"before the {size} bytes it declares") from None
+                buf = bigger
+    finally:
+        for mapped in maps:
+            mapped.close()
+
+
+Buffer = bytes | mmap.mmap
+
+
+def _bytes_until(fp: BinaryIO, end: int) -> Buffer:
+    """At least the first ``end`` bytes of ``fp`` (all of it when shorter): a file is mapped, not
+    read, so a value the reader skips (a 2 GB element before the pixel data) is never in memory;
+    a stream that is spooled as it is read (a zip member) gives its own; else the whole stream."""
+    until = getattr(fp, "bytes_until", None)
+    if until is not None:
+        return until(end)  # type: ignore[no-any-return]
+    try:
+        return mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        fp.seek(0)
+        return fp.read()
 
 
 def read_bytes(data: bytes, nodes: Nodes | None = None) -> Header:

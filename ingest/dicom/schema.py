@@ -21,6 +21,7 @@ ELEMENTS = pa.schema([
     ("values", pa.list_(pa.string())),
     ("value_number", pa.float64()),
     ("value_length", pa.int64()),
+    ("value_offset", pa.int64()),
 ])
 """One row per data element, sequence items included, at every depth."""
 

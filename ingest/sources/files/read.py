@@ -4,16 +4,19 @@ member), or anything else (a read error)."""
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import re
 import stat
+import sys
+import tempfile
 import zipfile
 import zlib
-from typing import NamedTuple
+from typing import IO, BinaryIO, NamedTuple, cast
 
 from ingest.dicom.flatten import Nodes
 from ingest.dicom.header import Header, ReadError
-from ingest.dicom.read import FIRST_READ, read_bytes, read_header
+from ingest.dicom.read import FIRST_READ, read_header
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
@@ -95,15 +98,96 @@ def _read_zip(path: str, nodes: Nodes | None) -> list[Outcome]:
         outcomes: list[Outcome] = []
         for info in members:
             try:
-                data = archive.read(info)
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
-                outcomes.append((info.filename, ReadError("bad_zip", f"cannot extract member ({exc})")))
-                continue
-            try:
-                outcomes += _outcomes(info.filename, read_bytes(data, nodes))
+                with archive.open(info) as stream, _Member(stream) as member:
+                    head = member.read(FIRST_READ)
+                    fp = cast(BinaryIO, member)  # reads, seeks and tells: all the readers use
+                    outcomes += _outcomes(info.filename, read_header(head, info.file_size, fp, nodes))
             except ReadError as exc:
                 outcomes.append((info.filename, exc))
+            except _ZIP_ERRORS as exc:
+                outcomes.append((info.filename, ReadError("bad_zip", f"cannot extract member ({exc})")))
         return outcomes
+
+
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
+
+SPOOL_MEMORY_BYTES = 32 << 20
+"""Bytes of a zip member kept in memory as it is read; beyond, they go to a temporary file."""
+MAX_MEMBER_BYTES = 1 << 30
+"""Bytes of a zip member read at most (its header must end before): a member is read only as far as
+its header goes (never its pixel data), so only a header this long, or a hostile one, reaches it."""
+_CHUNK = 1 << 20
+
+
+class _Member:
+    """A zip member, read forward only as far as a reader asks, seekable over what was read (kept in
+    memory up to :data:`SPOOL_MEMORY_BYTES`, then in a temporary file), at most :data:`MAX_MEMBER_BYTES`."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._memory: bytearray | None = bytearray()
+        self._file: BinaryIO | None = None
+        self._filled = 0
+        self._ended = False
+        self._position = 0
+
+    def __enter__(self) -> _Member:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def _fill(self, end: int) -> None:
+        """Read the member up to byte ``end`` (0-based, exclusive), or to its end when shorter."""
+        while self._filled < end and not self._ended:
+            if self._filled >= MAX_MEMBER_BYTES:
+                raise ReadError("too_large", f"the header runs past the first {MAX_MEMBER_BYTES >> 20} MiB "
+                                             "of the zip member; extract it to ingest it")
+            chunk = self._stream.read(min(_CHUNK, end - self._filled, MAX_MEMBER_BYTES - self._filled))
+            if not chunk:
+                self._ended = True
+                break
+            if self._memory is not None and self._filled + len(chunk) > SPOOL_MEMORY_BYTES:
+                self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed on exit
+                self._file.write(self._memory)
+                self._memory = None
+            if self._memory is not None:
+                self._memory += chunk
+            else:
+                self._file.write(chunk)  # type: ignore[union-attr]
+            self._filled += len(chunk)
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (all that is left when negative) from the current position."""
+        self._fill(sys.maxsize if n < 0 else self._position + n)
+        end = self._filled if n < 0 else min(self._filled, self._position + n)
+        start, self._position = self._position, max(self._position, end)
+        if start >= end:
+            return b""
+        if self._memory is not None:
+            return bytes(self._memory[start:end])
+        return os.pread(self._file.fileno(), end - start, start)  # type: ignore[union-attr]
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_END:
+            self._fill(sys.maxsize)
+            offset += self._filled
+        elif whence == os.SEEK_CUR:
+            offset += self._position
+        self._position = max(0, offset)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def bytes_until(self, end: int) -> bytes | mmap.mmap:
+        """The first ``end`` bytes (fewer when the member is shorter), read if not yet."""
+        self._fill(end)
+        if self._memory is not None:
+            return bytes(self._memory)
+        self._file.flush()  # type: ignore[union-attr]
+        return mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)  # type: ignore[union-attr]
 
 
 def _not_a_file(path: str) -> str | None:

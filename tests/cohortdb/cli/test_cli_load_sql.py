@@ -8,11 +8,14 @@ import json
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from cohortdb.cli.main import app
 from cohortdb.warehouse.duckdb import database_path, load_duckdb
+from ingest.dicom.schema import TABLES as DICOM_TABLES
+from ingest.lake import part_files
 from ingest.settings import Settings
 from ingest.sources.files.ingest import ingest_dicom
 
@@ -60,6 +63,22 @@ def test_empty_lake_loads_empty_tables_with_the_contract_columns(settings: Setti
             "select column_name from information_schema.columns where table_name = 'guppy_imaging_study'"
         ).fetchall()}
     assert {"study_uid", "study_modality", "imaging_study_annotations", "_record"} <= columns
+
+
+def test_a_lake_written_before_a_column_existed_loads_it_as_null(loaded: Settings) -> None:
+    newer = {"elements": ["value_offset"], "instances": ["truncated", "truncated_at"], "errors": ["severity"]}
+    for table, columns in newer.items():
+        for part in part_files(loaded.dicom_lake / table):
+            old = pq.read_table(part)
+            pq.write_table(old.drop_columns(columns), part)
+    load_duckdb(loaded)
+    with duckdb.connect(str(database_path(loaded)), read_only=True) as con:
+        for table, columns in newer.items():
+            described = {row[0]: row[1] for row in con.execute(f"describe raw.dicom_{table}").fetchall()}
+            assert list(described) == DICOM_TABLES[table].names
+            for column in columns:
+                assert con.execute(f"select count({column}) from raw.dicom_{table}").fetchone() == (0,)
+        assert con.execute("select count(*) from raw.dicom_elements").fetchone()[0] > 1000
 
 
 def test_sql_prints_table_csv_and_json(loaded: Settings) -> None:
