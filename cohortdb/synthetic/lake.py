@@ -356,7 +356,7 @@ def elements_sql() -> str:
                case when value_text is null then [] else [value_text] end as "values",
                case when vr in ('DS', 'US', 'IS') then try_cast(value_text as double)
                     when vr = 'SQ' then 1.0 end as value_number,
-               cast(null as bigint) as value_length
+               cast(null as bigint) as value_length, cast(null as bigint) as value_offset
         from joined
     """
 

@@ -28,7 +28,8 @@ final as (
         value_text,
         {{ adapter.quote("values") }} as value_list,
         value_number,
-        value_length
+        value_length,
+        value_offset
     from source
 )
 
