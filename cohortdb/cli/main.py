@@ -28,6 +28,8 @@ from ingest.settings import resolve_settings
 
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130
+_console = False
+"""Running as the console script (:func:`main`), not as a library (typer's ``CliRunner``)."""
 
 
 class _Group(TyperGroup):
@@ -40,10 +42,15 @@ class _Group(TyperGroup):
             # Ctrl-C may land inside an import or a cleanup that raises something else in turn
             # (an ImportError, or EBADF from shutil.rmtree): the interrupt is then in the chain.
             if _interrupted(exc):  # before click turns it into "Aborted!" and exit code 1
-                # DuckDB may leave the signal pending too: a second delivery must not kill the exit
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                # DuckDB may leave the signal pending too: a second delivery must not kill the exit.
+                # Only the console script's process keeps ignoring it (its children would inherit that).
+                previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
                 stderr.print("interrupted")
-                ctx.exit(INTERRUPTED_EXIT)
+                try:
+                    ctx.exit(INTERRUPTED_EXIT)
+                finally:
+                    if not _console:
+                        signal.signal(signal.SIGINT, previous)
             if isinstance(exc, UserError):
                 stderr.print(f"[red]error:[/red] {exc}", soft_wrap=True, markup=True)
                 ctx.exit(USER_ERROR_EXIT)
@@ -93,6 +100,8 @@ app.command("demo")(demo.demo_command)
 
 def main() -> None:
     """Console entry point (errors are mapped by the root group; Ctrl-C exits 130)."""
+    global _console
+    _console = True
     try:
         app()
     except KeyboardInterrupt:  # outside any command (while arguments are parsed)

@@ -468,10 +468,10 @@ class _Reader:
                 item_end = -1
             else:
                 item_end = start + length
+                if end >= 0 and item_end > end:  # before the file's end: pydicom reads what is there
+                    raise Unsupported("item overruns its sequence")
                 if item_end > self.size:
                     self.need(item_end)
-                if end >= 0 and item_end > end:
-                    raise Unsupported("item overruns its sequence")
             pos = self.dataset(
                 start, item_end, f"{path}__{count}__", f"{kw_path}[{count}].", depth, charset, 2,
                 pixel_rep,

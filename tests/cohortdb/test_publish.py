@@ -46,6 +46,12 @@ def _build(settings: Settings, cohorts: Path, *args: str) -> object:
 STUDIES = [{"submitter_id": "1.2.3", "study_modality": ["CT"]}, {"submitter_id": "1.2.4", "study_modality": ["CR"]}]
 
 
+def _sigint_default() -> None:
+    """In the child: Ctrl-C as a terminal gives it, whatever this process does with SIGINT (a shell
+    starts background jobs with SIGINT ignored, and an ignored signal is inherited through exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_a_reader_never_makes_a_build_fail_and_sees_the_new_one_next(tmp_path: Path) -> None:
     settings = resolve_settings(tmp_path / "w")
     cohorts = _cohorts(tmp_path, only_ct="CT")
@@ -146,15 +152,15 @@ def test_ctrl_c_during_build_is_one_line_and_publishes_nothing(tmp_path: Path) -
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     build = subprocess.Popen(
         [sys.executable, "-m", "cohortdb", "--warehouse", str(settings.warehouse_dir), "--cohorts", str(cohorts),
-         "build"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+         "build"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_sigint_default)
     next_file = settings.warehouse_dir / NEXT_FILE
     deadline = time.monotonic() + 60
     while not next_file.exists() and build.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.5)  # inside the load or the dbt step
     build.send_signal(signal.SIGINT)
-    _, stderr = build.communicate(timeout=120)
-    assert build.returncode == 130, stderr
+    stdout, stderr = build.communicate(timeout=120)
+    assert build.returncode == 130, (stdout, stderr)
     assert stderr.strip() == "interrupted"
     after = database_path(settings).stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)

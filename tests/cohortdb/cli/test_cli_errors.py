@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 
 import pytest
 import typer
@@ -45,6 +46,8 @@ def test_an_error_raised_while_ctrl_c_unwinds_still_ends_as_interrupted(action) 
     result = CliRunner().invoke(_app(action), ["run"])
     assert result.exit_code == INTERRUPTED_EXIT, result.output
     assert result.output.strip() == "interrupted"
+    # only the console script ignores a second Ctrl-C: a library caller's processes would inherit it
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_a_user_error_is_one_line_and_a_bug_is_not_hidden() -> None:

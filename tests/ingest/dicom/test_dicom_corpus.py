@@ -52,6 +52,9 @@ def test_every_corpus_file_is_an_instance_or_an_error(ingested: Settings, corpus
     names = {Path(r["source_path"]).name.split("_", 1)[1] for r in errors}
     assert {"README.txt", "rtplan_truncated.dcm", "MR_truncated.dcm"} <= names
     assert len({r["file_id"] for r in instances}) == len(instances)
+    # an item declaring 24 bytes more than its sequence holds, every element complete: read whole
+    [nooffset] = [r for r in instances if r["source_path"].endswith("_DICOMDIR-nooffset")]
+    assert not nooffset["truncated"] and nooffset["n_elements"] > 400
 
 
 def _deid_config(tmp_path: Path) -> str:

@@ -60,6 +60,12 @@ def _overlapping(root: Path) -> list[list[Path]]:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
+def _sigint_default() -> None:
+    """In the child: Ctrl-C as a terminal gives it, whatever this process does with SIGINT (a shell
+    starts background jobs with SIGINT ignored, and an ignored signal is inherited through exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_overlapping_paths_ingest_each_source_once(
     tmp_path: Path, tree: Path, workers: int
 ) -> None:
@@ -155,6 +161,7 @@ def _interrupt(settings: Settings, corpus: Path) -> tuple[int | None, str]:
          "--workers", "2", str(corpus)],
         env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
+        preexec_fn=_sigint_default,
     )
     try:
         deadline = time.monotonic() + 60
