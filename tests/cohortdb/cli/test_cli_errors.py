@@ -43,11 +43,12 @@ def _app(action):  # noqa: ANN001, ANN202
 
 @pytest.mark.parametrize("action", [_ctrl_c_then_ebadf, _ctrl_c_inside_an_import])
 def test_an_error_raised_while_ctrl_c_unwinds_still_ends_as_interrupted(action) -> None:  # noqa: ANN001
+    before = signal.getsignal(signal.SIGINT)
     result = CliRunner().invoke(_app(action), ["run"])
     assert result.exit_code == INTERRUPTED_EXIT, result.output
     assert result.output.strip() == "interrupted"
     # only the console script ignores a second Ctrl-C: a library caller's processes would inherit it
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_a_user_error_is_one_line_and_a_bug_is_not_hidden() -> None:
