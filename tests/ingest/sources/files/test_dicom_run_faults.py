@@ -59,13 +59,13 @@ def _overlapping(root: Path) -> list[list[Path]]:
             [one, one, root / "sub"], [root / "sub" / "deeper", root / "sub", root / "sub" / "deeper"]]
 
 
-@pytest.mark.parametrize("workers", [1, 2])
 def _sigint_default() -> None:
     """In the child: Ctrl-C as a terminal gives it, whatever this process does with SIGINT (a shell
     starts background jobs with SIGINT ignored, and an ignored signal is inherited through exec)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_overlapping_paths_ingest_each_source_once(
     tmp_path: Path, tree: Path, workers: int
 ) -> None:
