@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -45,6 +46,23 @@ def read_object_ids(path: Path) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+@contextlib.contextmanager
+def _sdk_quiet() -> Iterator[None]:
+    """Silence the SDK: it prints progress and logs each failure (a traceback on the stream its
+    loggers were made with); the caller reports failures itself, one line each."""
+    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+               if name.split(".")[0] in ("gen3", "cdislogging")]
+    disabled = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        for logger, was in zip(loggers, disabled, strict=True):
+            logger.disabled = was
+
+
 def download_objects(
     client: GuppyClient,
     object_ids: list[str],
@@ -63,7 +81,7 @@ def download_objects(
     host = urlparse(client.endpoint).netloc
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = [Downloadable(object_id=object_id) for object_id in object_ids]
-    with contextlib.redirect_stdout(io.StringIO()):
+    with _sdk_quiet():
         manager = DownloadManager(hostname=host, auth=client.auth, download_list=entries,
                                   show_progress=False, commons_url=host)
     written: list[Path] = []
@@ -73,7 +91,7 @@ def download_objects(
             failures.append(f"{entry.object_id}: not found at {host}")
             advance(entry.object_id)
             continue
-        with contextlib.redirect_stdout(io.StringIO()):
+        with _sdk_quiet():
             status = manager.download([entry], save_directory=str(out_dir),
                                       show_progress=False, unpack_packages=False)
         result = status[entry.object_id]
