@@ -29,7 +29,8 @@ def ingest_dicom_command(
         "on one machine or several sharing the warehouse, at the same time if you like; "
         "together they ingest what one run would. Keep N for later runs."
     ))] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any source could not be read.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help=(
+        "Exit 1 when any source could not be read (a truncated instance, read in part, is a warning)."))] = False,
 ) -> None:
     """Ingest DICOM headers (every element, sequences flattened); incremental by default."""
     from ingest.sources.files.ingest import ingest_dicom
@@ -44,9 +45,10 @@ def ingest_dicom_command(
             on_progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     typer.echo(summary.line())
-    if summary.n_errors:
+    if summary.n_errors or summary.n_warnings:
         where = settings.dicom_lake / "errors"
-        typer.echo(f"see raw.dicom_errors (or {where}) for the {summary.n_errors} errors", err=True)
+        typer.echo(f"see raw.dicom_errors after `cohortdb load` (or {where}) for the {summary.n_errors} errors "
+                   f"and {summary.n_warnings} warnings", err=True)
     if strict and summary.n_errors:
         raise typer.Exit(1)
 

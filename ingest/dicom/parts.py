@@ -168,13 +168,15 @@ def file_id(source_path: str, member: str | None) -> str:
 
 @dataclass
 class PartCounts:
-    """What a batch's parts hold: instances, errors and element rows; ``n_fast`` instances
-    were read by the fast reader."""
+    """What a batch's parts hold: instances, error rows of severity ``error`` and of ``warning``
+    (``n_warnings``: instances kept in part), element rows; ``n_fast`` instances were read by the
+    fast reader."""
 
     n_instances: int
     n_errors: int
     n_elements: int
     n_fast: int
+    n_warnings: int = 0
 
 
 class BatchParts:
@@ -252,6 +254,8 @@ class BatchParts:
         self._unconvertible(self.elements.close())
         write_parquet(_table(self.errors, ERRORS), self.staging / "errors.parquet")
         write_parquet(_table(self.instances, INSTANCES), self.staging / "instances.parquet")
-        counts = PartCounts(len(self.instances), len(self.errors), self.elements.n_rows, self.n_fast)
+        n_warnings = sum(error["severity"] == "warning" for error in self.errors)
+        counts = PartCounts(len(self.instances), len(self.errors) - n_warnings, self.elements.n_rows, self.n_fast,
+                            n_warnings)
         self.instances, self.errors = [], []
         return counts

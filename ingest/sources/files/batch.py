@@ -34,6 +34,8 @@ class BatchResult:
     n_elements: int
     n_fast: int
     peak_rss_mib: float
+    n_warnings: int = 0
+    """Warning rows: instances kept in part (truncated); ``n_errors`` counts the sources not read."""
 
 
 def process_batch(staging: Path, part: str, sources: list[Source], ingested_at: dt.datetime) -> BatchResult:
@@ -70,4 +72,4 @@ def _process_batch(staging: Path, part: str, sources: list[Source], ingested_at:
     pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages: worker memory crept up per batch
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return BatchResult(part, len(sources), counts.n_instances, counts.n_errors, counts.n_elements, counts.n_fast,
-                       peak_kib / 1024)
+                       peak_kib / 1024, counts.n_warnings)

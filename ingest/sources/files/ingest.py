@@ -76,6 +76,9 @@ class IngestSummary:
     n_removed: int = 0
     n_instances: int = 0
     n_errors: int = 0
+    """Sources (or zip members) not read: ``dicom_errors`` rows of severity ``error``."""
+    n_warnings: int = 0
+    """Instances read in part (truncated): ``dicom_errors`` rows of severity ``warning``."""
     n_elements: int = 0
     n_fast: int = 0
     seconds: float = 0.0
@@ -84,7 +87,7 @@ class IngestSummary:
 
     def line(self) -> str:
         return (
-            f"{self.n_instances} instances, {self.n_errors} errors "
+            f"{self.n_instances} instances ({self.n_warnings} truncated), {self.n_errors} errors "
             f"({self.n_read} sources read, {self.n_unchanged} unchanged, "
             f"{self.n_removed} removed, {self.n_elements} elements) in {self.seconds:.1f} s"
         )
@@ -426,6 +429,7 @@ def ingest_dicom(
         summary.n_read += result.n_sources
         summary.n_instances += result.n_instances
         summary.n_errors += result.n_errors
+        summary.n_warnings += result.n_warnings
         summary.n_elements += result.n_elements
         summary.n_fast += result.n_fast
         summary.peak_rss_mib = max(summary.peak_rss_mib, result.peak_rss_mib)

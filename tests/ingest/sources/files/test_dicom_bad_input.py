@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -89,7 +90,8 @@ def test_every_bad_source_is_one_error_row_and_good_ones_land(settings: Settings
     }
     cut = {"cut_600.dcm", "cut_3000.dcm", "cut_6200.dcm", "cut_7300.dcm"}  # elements before the cut kept
     assert landed == {"good.dcm", "no_preamble.dcm", "no_meta.dcm", "series.zip!a.dcm"} | cut
-    assert summary.n_instances == 8 and summary.n_errors == len(errors)
+    assert summary.n_instances == 8 and summary.n_errors + summary.n_warnings == len(errors)
+    assert summary.n_warnings == 4  # the cut files: instances read in part
     assert landed & set(errors) == cut
     truncated = {Path(r["source_path"]).name: r["truncated_at"] for r in _instances(settings) if r["truncated"]}
     assert set(truncated) == cut and truncated["cut_7300.dcm"] < 7300
@@ -107,10 +109,22 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_cli_summarises_and_strict_fails(tmp_path: Path, bad_dir: Path) -> None:
     done = _cli("--warehouse", str(tmp_path / "w"), "ingest", "dicom", str(bad_dir), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "8 instances," in done.stdout and "errors" in done.stdout  # 4 of them truncated, kept in part
+    assert "8 instances (4 truncated)," in done.stdout and "errors" in done.stdout
     assert "Traceback" not in done.stderr
     strict = _cli("--warehouse", str(tmp_path / "w2"), "ingest", "dicom", "--strict", str(bad_dir), cwd=tmp_path)
     assert strict.returncode == 1
+
+
+def test_strict_fails_on_errors_not_on_a_truncated_instance(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    shutil.copy(get_testdata_file("MR_truncated.dcm"), source)
+    strict = _cli("--warehouse", str(tmp_path / "w"), "ingest", "dicom", "--strict", str(source), cwd=tmp_path)
+    assert strict.returncode == 0, strict.stderr
+    assert "1 instances (1 truncated), 0 errors" in strict.stdout and "1 warnings" in strict.stderr
+    (source / "notes.txt").write_text("not DICOM")
+    strict = _cli("--warehouse", str(tmp_path / "w"), "ingest", "dicom", "--strict", str(source), cwd=tmp_path)
+    assert strict.returncode == 1 and "1 errors" in strict.stderr
 
 
 def test_missing_path_is_one_line_and_nonzero(tmp_path: Path) -> None:
