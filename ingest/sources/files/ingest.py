@@ -105,10 +105,25 @@ def _remove_sources(
     """One transaction rewriting the parts that hold rows of ``doomed`` sources without them."""
     if not doomed:
         return 0
-    doomed_array = pa.array(sorted(doomed))
+    tx = Transaction(settings.lake_dir, namespace(shard))
+    _without_sources(settings, shard, state, doomed, tx)
+    tx.commit()
+    return len(doomed)
+
+
+def _without_sources(
+    settings: Settings, shard: Shard | None, state: pa.Table, doomed: set[str], tx: Transaction
+) -> pa.Table:
+    """Rewrite, in ``tx``, the parts holding rows of ``doomed`` sources without them.
+
+    ``state``: rows of the lake state (:data:`~ingest.dicom.schema.SOURCES`) naming at least the
+    doomed sources. Returns ``state`` as it is once ``tx`` commits: the doomed rows gone, the
+    others of a rewritten part pointing at its new part.
+    """
+    doomed_array = pa.array(sorted(doomed), pa.string())
     hit = pc.is_in(state["source_path"], doomed_array)
     parts = sorted(set(state.filter(hit)["part"].to_pylist()))
-    tx = Transaction(settings.lake_dir, namespace(shard))
+    renamed: dict[str, str] = {}
     for part in parts:
         files = {t: _table_dir(settings, t, shard) / f"{part}.parquet" for t in TABLES}
         tables = {t: pq.read_table(path) for t, path in files.items()}
@@ -118,7 +133,7 @@ def _remove_sources(
             column, banned = ("file_id", gone_ids) if table == "elements" else ("source_path", doomed_array)
             tables[table] = rows.filter(pc.invert(pc.is_in(rows[column], banned)))
         if tables["sources"].num_rows:
-            new_part = new_part_id()
+            new_part = renamed[part] = new_part_id()
             sources = tables["sources"]
             tables["sources"] = sources.set_column(
                 sources.schema.get_field_index("part"), "part", pa.array([new_part] * sources.num_rows)
@@ -126,8 +141,13 @@ def _remove_sources(
             for table, rows in tables.items():
                 tx.add(rows, _table_dir(settings, table, shard) / f"{new_part}.parquet")
         tx.delete(files.values())
-    tx.commit()
-    return len(doomed)
+    kept = state.filter(pc.invert(hit))
+    if not renamed:
+        return kept
+    moved = pc.fill_null(pc.take(pa.array(list(renamed.values()), pa.string()),
+                                 pc.index_in(kept["part"], value_set=pa.array(list(renamed), pa.string()))),
+                         kept["part"])
+    return kept.set_column(kept.schema.get_field_index("part"), "part", moved)
 
 
 def _batches(sources: list[Source], workers: int) -> list[list[Source]]:
@@ -233,6 +253,8 @@ class _Reader:
         self._batches: dict[str, list[Source]] = {}  # of the pending transactions read in the pool
         self._results: queue.SimpleQueue[BatchResult | BaseException] = queue.SimpleQueue()
         self._done = 0
+        self.replacing: pa.Table = SOURCES.empty_table()
+        """The state rows of the sources read again: a batch's transaction rewrites their parts without them."""
 
     def found(self, sources: list[Source]) -> None:
         """:meth:`submit` those of the ``sources`` (found by a walk) that are in the run's shard,
@@ -259,11 +281,11 @@ class _Reader:
         for batch in batches:
             tx = Transaction(self.settings.lake_dir, namespace(self.shard))
             self._pending[tx.txid] = tx
+            self._batches[tx.txid] = batch
             job = (tx.staging, tx.txid, batch, self.ingested_at)
             if self.pool is None:
                 self._commit(process_batch(*job))
             else:
-                self._batches[tx.txid] = batch
                 self.pool.apply_async(
                     _read_batch, job, callback=self._results.put, error_callback=self._results.put
                 )
@@ -310,11 +332,19 @@ class _Reader:
                 self._pending.pop(txid).abort()
                 tx = Transaction(self.settings.lake_dir, namespace(self.shard))
                 self._pending[tx.txid] = tx
-                self._commit(_dead_batch(tx.staging, tx.txid, self._batches.pop(txid), self.ingested_at))
+                batch = self._batches[tx.txid] = self._batches.pop(txid)
+                self._commit(_dead_batch(tx.staging, tx.txid, batch, self.ingested_at))
 
     def _commit(self, result: BatchResult) -> None:
-        _commit_batch(self.settings, self.shard, self._pending.pop(result.part))
-        self._batches.pop(result.part, None)
+        tx = self._pending.pop(result.part)
+        batch = self._batches.pop(result.part)
+        if self.replacing.num_rows:
+            paths = pa.array([source.path for source in batch], pa.string())
+            replaced = self.replacing.filter(pc.is_in(self.replacing["source_path"], value_set=paths))
+            if replaced.num_rows:
+                doomed = set(replaced["source_path"].to_pylist())
+                self.replacing = _without_sources(self.settings, self.shard, self.replacing, doomed, tx)
+        _commit_batch(self.settings, self.shard, tx)
         self.summary.batches.append(result)
         self._done += result.n_sources
         if self.on_progress:
@@ -338,12 +368,12 @@ def _unique_roots(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
 
 def _diff(
     found: pa.Table, state: pa.Table, roots: list[str], full: bool
-) -> tuple[pa.Table, set[str], int]:
+) -> tuple[pa.Table, set[str], set[str]]:
     """Compare the files ``found`` (:data:`~ingest.sources.files.walk.FOUND`) with the lake ``state``.
 
     Returns the files to read (new, changed, or all when ``full``; :data:`~ingest.sources.files.walk.FOUND`),
-    the paths whose rows go (those re-read, and the vanished ones under ``roots``),
-    and how many vanished.
+    the paths read before that are read again (their rows go when their batch commits), and the
+    paths read before that vanished under ``roots`` (their rows go now).
     """
     at = pc.index_in(found["path"], value_set=state["source_path"])  # null: never read
     same = pc.and_(
@@ -357,7 +387,7 @@ def _diff(
     if pc.count(at).as_py() < state.num_rows:  # some source read before was not found (paths are unique)
         gone = state.filter(pc.invert(pc.is_in(state["source_path"], value_set=found["path"])))
         vanished = set(gone.filter(under_mask(gone["source_path"], roots))["source_path"].to_pylist())
-    return to_read, vanished | set(reread["path"].to_pylist()), len(vanished)
+    return to_read, set(reread["path"].to_pylist()), vanished
 
 
 def ingest_dicom(
@@ -412,9 +442,11 @@ def ingest_dicom(
         found = walk.found.filter(in_shard(walk.found["path"], shard)) if shard else walk.found
         summary.n_sources = found.num_rows
         state, stale = reading.result()
-        to_read, doomed, summary.n_removed = _diff(found, state, walk.roots, full)
-        summary.n_unchanged = summary.n_sources - to_read.num_rows
-        _remove_sources(settings, shard, state, doomed)
+        to_read, reread, vanished = _diff(found, state, walk.roots, full)
+        summary.n_unchanged, summary.n_removed = summary.n_sources - to_read.num_rows, len(vanished)
+        _remove_sources(settings, shard, state, vanished)
+        # the rows of a source read again go in the transaction of its new rows: never neither, never both
+        reader.replacing = state.filter(pc.is_in(state["source_path"], pa.array(sorted(reread), pa.string())))
         if reader.submitted:  # (read while walking)
             submitted = pa.array(list(reader.submitted), pa.string())
             to_read = to_read.filter(pc.invert(pc.is_in(to_read["path"], value_set=submitted)))
