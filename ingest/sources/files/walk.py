@@ -19,15 +19,18 @@ Arrow table, so nothing per file becomes a Python object unless it is read.
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
 import os
 import queue
+import signal
 import time
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.pool import Pool
 from pathlib import Path
 from stat import S_ISLNK
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -213,9 +216,71 @@ def _walk_dirs(
     stack = list(directories)
     n_listed = 0
     while stack and (limit is None or n_listed < limit):
-        stack += _visit(stack.pop(), found, listings, since_ns)
+        directory = stack.pop()
+        _test_kill(directory)
+        stack += _visit(directory, found, listings, since_ns)
         n_listed += 1
     return found, listings, stack
+
+
+KILL_WALKER_ON = "COHORTDB_TEST_KILL_WALKER_ON"
+"""Test hook: a pool worker about to list (or stat) a directory of this name kills itself (SIGKILL,
+as the out-of-memory killer would)."""
+
+
+def _test_kill(directory: str) -> None:
+    if (doomed := os.environ.get(KILL_WALKER_ON)) and os.path.basename(directory) == doomed \
+            and multiprocessing.parent_process() is not None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+POLL_SECONDS = 0.5
+"""How often the main process, waiting for the walk's jobs, checks that the pool's workers are alive."""
+
+
+class _Jobs:
+    """Jobs run in a pool's workers. A job whose worker died (SIGKILL, the out-of-memory killer:
+    the pool replaces the worker, but the job is lost) is run again here, in the main process:
+    every job pending then, since which one was lost is unknown (a late result is ignored)."""
+
+    def __init__(self, pool: Pool, func: Callable[..., Any], here: Callable[..., Any]) -> None:
+        self.pool, self.func, self.here = pool, func, here
+        self._done: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+        self._pending: dict[int, tuple[Any, ...]] = {}
+        self._workers = _children()
+        self._ids = itertools.count()
+
+    def submit(self, *args: Any) -> None:
+        job = next(self._ids)
+        self._pending[job] = args
+        self.pool.apply_async(self.func, args, callback=lambda r: self._done.put((job, r)),
+                              error_callback=lambda e: self._done.put((job, e)))
+
+    def results(self) -> Iterator[tuple[tuple[Any, ...], Any]]:
+        """(arguments, result) of each job as it ends, until none is pending (more may be
+        submitted meanwhile). Raises what a job raised."""
+        while self._pending:
+            try:
+                job, result = self._done.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                alive = _children()
+                if self._workers - alive:
+                    self._workers = alive
+                    for job, args in list(self._pending.items()):
+                        del self._pending[job]
+                        yield args, self.here(*args)
+                continue
+            if job not in self._pending:
+                continue  # run here already
+            args = self._pending.pop(job)
+            if isinstance(result, BaseException):
+                raise result
+            yield args, result
+
+
+def _children() -> set[int]:
+    """The pids of this process's live child processes (a pool's workers among them)."""
+    return {process.pid for process in multiprocessing.active_children() if process.pid is not None}
 
 
 def _walk_fresh(
@@ -241,24 +306,15 @@ def _walk_fresh(
     while frontier and len(frontier) < WALK_SPLIT:
         frontier = [sub for d in frontier for sub in _visit(d, first_found, first_listings, since_ns)]
     take(first_found, first_listings)
-    done: queue.SimpleQueue[tuple[dict[str, Source], dict[str, Listing], list[str]] | BaseException]
-    done = queue.SimpleQueue()
-    running = 0
+    # a lost job's subtrees are listed here, whole
+    jobs = _Jobs(pool, _walk_dirs, lambda subtrees, since, _: _walk_dirs(subtrees, since))
 
     def submit(subtrees: list[str], n_jobs: int) -> None:
-        nonlocal running
         for index in range(min(n_jobs, len(subtrees))):
-            job = (subtrees[index::n_jobs], since_ns, WALK_JOB_DIRECTORIES)
-            pool.apply_async(_walk_dirs, job, callback=done.put, error_callback=done.put)
-            running += 1
+            jobs.submit(subtrees[index::n_jobs], since_ns, WALK_JOB_DIRECTORIES)
 
     submit(frontier, WALK_SPLIT)
-    while running:
-        result = done.get()
-        running -= 1
-        if isinstance(result, BaseException):
-            raise result
-        part_found, part_listings, left = result
+    for _, (part_found, part_listings, left) in jobs.results():
         submit(left, 2)
         take(part_found, part_listings)
 
@@ -302,6 +358,7 @@ def _stat_rows(rows: pa.Table) -> Stats:
     bounds = pc.subtract(files.offsets, files.offsets[0]).to_pylist()
     matched, sizes, mtimes, broken = _zero_stats(len(directories), len(names))
     for row, (directory, identity) in enumerate(zip(directories, identities, strict=True)):
+        _test_kill(directory)
         if _identity(directory) != identity:
             continue
         matched[row] = 1
@@ -338,7 +395,11 @@ def _stat_remembered(remembered: pa.Table, dir_roots: list[str], pool: Pool | No
     if pool is None:
         parts = [_stat_rows(remembered.slice(start, stop - start)) for start, stop in ranges]
     else:
-        parts = pool.starmap(_stat_shared, [(start, stop, n_rows) for start, stop in ranges], chunksize=1)
+        jobs = _Jobs(pool, _stat_shared, lambda start, stop, _: _stat_rows(remembered.slice(start, stop - start)))
+        for start, stop in ranges:
+            jobs.submit(start, stop, n_rows)
+        by_start = {args[0]: stats for args, stats in jobs.results()}
+        parts = [by_start[start] for start, _ in ranges]
     first, last = ranges[0][0], ranges[-1][1]
     offset = files.offsets[0].as_py()
     file_first, file_last = files.offsets[first].as_py() - offset, files.offsets[last].as_py() - offset

@@ -19,6 +19,7 @@ from ingest.lake import part_files
 from ingest.settings import Settings, resolve_settings
 from ingest.sources.files.ingest import KILL_WORKER_ON, ingest_dicom
 from ingest.sources.files.shard import Shard
+from ingest.sources.files.walk import KILL_WALKER_ON
 
 ROOT = Path(__file__).resolve().parents[4]
 
@@ -125,6 +126,28 @@ def test_a_killed_worker_fails_its_batch_and_the_run_goes_on(settings: Settings,
     again = _cohortdb(settings, "ingest", "dicom", "--workers", "2", "--full", str(tree))
     assert again.returncode == 0, again.stderr
     assert not {r["source_path"] for r in _rows(settings, "errors")} & died
+    _assert_unique(settings)
+
+
+def test_a_walk_worker_killed_never_hangs_the_run_and_loses_nothing(
+        settings: Settings, tmp_path: Path, corpus_files: list[Path]) -> None:
+    root = tmp_path / "wide"
+    dicom = [p for p in corpus_files if p.suffix == ".dcm"][:40]
+    for index, path in enumerate(dicom):  # 40 subtrees: listed by the pool's jobs, not the main process
+        where = root / f"s{index:02d}" / ("doomed" if index == 17 else "leaf")
+        where.mkdir(parents=True)
+        shutil.copy(path, where / path.name)
+    kill = {KILL_WALKER_ON: "doomed"}
+    first = _cohortdb(settings, "ingest", "dicom", "--workers", "2", str(root), env=kill)
+    assert first.returncode == 0, first.stderr
+    ingested = {r["source_path"] for r in _rows(settings, "instances")} | {
+        r["source_path"] for r in _rows(settings, "errors")}
+    assert ingested == {str(p) for p in root.rglob("*.dcm")}
+    _assert_unique(settings)
+    # the next run stats the remembered directories in the pool: a worker killed there too
+    again = _cohortdb(settings, "ingest", "dicom", "--workers", "2", str(root), env=kill)
+    assert again.returncode == 0, again.stderr
+    assert "0 instances" in again.stdout and "40 unchanged" in again.stdout
     _assert_unique(settings)
 
 
