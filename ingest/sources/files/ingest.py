@@ -87,7 +87,8 @@ class IngestSummary:
 
     def line(self) -> str:
         return (
-            f"{self.n_instances} instances ({self.n_warnings} truncated), {self.n_errors} errors "
+            f"{self.n_instances} instances{f' ({self.n_warnings} truncated)' if self.n_warnings else ''}, "
+            f"{self.n_errors} errors "
             f"({self.n_read} sources read, {self.n_unchanged} unchanged, "
             f"{self.n_removed} removed, {self.n_elements} elements) in {self.seconds:.1f} s"
         )
