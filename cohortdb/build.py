@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cohortdb.dbt import BuildOutcome, dbt_build
 from cohortdb.warehouse import Target, open_target
+from ingest.errors import UserError
 from ingest.settings import Settings
 
 
@@ -28,9 +29,17 @@ class Built:
 def load(settings: Settings, target: Target = Target.DUCKDB) -> dict[str, int]:
     """Publish the live warehouse with ``raw`` replaced by the lake's content (the dbt
     schemas above it are kept as they were); row counts by table."""
+    _check_lake(settings)
     warehouse = open_target(settings, target)
     with warehouse.publishing(from_live=True):
         return warehouse.load()
+
+
+def _check_lake(settings: Settings) -> None:
+    """Raise when nothing was ever ingested into this warehouse directory (a mistyped --warehouse)."""
+    if not settings.lake_dir.is_dir():
+        raise UserError(f"nothing ingested in {settings.warehouse_dir}: run `cohortdb ingest dicom PATH` or "
+                        "`cohortdb ingest guppy …` first (or check --warehouse)")
 
 
 def build(settings: Settings, cohorts: Path, *, target: Target = Target.DUCKDB, select: str | None = None) -> Built:
@@ -41,8 +50,9 @@ def build(settings: Settings, cohorts: Path, *, target: Target = Target.DUCKDB, 
     A failed build is kept aside (:attr:`Built.failed_path`); the live one stays.
 
     Raises:
-        UserError: a bad cohort definition, or another load or build at work.
+        UserError: nothing ingested yet, a bad cohort definition, or another load or build at work.
     """
+    _check_lake(settings)
     warehouse = open_target(settings, target)
     with warehouse.publishing(from_live=select is not None) as publication:
         loaded = warehouse.load()

@@ -22,6 +22,8 @@ SCHEMA_ORDER = ("cohorts", "marts", "intermediate", "staging", "reference", "raw
 @contextmanager
 def _atomic(out: Path) -> Iterator[Path]:
     out = out.expanduser().resolve()
+    if out.is_dir():
+        raise UserError(f"{out} is a directory: give --out a file name in it")
     if not out.parent.is_dir():
         raise UserError(f"output directory does not exist: {out.parent}")
     partial = out.with_name(f".{out.name}.partial")

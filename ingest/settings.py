@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.errors import UserError
+
 WAREHOUSE_ENV = "COHORTDB_WAREHOUSE"
 DEFAULT_WAREHOUSE = "warehouse"
 
@@ -41,6 +43,12 @@ def resolve_settings(warehouse: str | os.PathLike[str] | None = None) -> Setting
     """Settings from ``--warehouse``, else ``$COHORTDB_WAREHOUSE``, else ``./warehouse``.
 
     Relative paths are resolved against the current directory, once, here.
+
+    Raises:
+        UserError: the path is a file, not a directory.
     """
     chosen = warehouse or os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE
-    return Settings(warehouse_dir=Path(chosen).expanduser().resolve())
+    path = Path(chosen).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"the warehouse {path} is a file: --warehouse takes a directory")
+    return Settings(warehouse_dir=path)

@@ -23,7 +23,7 @@ def ingest_dicom_command(
         "Re-read every source, even unchanged ones; on a lake ingested with another --shard N "
         "(or without), first drop every DICOM row ingested so far."
     ))] = False,
-    workers: Annotated[int | None, typer.Option(help="Processes (default: every core).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes (default: every core).")] = None,
     shard: Annotated[str | None, typer.Option("--shard", metavar="K/N", help=(
         "Read only shard K (from 1) of N: the sources whose path hashes to K. Run K = 1..N, "
         "on one machine or several sharing the warehouse, at the same time if you like; "

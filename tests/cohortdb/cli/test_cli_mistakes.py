@@ -1,0 +1,40 @@
+"""A user's mistakes end in one line (``error: …``, exit 2), never a traceback nor a silent success."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ingest.settings import Settings
+from tests.cli import run_cli
+
+
+def _one_error_line(result) -> str:  # noqa: ANN001
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_export_to_an_existing_directory(built: Settings, tmp_path: Path) -> None:
+    result = run_cli("--warehouse", str(built.warehouse_dir), "export", "csv", "--model", "imaging_studies",
+                     "--out", str(tmp_path))
+    assert "is a directory" in _one_error_line(result)
+
+
+def test_a_warehouse_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    result = run_cli("--warehouse", str(tmp_path / "notes.txt"), "sql", "select 1")
+    assert "is a file" in _one_error_line(result)
+
+
+def test_load_and_build_where_nothing_was_ingested(tmp_path: Path) -> None:
+    for command in ("load", "build"):
+        result = run_cli("--warehouse", str(tmp_path / "typo"), command)
+        assert "nothing ingested" in _one_error_line(result)
+    assert not (tmp_path / "typo" / "warehouse.duckdb").exists()
+
+
+def test_workers_must_be_positive(tmp_path: Path) -> None:
+    result = run_cli("--warehouse", str(tmp_path / "w"), "ingest", "dicom", "--workers", "-3", str(tmp_path))
+    assert result.exit_code == 2 and "greater than or equal to 1" in result.output
+    assert not (tmp_path / "w" / "lake").exists()
