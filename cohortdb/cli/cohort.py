@@ -45,6 +45,9 @@ def cohort_command(
     from cohortdb.cohorts.select import select_records
     from ingest.sources.guppy.filter_file import load_filter
 
+    if index is None and filter_file is None:  # `cohortdb cohort` alone
+        typer.echo(ctx.get_help())
+        return
     if index is None or filter_file is None:
         raise UserError("give --index NAME and --filter FILE "
                         "(e.g. cohortdb cohort --index imaging_study --filter f.json)")

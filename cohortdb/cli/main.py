@@ -74,8 +74,21 @@ def _interrupted(exc: BaseException) -> bool:
 
 app = typer.Typer(
     cls=_Group, no_args_is_help=True, add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # subcommands inherit them
     help="Imaging metadata warehouse: DICOM headers and Gen3 guppy records in SQL.",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("cohortdb")
+        except PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
+            number = "unknown (not installed)"
+        typer.echo(f"cohortdb {number}")
+        raise typer.Exit
 
 
 @app.callback()
@@ -86,6 +99,8 @@ def main_callback(
     cohorts: Annotated[Path | None, typer.Option(
         "--cohorts", help="Cohort definitions (default: $COHORTDB_COHORTS, else ./cohorts, "
                           "else the project's).")] = None,
+    _version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_print_version, help="Print cohortdb's version and exit.")] = False,
 ) -> None:
     ctx.obj = State(settings=resolve_settings(warehouse_dir), cohorts_dir=cohorts_dir(cohorts))
 
