@@ -4,6 +4,7 @@ no editable install) runs the demo and a build from an unrelated directory."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -70,6 +71,16 @@ def test_wheel_ships_the_dbt_project_as_package_data(wheel: Wheel) -> None:
     shipped = sorted(n.removeprefix("cohortdb/_project/") for n in names if n.startswith("cohortdb/_project/"))
     assert shipped == [name for name in wheel.sources if name.startswith(PROJECT_PATHS)]
     assert "dbt_project.yml" in shipped and "seeds/_seeds.yml" in shipped
+
+
+def test_a_plain_install_brings_the_gen3_sdk(wheel: Wheel) -> None:
+    """`pip install cohortdb` (and `make demo`) can query a live commons and download: the SDK is no extra."""
+    with zipfile.ZipFile(wheel.path) as archive:
+        [metadata] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        requires = [line.split(":", 1)[1].strip() for line in archive.read(metadata).decode().splitlines()
+                    if line.startswith("Requires-Dist:")]
+    core = {re.split(r"[<>=!; ]", r)[0].lower() for r in requires if "extra ==" not in r}
+    assert {"gen3", "graphql-core", "orjson", "dbt-core"} & core == {"gen3", "graphql-core", "orjson"}
 
 
 def _files(directory: Path) -> dict[str, tuple[int, int]]:

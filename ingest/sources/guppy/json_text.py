@@ -15,7 +15,7 @@ from ingest.collector import gc_paused
 
 try:
     import orjson
-except ImportError:  # pragma: no cover - the guppy extra installs it
+except ImportError:  # pragma: no cover - a core dependency; tolerated if missing
     orjson = None
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
