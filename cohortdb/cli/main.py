@@ -32,8 +32,40 @@ _console = False
 """Running as the console script (:func:`main`), not as a library (typer's ``CliRunner``)."""
 
 
+_GLOBAL_OPTIONS = ("--warehouse", "-w", "--cohorts")
+"""The root's options that every command takes, before or after its name."""
+
+
+def lift_global_options(args: list[str]) -> list[str]:
+    """``args`` with the global options (and their values) moved to the front, in their order,
+    wherever they were given (``cohortdb sql -w DIR …`` is ``cohortdb -w DIR sql …``); the
+    last one given wins. Nothing after ``--`` moves."""
+    lifted: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest += args[index:]
+            break
+        if arg in _GLOBAL_OPTIONS and index + 1 < len(args):
+            lifted += args[index:index + 2]
+            index += 2
+            continue
+        if arg.startswith(tuple(f"{name}=" for name in _GLOBAL_OPTIONS if name.startswith("--"))):
+            lifted.append(arg)
+        else:
+            rest.append(arg)
+        index += 1
+    return lifted + rest
+
+
 class _Group(TyperGroup):
-    """The root group: a UserError raised by any command ends the run with one line."""
+    """The root group: a UserError raised by any command ends the run with one line; the global
+    options are taken after a command's name too (:func:`lift_global_options`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, lift_global_options(args))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
