@@ -114,14 +114,41 @@ def ingest_linked_guppy(settings: Settings, seed: int = 0, echo: Callable[[str],
     echo(", ".join(f"{r.rows} {r.index} records" for r in reports) + f" (guppy dumps in {dump_dir})")
 
 
-def run_demo(settings: Settings, cohorts: Path, echo: Callable[[str], None] = print) -> BuildOutcome:
-    """Generate (once), ingest, load and build the demo warehouse in ``settings``' directory.
+DEMO_MARKER = ".cohortdb-demo"
+"""In a warehouse directory the demo made (so it may add its synthetic data there again)."""
+
+
+def check_demo_warehouse(settings: Settings) -> None:
+    """Raise unless the warehouse directory is new, empty, or one the demo made.
 
     Raises:
-        UserError: the build failed (its problems are echoed first).
+        UserError: it holds something else (a user's warehouse would get synthetic data).
+    """
+    directory = settings.warehouse_dir
+    if not directory.is_dir() or not any(directory.iterdir()):
+        return
+    if (directory / DEMO_MARKER).exists() or (directory / "demo-dicom").is_dir():  # (older demos: no marker)
+        return
+    raise UserError(f"{directory} is not a demo warehouse: the demo would add synthetic data to it; "
+                    "give another --warehouse (or --force)")
+
+
+def run_demo(settings: Settings, cohorts: Path, echo: Callable[[str], None] = print, *,
+             force: bool = False) -> BuildOutcome:
+    """Generate (once), ingest, load and build the demo warehouse in ``settings``' directory.
+
+    ``force``: also into a directory the demo did not make.
+
+    Raises:
+        UserError: the directory is not a demo warehouse (unless ``force``), or the build failed
+            (its problems are echoed first).
     """
     from cohortdb.synthetic.dicom import generate_corpus
 
+    if not force:
+        check_demo_warehouse(settings)
+    settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
+    (settings.warehouse_dir / DEMO_MARKER).touch()
     corpus = settings.warehouse_dir / "demo-dicom"
     if not corpus.exists():
         echo(f"generating a synthetic DICOM corpus in {corpus} …")

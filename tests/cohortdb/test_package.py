@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -122,6 +123,11 @@ def test_installed_wheel_runs_the_demo_and_a_build_from_anywhere(wheel: Wheel, t
     demo = _run([cohortdb, "--warehouse", "W", "demo"], cwd=work, env=env).stdout
     assert "dbt build ok" in demo
     assert "-- Studies by source" in demo and "in_guppy" in demo and "(failed:" not in demo
+    # the printed next step runs as printed, from where the demo ran (cohortdb is not on the PATH)
+    [next_step] = [line.removeprefix("Next: ") for line in demo.splitlines() if line.startswith("Next: ")]
+    assert next_step.startswith(shlex.quote(str(cohortdb)))
+    pasted = subprocess.run(next_step, shell=True, cwd=work, env=env, capture_output=True, text=True, timeout=120)
+    assert pasted.returncode == 0 and pasted.stdout.strip(), pasted.stderr
     build = _run([cohortdb, "--warehouse", "W", "build"], cwd=work, env=env).stdout
     assert "loaded into" in build and "dbt build ok" in build
 

@@ -38,3 +38,11 @@ def test_workers_must_be_positive(tmp_path: Path) -> None:
     result = run_cli("--warehouse", str(tmp_path / "w"), "ingest", "dicom", "--workers", "-3", str(tmp_path))
     assert result.exit_code == 2 and "greater than or equal to 1" in result.output
     assert not (tmp_path / "w" / "lake").exists()
+
+
+def test_the_demo_never_adds_synthetic_data_to_a_users_warehouse(tmp_path: Path) -> None:
+    users = tmp_path / "mine"
+    (users / "lake").mkdir(parents=True)
+    result = run_cli("--warehouse", str(users), "demo")
+    assert "not a demo warehouse" in _one_error_line(result) and "--force" in result.stderr
+    assert [p.name for p in users.iterdir()] == ["lake"]
