@@ -20,7 +20,6 @@ import pytest
 from cohortdb.synthetic.dicom import generate_corpus
 from ingest.lake import part_files, recover
 from ingest.settings import Settings, resolve_settings
-from ingest.sources.files.ingest import ingest_dicom
 
 ROOT = Path(__file__).resolve().parents[4]
 KILLS = 5
@@ -73,29 +72,29 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_kill_9_at_random_moments_loses_and_doubles_nothing(tmp_path: Path, corpus: Path) -> None:
     clean = resolve_settings(tmp_path / "clean")
     started = time.monotonic()
-    ingest_dicom(clean, [corpus], workers=2)
+    _complete(_run(clean, corpus))  # how long a whole run takes here, now
     duration = time.monotonic() - started
     expected = _sources(clean)
     assert set(expected.values()) == {1} and len(expected) >= 1400
 
     rng = random.Random(11)
-    killed_runs = {"first": 0, "full": 0}
-    for attempt in range(KILLS):
+    kills = {"first": 0, "full": 0}
+    for attempt in range(3 * KILLS):  # a kill drawn after the run ended is not counted: draw again
+        if min(kills.values()) >= KILLS:
+            break
         first = resolve_settings(tmp_path / f"first{attempt}")
-        if _kill_after(_run(first, corpus), rng.uniform(0.3, 0.8 + duration)):
-            killed_runs["first"] += 1
+        if _kill_after(_run(first, corpus), rng.uniform(0.3 * duration, duration)):
+            kills["first"] += 1
         partial = _sources(first)
         print(f"first run killed: {len(partial)} of {len(expected)} sources committed")
         assert set(partial.values()) <= {1} and set(partial) <= set(expected)
         _complete(_run(first, corpus))
         assert _sources(first) == expected
 
-        again = _run(first, corpus, "--full")
-        if _kill_after(again, rng.uniform(0.3, 0.8 + duration)):
-            killed_runs["full"] += 1
+        if _kill_after(_run(first, corpus, "--full"), rng.uniform(0.3 * duration, duration)):
+            kills["full"] += 1
         print(f"--full killed: {len(_sources(first))} of {len(expected)} sources in the lake")
         assert _sources(first) == expected  # every source once, old rows or new, at any moment
         _complete(_run(first, corpus))
         assert _sources(first) == expected
-    # most kills must land while the run is on, or the test proves little
-    assert killed_runs["first"] >= KILLS - 1 and killed_runs["full"] >= KILLS - 1, killed_runs
+    assert min(kills.values()) >= KILLS, kills
