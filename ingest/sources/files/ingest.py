@@ -102,14 +102,15 @@ def _table_dir(settings: Settings, table: str, shard: Shard | None) -> Path:
 
 def _remove_sources(
     settings: Settings, shard: Shard | None, state: pa.Table, doomed: set[str]
-) -> int:
-    """One transaction rewriting the parts that hold rows of ``doomed`` sources without them."""
+) -> pa.Table:
+    """One transaction rewriting the parts that hold rows of ``doomed`` sources without them;
+    the ``state`` after it (see :func:`_without_sources`)."""
     if not doomed:
-        return 0
+        return state
     tx = Transaction(settings.lake_dir, namespace(shard))
-    _without_sources(settings, shard, state, doomed, tx)
+    after = _without_sources(settings, shard, state, doomed, tx)
     tx.commit()
-    return len(doomed)
+    return after
 
 
 def _without_sources(
@@ -445,9 +446,9 @@ def ingest_dicom(
         state, stale = reading.result()
         to_read, reread, vanished = _diff(found, state, walk.roots, full)
         summary.n_unchanged, summary.n_removed = summary.n_sources - to_read.num_rows, len(vanished)
-        _remove_sources(settings, shard, state, vanished)
+        now = _remove_sources(settings, shard, state, vanished)
         # the rows of a source read again go in the transaction of its new rows: never neither, never both
-        reader.replacing = state.filter(pc.is_in(state["source_path"], pa.array(sorted(reread), pa.string())))
+        reader.replacing = now.filter(pc.is_in(now["source_path"], pa.array(sorted(reread), pa.string())))
         if reader.submitted:  # (read while walking)
             submitted = pa.array(list(reader.submitted), pa.string())
             to_read = to_read.filter(pc.invert(pc.is_in(to_read["path"], value_set=submitted)))

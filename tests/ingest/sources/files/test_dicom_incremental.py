@@ -83,6 +83,20 @@ def test_vanished_sources_are_removed_only_under_the_given_roots(
     assert _snapshot(settings) == _snapshot(fresh)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_changed_and_vanished_sources_of_one_part_in_one_run(
+        settings: Settings, small_corpus: Path, tmp_path: Path, workers: int) -> None:
+    ingest_dicom(settings, [small_corpus], workers=1)  # one part holds them all
+    files = sorted(small_corpus.glob("*.dcm"))
+    files[0].unlink()
+    shutil.copy(files[2], files[1])  # changed: another instance now
+    again = ingest_dicom(settings, [small_corpus], workers=workers)
+    assert (again.n_read, again.n_removed) == (1, 1)
+    clean = resolve_settings(tmp_path / "clean")
+    ingest_dicom(clean, [small_corpus], workers=workers)
+    assert _snapshot(settings) == _snapshot(clean)
+
+
 def test_an_uncommitted_transaction_vanishes_and_a_committed_one_completes(settings: Settings) -> None:
     lake = settings.lake_dir
     target = lake / "t" / "a.parquet"
