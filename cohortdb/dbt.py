@@ -159,11 +159,13 @@ def dbt_build(warehouse: WarehouseTarget, cohorts: Path, *, select: str | None =
     definitions that no longer exist, so the schema holds exactly the current ones.
 
     Raises:
-        UserError: a cohort definition is invalid (nothing is run then).
+        UserError: a cohort definition is invalid (nothing is run then), or ``select`` matches nothing.
     """
     compiled = compile_cohorts(warehouse.settings, cohorts, dialect=warehouse.dialect)
     args = ["build"] + (["--select", select] if select else [])
     outcome = run_dbt(warehouse, args)
+    if select and outcome.success and not outcome.nodes:  # dbt calls that a success: nothing to do
+        raise UserError(f"--select {select} matches no model, seed or test (see `dbt ls` names in models/)")
     if outcome.success:
         keep = {name for c in compiled for name in (c.name, f"{c.name}__files")} | _models_in(
             warehouse.settings, COHORT_SCHEMA)

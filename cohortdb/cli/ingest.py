@@ -45,6 +45,8 @@ def ingest_dicom_command(
             on_progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     typer.echo(summary.line())
+    if summary.n_sources == 0 and chosen_shard is None:  # (a shard may own none of them)
+        typer.echo(f"warning: no files found in {', '.join(str(p) for p in paths)}", err=True)
     if summary.n_errors or summary.n_warnings:
         where = settings.dicom_lake / "errors"
         typer.echo(f"see raw.dicom_errors after `cohortdb load` (or {where}) for the {summary.n_errors} errors "

@@ -195,3 +195,16 @@ def test_kill_9_during_load_and_build_never_breaks_the_warehouse(tmp_path: Path)
     assert rows(settings, "select count(*) as n, count(distinct study_uid) as k from marts.imaging_studies") == [
         {"n": 3, "k": 3}]
     assert not (settings.warehouse_dir / NEXT_FILE).exists()
+
+
+def test_a_selection_matching_nothing_is_one_line_and_publishes_nothing(tmp_path: Path) -> None:
+    settings = resolve_settings(tmp_path / "w")
+    cohorts = _cohorts(tmp_path, only_ct="CT")
+    _ingest(settings, STUDIES)
+    assert _build(settings, cohorts).exit_code == 0  # type: ignore[attr-defined]
+    before = database_path(settings).stat()
+    result = _build(settings, cohorts, "--select", "nosuchmodel")
+    assert result.exit_code == 2 and "--select nosuchmodel matches no model" in result.stderr  # type: ignore[attr-defined]
+    after = database_path(settings).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert not (settings.warehouse_dir / NEXT_FILE).exists()

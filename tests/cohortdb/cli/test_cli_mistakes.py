@@ -46,3 +46,9 @@ def test_the_demo_never_adds_synthetic_data_to_a_users_warehouse(tmp_path: Path)
     result = run_cli("--warehouse", str(users), "demo")
     assert "not a demo warehouse" in _one_error_line(result) and "--force" in result.stderr
     assert [p.name for p in users.iterdir()] == ["lake"]
+
+
+def test_ingest_of_an_empty_directory_says_so(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = run_cli("--warehouse", str(tmp_path / "w"), "ingest", "dicom", "--workers", "1", str(tmp_path / "empty"))
+    assert result.exit_code == 0 and "no files found" in result.stderr
