@@ -8,10 +8,13 @@ from cohortdb.cli import app
 
 
 def run_cli(*args: str) -> Result:
-    """Invoke ``cohortdb ARGS``; a user error (exit code 2) must be one ``error:`` line on stderr."""
+    """Invoke ``cohortdb ARGS``; a user error (exit code 2) must be one ``error:`` line on stderr
+    (a SQL error may go on with DuckDB's own lines: "Did you mean", the query line and its caret)."""
     result = CliRunner().invoke(app, list(args))
     if result.exit_code == 2 and "error:" in result.stderr:
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert lines[0].startswith("error: ") and result.stderr.count("error:") == 1, result.stderr
+        assert len(lines) == 1 or "Error: " in lines[0], result.stderr  # (DuckDB's "Catalog Error: …")
     return result
 
 

@@ -69,6 +69,20 @@ def _failure(exc: duckdb.Error) -> BaseException:
     return UserError(_one_line(exc))
 
 
+_BUILT_SCHEMAS = ("marts", "cohorts", "staging", "intermediate", "reference")
+
+
+def _user_failure(exc: duckdb.Error) -> BaseException:
+    """:func:`_failure` of a user's query: DuckDB's whole message (its "Did you mean …" and the
+    query line with a caret under the error), and what to run when a built schema is missing."""
+    if isinstance(exc, duckdb.InterruptException):
+        return KeyboardInterrupt()
+    message = "\n".join(line for line in str(exc).strip().splitlines() if line.strip()) or type(exc).__name__
+    if any(f'schema "{schema}" does not exist' in message for schema in _BUILT_SCHEMAS):
+        message += "\n(the marts, cohorts and dbt layers are made by `cohortdb build`; this warehouse was only loaded)"
+    return UserError(message)
+
+
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -289,7 +303,7 @@ class DuckDBWarehouse:
             try:
                 return con.execute(sql, list(params) if params is not None else None).to_arrow_table()
             except duckdb.Error as exc:
-                raise _failure(exc) from None
+                raise _user_failure(exc) from None
 
     def query(self, sql: str, params: Params = None) -> pa.Table:
         with self._result(sql, params) as result:
