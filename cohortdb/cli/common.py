@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cohortdb.warehouse import Target, WarehouseTarget, open_target
@@ -58,4 +59,4 @@ def progress() -> Progress:
 
 def warn(message: str) -> None:
     """One warning line on stderr."""
-    stderr.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
+    stderr.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import click
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from cohortdb.cli import cohort, demo, download, export, ingest, warehouse
@@ -84,7 +85,7 @@ class _Group(TyperGroup):
                     if not _console:
                         signal.signal(signal.SIGINT, previous)
             if isinstance(exc, UserError):
-                stderr.print(f"[red]error:[/red] {exc}", soft_wrap=True, markup=True)
+                stderr.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, markup=True)
                 ctx.exit(USER_ERROR_EXIT)
             raise
 

@@ -64,3 +64,11 @@ def test_a_user_error_is_one_line_and_a_bug_is_not_hidden() -> None:
 
     result = CliRunner().invoke(_app(bug), ["run"])
     assert isinstance(result.exception, FileNotFoundError)
+
+
+def test_brackets_in_an_error_are_printed_as_they_are() -> None:
+    def missing() -> None:
+        raise UserError("dbt is not installed: pip install 'cohortdb[dbt]'")
+
+    result = CliRunner().invoke(_app(missing), ["run"])
+    assert result.output.strip() == "error: dbt is not installed: pip install 'cohortdb[dbt]'"
