@@ -42,7 +42,7 @@ from cohortdb.warehouse.guppy_fields import DECLARED, duckdb_type
 from ingest.dicom.schema import ELEMENTS, INSTANCES
 from ingest.lake import write_parquet
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 """Bumped whenever the lake written for a size changes."""
 STATE_FILE = Path("_state") / "bench.json"
 """Below the lake: the generator version and row counts of the last generation."""
@@ -293,6 +293,8 @@ def instances_sql() -> str:
             ['RSNA Covid-19 Dataset Default'] as deidentification_method,
             true as has_pixel_data,
             case when transfer_syntax_uid = '1.2.840.10008.1.2.1' then rows * columns * 2 end as pixel_data_length,
+            false as truncated,
+            null::bigint as truncated_at,
             (110 + h(ikey, 44, 60))::integer as n_elements,
             1::smallint as max_depth,
             timestamptz '""" + INGESTED_AT + """' as ingested_at
