@@ -3,7 +3,9 @@
 Everything downstream of the lake — exports, ``cohortdb sql``, cohorts, the
 demo, the Python API, the dashboard — talks to a :class:`WarehouseTarget`,
 never to a database driver. A target reads read-only and opens a new
-connection per call, so no reader holds the warehouse between calls.
+connection per call, so no reader holds the warehouse between calls; the
+dashboard holds a :class:`WarehouseReader` of one published version instead
+(a published version is never written again, so holding it blocks no build).
 """
 
 from __future__ import annotations
@@ -59,6 +61,41 @@ class Publication:
         self.abandoned = True
 
 
+class WarehouseReader(Protocol):
+    """A long-lived read-only view of one published version of the warehouse (a dashboard's).
+
+    It keeps reading that version, whole, however often the warehouse is rebuilt
+    meanwhile (a build publishes a new file and never writes this one), and never
+    blocks a build. Safe to use from several threads at once. Everything runs as a
+    user's query does: read-only, no access to files, configuration locked.
+    """
+
+    version: str
+    """The version it reads (:meth:`WarehouseTarget.version` when it was opened)."""
+
+    def query(self, sql: str, params: Params = None) -> pa.Table:
+        """The whole result of a query the product wrote, as an Arrow table."""
+        ...
+
+    def user_query(self, sql: str, params: Params = None, *, timeout_s: float = 30.0,
+                   max_rows: int = 10_000) -> tuple[pa.Table, bool]:
+        """One SELECT a user wrote: its first ``max_rows`` rows, and whether there were more.
+
+        Raises:
+            UserError: not one SELECT, a query that reaches for what the box forbids,
+                an error in it, or ``timeout_s`` seconds passed (the query is stopped).
+        """
+        ...
+
+    def relations(self) -> list[Relation]:
+        """Every table and view of this version, sorted by schema then name."""
+        ...
+
+    def close(self) -> None:
+        """Let go of the version (its file may then be gone from disk for good)."""
+        ...
+
+
 class WarehouseTarget(Protocol):
     """One warehouse engine. Methods raise :class:`~ingest.errors.UserError` for
     anything a user can fix (no warehouse yet, a bad query, a lock held by a writer)."""
@@ -90,6 +127,19 @@ class WarehouseTarget(Protocol):
 
     def exists(self) -> bool:
         """Whether anything has been loaded (a read would not fail for want of a warehouse)."""
+        ...
+
+    def version(self) -> str | None:
+        """An opaque token of the published warehouse that changes whenever a load or build
+        publishes a new one; None when nothing is loaded. Cheap (no connection)."""
+        ...
+
+    def reader(self) -> WarehouseReader:
+        """A :class:`WarehouseReader` of the version published now.
+
+        Raises:
+            UserError: nothing is loaded yet, or the warehouse cannot be opened.
+        """
         ...
 
     def connect(self) -> AbstractContextManager[Any]:

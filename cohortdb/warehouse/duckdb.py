@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -148,6 +149,104 @@ def _check_user_statement(sql: str) -> None:
     if statements[0].type not in USER_STATEMENTS:
         kind = statements[0].type.name.lower().replace("_", " ")
         raise UserError(f"the warehouse is read-only here: a {kind} statement is not allowed (one SELECT)")
+
+
+def file_version(path: Path) -> str | None:
+    """A token of the file at ``path`` that changes when another file is renamed over it
+    (inode, mtime, size); None when there is none."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return f"{stat.st_ino}-{stat.st_mtime_ns}-{stat.st_size}"
+
+
+class DuckDBReader:
+    """The :class:`~cohortdb.warehouse.base.WarehouseReader` of a DuckDB file: an in-memory
+    database with the file attached read-only as ``warehouse`` (its default catalog), file
+    access off and configuration locked. Each query runs on a cursor of its own.
+
+    A build renames a new file over the live one and never writes the old one, so the
+    attached file (the old inode) stays whole and the build is never blocked.
+    """
+
+    def __init__(self, path: Path, *, memory_limit: str = "4GB") -> None:
+        for _ in range(5):  # a build may rename a new file in while it is being attached
+            version = file_version(path)
+            if version is None:
+                raise UserError(f"no warehouse at {path}; run `cohortdb build` first")
+            con = duckdb.connect(":memory:", config={"memory_limit": memory_limit})
+            try:
+                con.execute(f"attach {_literal(str(path))} as warehouse (read_only)")
+            except duckdb.Error as exc:
+                con.close()
+                raise UserError(f"cannot open {path}: {_one_line(exc)}") from None
+            if file_version(path) == version:
+                break
+            con.close()
+        else:
+            raise UserError(f"{path} keeps changing (is a build publishing it?); try again")
+        for setting in ("enable_external_access = false", "autoinstall_known_extensions = false",
+                        "autoload_known_extensions = false", "lock_configuration = true"):
+            con.execute(f"set {setting}")
+        self.version = version
+        self.path = path
+        self._con = con
+
+    def __repr__(self) -> str:
+        return f"DuckDBReader({str(self.path)!r}, version={self.version!r})"
+
+    @contextmanager
+    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        cursor = self._con.cursor()
+        try:
+            cursor.execute("use warehouse")  # each cursor starts in the in-memory catalog
+            yield cursor
+        finally:
+            cursor.close()
+
+    def query(self, sql: str, params: Params = None) -> pa.Table:
+        with self._cursor() as cursor:
+            try:
+                return cursor.execute(sql, list(params) if params is not None else None).to_arrow_table()
+            except duckdb.Error as exc:
+                raise _failure(exc) from None
+
+    def user_query(self, sql: str, params: Params = None, *, timeout_s: float = 30.0,
+                   max_rows: int = 10_000) -> tuple[pa.Table, bool]:
+        _check_user_statement(sql)
+        with self._cursor() as cursor:
+            timer = threading.Timer(timeout_s, cursor.interrupt)
+            timer.start()
+            try:
+                result = cursor.execute(sql, list(params) if params is not None else None)
+                batches = result.to_arrow_reader(max(1, min(max_rows + 1, 100_000)))
+                kept: list[pa.RecordBatch] = []
+                rows = 0
+                for batch in batches:
+                    kept.append(batch)
+                    rows += batch.num_rows
+                    if rows > max_rows:
+                        break
+                table = pa.Table.from_batches(kept, schema=batches.schema)
+            except (duckdb.Error, RuntimeError) as exc:
+                if timer.finished.is_set() or isinstance(exc, duckdb.InterruptException):
+                    raise UserError(f"the query ran longer than {timeout_s:g} s and was stopped") from None
+                if isinstance(exc, duckdb.Error):
+                    raise _user_failure(exc) from None
+                raise
+            finally:
+                timer.cancel()
+        return table.slice(0, max_rows), table.num_rows > max_rows
+
+    def relations(self) -> list[Relation]:
+        with self._cursor() as cursor:
+            found = cursor.execute("select table_schema, table_name, table_type from information_schema.tables "
+                                   "where table_catalog = 'warehouse' order by table_schema, table_name").fetchall()
+        return [Relation(schema, name, "view" if kind == "VIEW" else "table") for schema, name, kind in found]
+
+    def close(self) -> None:
+        self._con.close()
 
 
 def _remove_database(path: Path) -> None:
@@ -285,6 +384,12 @@ class DuckDBWarehouse:
 
     def exists(self) -> bool:
         return self.path.exists()
+
+    def version(self) -> str | None:
+        return file_version(self.path)
+
+    def reader(self) -> DuckDBReader:
+        return DuckDBReader(self.path)
 
     def connect(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         return connect(self.settings, read_only=True)
