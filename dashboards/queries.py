@@ -1,0 +1,532 @@
+"""Every query the dashboard runs, and nothing else: plain functions of a warehouse reader
+and parameters that return polars frames.
+
+The warehouse is read through the seam (:meth:`WarehouseTarget.reader`): one read-only
+reader per published version, kept while that version is live. A rebuild publishes a new
+file; the next call sees a new :func:`~cohortdb.warehouse.base.WarehouseTarget.version`,
+opens a reader of it, and every cached result of the old version is left behind. Nothing
+here ever writes the warehouse or waits for a build.
+
+SQL text is written here only from fixed strings and the allow-listed column names of
+:mod:`dashboards.selection`; every value a user gives travels as a ``?`` parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import polars as pl
+import pyarrow as pa
+
+from cohortdb.cohorts.definitions import INDICES
+from cohortdb.cohorts.filter_sql import filter_to_sql, guppy_columns
+from cohortdb.warehouse import WarehouseTarget, open_target
+from cohortdb.warehouse.base import WarehouseReader
+from dashboards.selection import (
+    ENTITIES,
+    NO_DATA,
+    PATTERN_PARAM,
+    Entity,
+    Facet,
+    HeaderSelection,
+    Selection,
+    header_condition,
+    to_params,
+    where_sql,
+)
+from ingest.errors import UserError
+from ingest.settings import resolve_settings
+
+SQL_TIMEOUT_S = 30.0
+"""How long a query of the SQL page may run before it is stopped."""
+SQL_MAX_ROWS = 10_000
+"""How many rows of a query the SQL page keeps (it says when there were more)."""
+PAGE_SIZE = 50
+HISTOGRAM_BIN = 5
+"""Width of the age histogram's bins, in years."""
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+# --------------------------------------------------------------------------- readers and the cache
+
+_lock = threading.Lock()
+_readers: dict[Path, WarehouseReader] = {}
+_cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+CACHE_ENTRIES = 512
+
+
+def target(warehouse_dir: Path | str | None = None) -> WarehouseTarget:
+    """The warehouse of a directory (default ``$COHORTDB_WAREHOUSE``, else ``./warehouse``)."""
+    return open_target(resolve_settings(warehouse_dir))
+
+
+def reader(warehouse: WarehouseTarget) -> WarehouseReader | None:
+    """The reader of the version published now (None when nothing is loaded); the same
+    reader while that version stays live, a new one after a rebuild.
+
+    Raises:
+        UserError: the warehouse file cannot be opened.
+    """
+    version = warehouse.version()
+    key = Path(warehouse.location)
+    with _lock:
+        current = _readers.get(key)
+        if version is None:
+            _readers.pop(key, None)
+            return None
+        if current is not None and current.version == version:
+            return current
+    opened = warehouse.reader()  # outside the lock: attaching a large file takes a moment
+    with _lock:
+        # the old reader is only dropped, not closed: another session may be mid-query on it
+        _readers[key] = opened
+    return opened
+
+
+def close_readers() -> None:
+    """Close every reader and forget every cached result (tests; a process about to exit)."""
+    with _lock:
+        for opened in _readers.values():
+            opened.close()
+        _readers.clear()
+        _cache.clear()
+
+
+def cached(function: Callable[P, R]) -> Callable[P, R]:
+    """Keep ``function``'s results per warehouse version and arguments (its first argument
+    is the reader; the others must be hashable). Results are shared: never mutate them."""
+
+    @wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        source = args[0]
+        assert hasattr(source, "version")
+        key = (function.__qualname__, source.version, id(source), tuple(_hashable(a) for a in args[1:]),
+               tuple(sorted(kwargs.items())))
+        with _lock:
+            if key in _cache:
+                _cache.move_to_end(key)
+                return _cache[key]  # type: ignore[no-any-return]
+        result = function(*args, **kwargs)
+        with _lock:
+            _cache[key] = result
+            while len(_cache) > CACHE_ENTRIES:
+                _cache.popitem(last=False)
+        return result
+
+    return wrapper
+
+
+def _hashable(argument: Any) -> Any:
+    if isinstance(argument, Selection):
+        return json.dumps(to_params(argument), sort_keys=True)
+    return argument
+
+
+def frame(table: pa.Table) -> pl.DataFrame:
+    result = pl.from_arrow(table)
+    assert isinstance(result, pl.DataFrame)
+    return result
+
+
+def run(source: WarehouseReader, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+    """A query the dashboard wrote, as a polars frame."""
+    return frame(source.query(sql, list(params)))
+
+
+@cached
+def relations(source: WarehouseReader) -> frozenset[str]:
+    """``schema.name`` of every table and view of the version."""
+    return frozenset(f"{r.schema}.{r.name}" for r in source.relations())
+
+
+def missing(source: WarehouseReader, *names: str) -> list[str]:
+    """Which of the relations ``names`` (``marts.imaging_studies`` …) the version lacks."""
+    have = relations(source)
+    return [name for name in names if name not in have]
+
+
+# --------------------------------------------------------------------------- explore
+
+@dataclass(frozen=True)
+class FacetCounts:
+    """What a facet shows: counts by value (categorical, ``no data`` included) or the
+    range of values and how many rows have none (ranges)."""
+
+    counts: pl.DataFrame
+    """``value`` (text), ``n``: rows of the selection per value, biggest first."""
+    lo: float | None = None
+    hi: float | None = None
+    no_data: int = 0
+
+
+@dataclass(frozen=True)
+class Explored:
+    """One tab's numbers for a selection."""
+
+    metrics: list[tuple[str, int]]
+    facets: dict[str, FacetCounts]
+    """Per facet: counts under every other facet's selection (its own ignored)."""
+    charts: dict[str, pl.DataFrame]
+    """Per facet (and ``__histogram``): counts under the whole selection."""
+
+
+def guppy_filter_sql(source: WarehouseReader, selection: Selection) -> str | None:
+    """The pasted guppy filter of ``selection`` as a query of the tab's mart keys (through
+    the one translation of guppy filters); None without one.
+
+    Raises:
+        UserError: the tab has no guppy index, the index is not loaded, or the filter is invalid.
+    """
+    if not selection.guppy_filter:
+        return None
+    entity = ENTITIES[selection.entity]
+    if entity.guppy_index is None:
+        raise UserError(f"a guppy filter selects from a guppy index; the {entity.label.lower()} tab has none")
+    try:
+        parsed = json.loads(selection.guppy_filter)
+    except json.JSONDecodeError as error:
+        raise UserError(f"the guppy filter is not JSON: {error.msg} (line {error.lineno}, column {error.colno})") \
+            from None
+    table = f"raw.guppy_{entity.guppy_index}"
+    if missing(source, table):
+        raise UserError(f"no {table} in the warehouse: ingest the {entity.guppy_index} index to use guppy filters")
+    columns = guppy_columns(_schema(source, table))
+    condition = filter_to_sql(parsed, columns, "duckdb", relation_alias="g")
+    return f"select {INDICES[entity.guppy_index].record_key} from {table} as g where {condition}"
+
+
+@cached
+def _schema(source: WarehouseReader, table: str) -> pa.Schema:
+    assert table in relations(source)  # a name from the allow-list, checked against the catalog
+    return source.query(f"select * from {table} limit 0").schema
+
+
+def _counts_sql(facets: Iterable[Facet], histogram: Facet | None) -> str:
+    """Counts by value of each facet over the ``selected`` rows: ``facet, value, n, lo, hi``."""
+    def branch(facet: str, value: str, n: str, rest: str, lo: str = "null", hi: str = "null") -> str:
+        return (f"select '{facet}' as facet, {value} as value, {n} as n, {lo}::double as lo, {hi}::double as hi "
+                f"{rest}")
+
+    parts = []
+    for facet in facets:
+        column = facet.column
+        if facet.kind == "value":
+            parts.append(branch(column, f"coalesce(cast({column} as varchar), '{NO_DATA}')", "count(*)",
+                                "from selected group by all"))
+        elif facet.kind == "list":
+            parts.append(branch(column, f"coalesce(v, '{NO_DATA}')", "count(*)",
+                                f"from (select unnest(case when len({column}) > 0 then cast({column} as varchar[]) "
+                                "else [null::varchar] end) as v from selected) group by all"))
+        elif facet.kind == "range":
+            parts.append(branch(column, f"'{NO_DATA}'", f"count(*) filter (where {column} is null)",
+                                "from selected", f"min({column})", f"max({column})"))
+        else:
+            parts.append(branch(column, f"'{NO_DATA}'", f"count(*) filter (where {column} is null "
+                                f"or len({column}) = 0)", "from selected",
+                                f"min(list_min({column}))", f"max(list_max({column}))"))
+    if histogram is not None:
+        column = histogram.column
+        parts.append(branch("__histogram", f"cast(floor({column} / {HISTOGRAM_BIN}) * {HISTOGRAM_BIN} as integer)"
+                            "::varchar", "count(*)", f"from selected where {column} is not null group by all"))
+    return " union all ".join(parts)
+
+
+def _histogram_facet(entity: Entity) -> Facet | None:
+    return next((f for f in entity.facets if f.kind == "range" and f.column.startswith("age")), None)
+
+
+def _split(rows: pl.DataFrame, entity: Entity) -> tuple[dict[str, FacetCounts], dict[str, pl.DataFrame]]:
+    facets: dict[str, FacetCounts] = {}
+    charts: dict[str, pl.DataFrame] = {}
+    for (name,), group in rows.group_by("facet", maintain_order=True):
+        counts = group.select("value", pl.col("n").cast(pl.Int64)).sort(["n", "value"], descending=[True, False])
+        facet = entity.facet(str(name))
+        if name == "__histogram":
+            charts["__histogram"] = counts.with_columns(pl.col("value").cast(pl.Int64).alias("bin")).sort("bin")
+        elif facet is not None and not facet.categorical:
+            row = group.row(0, named=True)
+            facets[str(name)] = FacetCounts(counts=counts.clear(), lo=row["lo"], hi=row["hi"], no_data=int(row["n"]))
+        else:
+            facets[str(name)] = FacetCounts(counts=counts)
+            charts[str(name)] = counts
+    return facets, charts
+
+
+def _selected_cte(entity: Entity, where: str) -> str:
+    return f"with selected as materialized (select * from marts.{entity.mart} as m where {where}) "
+
+
+@cached
+def explore(source: WarehouseReader, selection: Selection) -> Explored:
+    """Metrics, facet counts (each ignoring its own selection) and chart data of a selection."""
+    entity = ENTITIES[selection.entity]
+    guppy_sql = guppy_filter_sql(source, selection)
+    where, params = where_sql(selection, guppy_filter_sql=guppy_sql)
+    metrics_sql = ", ".join(f"cast({sql} as bigint)" for _, sql in entity.metrics)
+    numbers = source.query(f"select {metrics_sql} from marts.{entity.mart} as m where {where}", params)
+    metrics = [(label, int(numbers.column(i)[0].as_py() or 0)) for i, (label, _) in enumerate(entity.metrics)]
+    rows = run(source, _selected_cte(entity, where) + _counts_sql(entity.facets, _histogram_facet(entity)), params)
+    facets, charts = _split(rows, entity)
+    for column in selection.active_facets():
+        facet = entity.facet(column)
+        if facet is None:
+            continue
+        own_where, own_params = where_sql(selection, exclude=column, guppy_filter_sql=guppy_sql)
+        own = run(source, _selected_cte(entity, own_where) + _counts_sql([facet], None), own_params)
+        facets.update(_split(own, entity)[0])
+    return Explored(metrics=metrics, facets=facets, charts=charts)
+
+
+@cached
+def range_bounds(source: WarehouseReader, entity_name: str) -> dict[str, tuple[float, float]]:
+    """The whole mart's (min, max) of each range facet of a tab: the sliders' ends."""
+    entity = ENTITIES[entity_name]
+    ranges = [f for f in entity.facets if not f.categorical]
+    if not ranges:
+        return {}
+    parts = []
+    for facet in ranges:
+        column = facet.column
+        if facet.kind == "range":
+            parts += [f"min({column})::double", f"max({column})::double"]
+        else:
+            parts += [f"min(list_min({column}))::double", f"max(list_max({column}))::double"]
+    row = source.query(f"select {', '.join(parts)} from marts.{entity.mart}").to_pylist()[0]
+    values = list(row.values())
+    bounds = {}
+    for index, facet in enumerate(ranges):
+        lo, hi = values[2 * index], values[2 * index + 1]
+        if lo is not None and hi is not None:
+            bounds[facet.column] = (float(lo), float(hi))
+    return bounds
+
+
+@cached
+def table_page(source: WarehouseReader, selection: Selection, page: int, page_size: int = PAGE_SIZE
+               ) -> pl.DataFrame:
+    """Rows ``(page-1)*page_size`` … of the selection (1-based pages), sorted by the mart's key."""
+    entity = ENTITIES[selection.entity]
+    where, params = where_sql(selection, guppy_filter_sql=guppy_filter_sql(source, selection))
+    columns = ", ".join(entity.table_columns)
+    return run(source, f"select {columns} from marts.{entity.mart} as m where {where} "
+                       f"order by m.{entity.key} limit ? offset ?",
+               [*params, page_size, max(0, page - 1) * page_size])
+
+
+def selection_rows(source: WarehouseReader, selection: Selection, columns: Sequence[str] | None = None
+                   ) -> pl.DataFrame:
+    """Every row of the selection (all the mart's columns unless ``columns``), sorted by key."""
+    entity = ENTITIES[selection.entity]
+    where, params = where_sql(selection, guppy_filter_sql=guppy_filter_sql(source, selection))
+    chosen = "*" if columns is None else ", ".join(c for c in columns if c in _mart_columns(source, entity.mart))
+    return run(source, f"select {chosen} from marts.{entity.mart} as m where {where} order by m.{entity.key}",
+               params)
+
+
+@cached
+def _mart_columns(source: WarehouseReader, mart: str) -> tuple[str, ...]:
+    return tuple(_schema(source, f"marts.{mart}").names)
+
+
+# --------------------------------------------------------------------------- the header facet
+
+@cached
+def tag_choices(source: WarehouseReader) -> pl.DataFrame:
+    """The tag path patterns of ``marts.tag_catalog``, most common first: ``tag_path_pattern``,
+    ``keyword_path_pattern``, ``vr``, ``n_instances``, ``numeric`` (a range fits), ``label``."""
+    return run(source, """
+        select tag_path_pattern, keyword_path_pattern, vr, n_instances,
+               min_value_number is not null and vr not in ('SQ') as numeric,
+               coalesce(nullif(keyword_path_pattern, ''), tag_path_pattern) || '  ' || tag_path_pattern
+                   || ' ' || vr as label
+        from marts.tag_catalog
+        where vr not in ('SQ', 'OB', 'OW', 'OD', 'OF', 'OL', 'OV', 'UN')
+        order by n_instances desc, tag_path_pattern""")
+
+
+@cached
+def header_values(source: WarehouseReader, selection: Selection, limit: int = 200) -> FacetCounts:
+    """Values of the header facet's element among the selection (ignoring the header facet's
+    own values): ``value`` and ``n`` (rows of the tab having an instance with it), and the
+    range of its numbers."""
+    assert selection.header is not None
+    entity = ENTITIES[selection.entity]
+    where, params = where_sql(selection, exclude=PATTERN_PARAM, guppy_filter_sql=guppy_filter_sql(source, selection))
+    condition, condition_params = header_condition(HeaderSelection(pattern=selection.header.pattern))
+    link = entity.dicom_link
+    sql = (f"with selected as materialized (select m.{entity.link_column} as link from marts.{entity.mart} as m "
+           f"where {where}), "
+           f"found as (select e.value_text, e.value_number, i.{link} as link from raw.dicom_elements as e "
+           f"join raw.dicom_instances as i on i.file_id = e.file_id "
+           f"where {condition} and i.{link} in (select link from selected)) "
+           "select coalesce(value_text, ?) as value, count(distinct link) as n, "
+           "min(min(value_number)) over () as lo, max(max(value_number)) over () as hi "
+           "from found group by all order by n desc, value limit ?")
+    rows = run(source, sql, [*params, *condition_params, NO_DATA, limit])
+    lo = rows["lo"][0] if rows.height else None
+    hi = rows["hi"][0] if rows.height else None
+    return FacetCounts(counts=rows.select("value", pl.col("n").cast(pl.Int64)), lo=lo, hi=hi)
+
+
+# --------------------------------------------------------------------------- a study
+
+def study(source: WarehouseReader, study_uid: str) -> dict[str, Any] | None:
+    """The study's row of ``marts.imaging_studies`` (None when there is none)."""
+    rows = source.query("select * from marts.imaging_studies where study_uid = ?", [study_uid]).to_pylist()
+    return rows[0] if rows else None
+
+
+def study_series(source: WarehouseReader, study_uid: str) -> pl.DataFrame:
+    """The study's series held (``marts.imaging_series``), by series number."""
+    return run(source, """
+        select series_instance_uid, series_number, modality, body_part_examined, series_description,
+               manufacturer, manufacturer_model_name, n_instances, slice_thickness, object_id
+        from marts.imaging_series where study_instance_uid = ?
+        order by series_number nulls last, series_instance_uid""", [study_uid])
+
+
+def study_instances(source: WarehouseReader, study_uid: str) -> pl.DataFrame:
+    """The study's instances as read (every file, copies included), by series and instance number."""
+    return run(source, """
+        select series_instance_uid, instance_number, sop_instance_uid, file_id, sop_class_uid,
+               rows, columns, number_of_frames, n_elements, truncated, source_path, source_member
+        from raw.dicom_instances where study_instance_uid = ?
+        order by series_number nulls last, series_instance_uid, instance_number nulls last, file_id""",
+               [study_uid])
+
+
+def instance_elements(source: WarehouseReader, file_id: str) -> pl.DataFrame:
+    """Every element of one instance (``raw.dicom_elements``), in the file's order of tags."""
+    return run(source, """
+        select tag_path, keyword_path, tag, keyword, vr, vm, depth, private_creator, value_text,
+               value_number, value_length
+        from raw.dicom_elements where file_id = ?""", [file_id])
+
+
+def instance_source(source: WarehouseReader, file_id: str) -> dict[str, Any] | None:
+    """Where an instance was read from (``source_path``, ``source_member``) and its pixel facts."""
+    rows = source.query("""
+        select source_path, source_member, transfer_syntax_uid, has_pixel_data, truncated, rows, columns,
+               photometric_interpretation
+        from raw.dicom_instances where file_id = ?""", [file_id]).to_pylist()
+    return rows[0] if rows else None
+
+
+# --------------------------------------------------------------------------- quality
+
+@cached
+def reconciliation_summary(source: WarehouseReader) -> pl.DataFrame:
+    """``check_name``, ``studies``: disagreements between the commons and the headers."""
+    return run(source, "select check_name, count(*) as studies from marts.reconciliation "
+                       "group by all order by studies desc, check_name")
+
+
+def reconciliation_rows(source: WarehouseReader, check_name: str, limit: int = 1000) -> pl.DataFrame:
+    return run(source, "select study_uid, case_id, guppy_value, dicom_value from marts.reconciliation "
+                       "where check_name = ? order by study_uid limit ?", [check_name, limit])
+
+
+@cached
+def phi_audit(source: WarehouseReader) -> pl.DataFrame:
+    """The PS3.15 Basic Profile attributes present in the corpus, most widespread first."""
+    return run(source, """
+        select keyword, tag_path, attribute_name, basic_profile_action, n_instances_present,
+               n_instances_non_empty, pct_instances_non_empty, modalities, tag_path_patterns
+        from marts.phi_audit where is_present
+        order by n_instances_non_empty desc, keyword""")
+
+
+@cached
+def error_summary(source: WarehouseReader) -> pl.DataFrame:
+    """``severity``, ``error_type``, ``sources``: what ingest could not read, or read in part."""
+    return run(source, "select severity, error_type, count(*) as sources from raw.dicom_errors "
+                       "group by all order by severity, sources desc, error_type")
+
+
+def error_rows(source: WarehouseReader, error_type: str, severity: str, limit: int = 1000) -> pl.DataFrame:
+    return run(source, "select source_path, source_member, message, ingested_at from raw.dicom_errors "
+                       "where error_type = ? and severity = ? order by source_path, source_member limit ?",
+               [error_type, severity, limit])
+
+
+@cached
+def truncated_instances(source: WarehouseReader, limit: int = 1000) -> pl.DataFrame:
+    """Instances read in part: where the file ends, and which study they belong to."""
+    return run(source, """
+        select study_instance_uid, series_instance_uid, sop_instance_uid, truncated_at, file_size, n_elements,
+               source_path, source_member
+        from raw.dicom_instances where truncated
+        order by study_instance_uid, source_path limit ?""", [limit])
+
+
+@cached
+def counts(source: WarehouseReader) -> dict[str, int]:
+    """Rows of the main tables: what the header says about the warehouse."""
+    row = source.query("""
+        select (select count(*) from marts.imaging_studies) as studies,
+               (select count(*) from marts.imaging_series) as series,
+               (select count(*) from marts.patients) as cases,
+               (select count(*) from raw.dicom_instances) as instances""").to_pylist()[0]
+    return {k: int(v) for k, v in row.items()}
+
+
+# --------------------------------------------------------------------------- SQL and exports
+
+def user_sql(source: WarehouseReader, sql: str) -> tuple[pl.DataFrame, bool]:
+    """A user's one SELECT: its first :data:`SQL_MAX_ROWS` rows and whether there were more.
+
+    Raises:
+        UserError: not one SELECT, forbidden (files, settings, writes), an error, or too slow.
+    """
+    table, more = source.user_query(sql, timeout_s=SQL_TIMEOUT_S, max_rows=SQL_MAX_ROWS)
+    return frame(table), more
+
+
+def selection_manifest(source: WarehouseReader, selection: Selection) -> list[dict[str, Any]]:
+    """The data files of the selection as gen3 manifest entries (``gen3 drs-pull manifest``)."""
+    entity = ENTITIES[selection.entity]
+    where, params = where_sql(selection, guppy_filter_sql=guppy_filter_sql(source, selection))
+    join = {"studies": "f.study_uid = m.study_uid", "series": "f.series_uid = m.series_instance_uid",
+            "cases": "f.case_id = m.case_id", "files": "f.object_id = m.object_id"}[entity.name]
+    rows = source.query(f"""
+        select distinct f.object_id, f.file_name, f.file_size_bytes, f.md5sum, f.commons
+        from marts.data_files as f
+        where f.object_id is not null
+          and exists (select 1 from marts.{entity.mart} as m where {join} and {where})
+        order by f.object_id""", params).to_pylist()
+    entries = []
+    for row in rows:
+        entry: dict[str, Any] = {"object_id": row["object_id"]}
+        if row["file_name"]:
+            entry["file_name"] = row["file_name"]
+        if row["file_size_bytes"] is not None:
+            entry["file_size"] = int(row["file_size_bytes"])
+        if row["md5sum"]:
+            entry["md5sum"] = row["md5sum"]
+        commons = row["commons"] or ""
+        if commons.startswith(("http://", "https://")):
+            entry["commons_url"] = commons.split("://", 1)[1].split("/", 1)[0]
+        entries.append(entry)
+    return entries
+
+
+def selection_fhir(source: WarehouseReader, selection: Selection) -> list[str]:
+    """The FHIR R4 ImagingStudy resources (JSON text) of the selection's studies with headers."""
+    entity = ENTITIES[selection.entity]
+    where, params = where_sql(selection, guppy_filter_sql=guppy_filter_sql(source, selection))
+    join = {"studies": "m.study_uid = r.study_uid", "series": "m.study_instance_uid = r.study_uid",
+            "cases": "m.case_id = r.case_id", "files": "m.study_uid = r.study_uid"}[entity.name]
+    rows = source.query(f"""
+        select r.resource_json from marts.fhir_imaging_studies as r
+        where exists (select 1 from marts.{entity.mart} as m where {join} and {where})
+        order by r.study_uid""", params)
+    return [str(v) for v in rows.column(0).to_pylist()]
