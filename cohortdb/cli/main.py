@@ -23,6 +23,7 @@ from typer.core import TyperGroup
 
 from cohortdb.cli import cohort, demo, download, export, ingest, warehouse
 from cohortdb.cli.common import State, stderr
+from cohortdb.cli.dashboard import dashboard_command
 from cohortdb.project import cohorts_dir
 from ingest.errors import UserError
 from ingest.settings import resolve_settings
@@ -144,6 +145,7 @@ app.add_typer(cohort.app, name="cohort")
 app.add_typer(export.app, name="export")
 app.command("download")(download.download)
 app.command("demo")(demo.demo_command)
+app.command("dashboard")(dashboard_command)
 
 
 def main() -> None:

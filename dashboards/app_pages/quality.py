@@ -1,0 +1,6 @@
+"""placeholder"""
+from __future__ import annotations
+
+import streamlit as st
+
+st.title("quality")
