@@ -269,10 +269,10 @@ def main() -> None:
 
     with st.sidebar:
         st.subheader(f"Filter {entity.label.lower()}")
-        if selection.facets or selection.header or selection.guppy_filter:
-            if st.button("Clear all", icon=":material/filter_alt_off:", key=f"clear:{entity.name}"):
-                _clear(entity)
-                st.rerun()
+        chosen_any = bool(selection.facets or selection.header or selection.guppy_filter)
+        if chosen_any and st.button("Clear all", icon=":material/filter_alt_off:", key=f"clear:{entity.name}"):
+            _clear(entity)
+            st.rerun()
         group = None
         for facet in entity.facets:
             if facet.group != group:
