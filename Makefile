@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Debian packages the tests use; installed only when a command is missing.
-APT_PACKAGES ?= openssl
+APT_PACKAGES ?= openssl chromium
 
 LINT   := .venv-lint/bin
 # the linters live in a venv of their own: mypy's pathspec and dbt-core's disagree
@@ -18,11 +18,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dbt]"
+	$(BIN)/python -m pip install --quiet -e ".[dbt,dashboard]"
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test,bench,guppy,dbt]"
+	$(BIN)/python -m pip install --quiet -e ".[test,bench,guppy,dbt,dashboard]"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

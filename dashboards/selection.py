@@ -16,6 +16,7 @@ with ``value_text`` values or a ``value_number`` range.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -435,3 +436,155 @@ def where_sql(selection: Selection, *, exclude: str | None = None, alias: str = 
     if guppy_filter_sql:
         parts.append(f"{alias}.{entity.key} in ({guppy_filter_sql})")
     return (" and ".join(parts) if parts else "true"), params
+
+
+# --------------------------------------------------------------------------- guppy filters
+
+def sql_literal(text: str) -> str:
+    """A SQL string literal (quotes doubled): only for cohort files, whose DICOM conditions
+    are SQL text by design and run in the user's read-only box."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class GuppyForm:
+    """A selection as a cohort definition: the guppy ``filter`` of the tab's index,
+    ``dicom_conditions`` for facets the headers hold, and the facets neither can say."""
+
+    index: str | None
+    filter: dict[str, Any]
+    dicom_conditions: list[str]
+    left_out: list[str]
+
+
+def _clause(field_name: str, chosen: FacetSelection) -> dict[str, Any]:
+    clauses: list[dict[str, Any]] = []
+    values: list[Any] = list(chosen.values)
+    if values or (chosen.no_data and chosen.range is None):
+        clauses.append({"IN": {field_name: [*values, *([NO_DATA] if chosen.no_data else [])]}})
+    if chosen.range is not None:
+        bounds: list[dict[str, Any]] = []
+        if chosen.range.lo is not None:
+            bounds.append({">=": {field_name: chosen.range.lo}})
+        if chosen.range.hi is not None:
+            bounds.append({"<=": {field_name: chosen.range.hi}})
+        ranged: dict[str, Any] = bounds[0] if len(bounds) == 1 else {"AND": bounds}
+        clauses.append({"OR": [ranged, {"IN": {field_name: [NO_DATA]}}]} if chosen.no_data else ranged)
+    return clauses[0] if len(clauses) == 1 else {"OR": clauses}
+
+
+def _between(column: str, bounds: Range) -> str:
+    ends = [f"{column} >= {_number_text(bounds.lo)}"] if bounds.lo is not None else []
+    ends += [f"{column} <= {_number_text(bounds.hi)}"] if bounds.hi is not None else []
+    return " and ".join(ends)
+
+
+def to_guppy(selection: Selection) -> GuppyForm:
+    """The selection as a cohort definition's parts (see :class:`GuppyForm`).
+
+    Facets with a guppy field become guppy clauses (nested ones inside ``nested``);
+    facets the headers hold become DICOM conditions on ``marts.dicom_instances`` (the
+    header facet a condition on ``file_id``); the rest are listed in ``left_out``.
+    A pasted guppy filter is kept as a clause of its own.
+    """
+    entity = ENTITIES[selection.entity]
+    clauses: list[dict[str, Any]] = []
+    conditions: list[str] = []
+    left_out: list[str] = []
+    for facet in entity.facets:
+        chosen = selection.facets.get(facet.column)
+        if chosen is None or not chosen.active:
+            continue
+        if facet.guppy_field and entity.guppy_index:
+            clause = _clause(facet.guppy_field, chosen)
+            clauses.append({"nested": {"path": facet.guppy_nested, **clause}} if facet.guppy_nested else clause)
+        elif facet.dicom_column and entity.guppy_index and not chosen.no_data:
+            column = facet.dicom_column
+            parts = []
+            if chosen.values:
+                parts.append(f"{column} in ({', '.join(sql_literal(v) for v in chosen.values)})")
+            if chosen.range is not None:
+                parts.append(_between(column, chosen.range))
+            conditions.append(" or ".join(parts) if len(parts) > 1 else parts[0])
+        else:
+            left_out.append(facet.label)
+    if selection.header is not None and selection.header.active and entity.guppy_index:
+        header = selection.header
+        pieces = [f"e.tag_path = {sql_literal(header.pattern)}"] if "*" not in header.pattern else []
+        pieces.append(f"regexp_full_match(e.tag_path, {sql_literal(pattern_regex(header.pattern))})")
+        if header.values:
+            pieces.append(f"e.value_text in ({', '.join(sql_literal(v) for v in header.values)})")
+        if header.range is not None:
+            pieces.append(_between("e.value_number", header.range))
+        conditions.append("file_id in (select e.file_id from raw.dicom_elements as e where "
+                          + " and ".join(pieces) + ")")
+    elif selection.header is not None and selection.header.active:
+        left_out.append("header attribute")
+    if selection.guppy_filter:
+        try:
+            clauses.append(json.loads(selection.guppy_filter))
+        except json.JSONDecodeError:
+            left_out.append("guppy filter (not JSON)")
+    guppy_filter: dict[str, Any] = {} if not clauses else clauses[0] if len(clauses) == 1 else {"AND": clauses}
+    return GuppyForm(index=entity.guppy_index, filter=guppy_filter, dicom_conditions=conditions, left_out=left_out)
+
+
+_EQUALS = ("=", "eq", "EQ", "IN", "in")
+_BOUNDS = {">=": "lo", "gte": "lo", "GTE": "lo", ">": "lo", "gt": "lo", "GT": "lo",
+           "<=": "hi", "lte": "hi", "LTE": "hi", "<": "hi", "lt": "hi", "LT": "hi"}
+
+
+def from_guppy(entity_name: str, guppy_filter: Mapping[str, Any]) -> Selection | None:
+    """The facet selection a guppy filter means, when it is an ``AND`` of equality and
+    range clauses on the tab's facets (the MIDRC explorer's filters are); None otherwise
+    (the filter is then applied as it is)."""
+    entity = ENTITIES[entity_name]
+    by_field = {(f.guppy_nested, f.guppy_field): f for f in entity.facets if f.guppy_field}
+    clauses = _conjuncts(guppy_filter)
+    if clauses is None:
+        return None
+    values: dict[str, list[str]] = {}
+    ranges: dict[str, dict[str, float]] = {}
+    for nested, clause in clauses:
+        ((operator, body),) = clause.items()
+        if not isinstance(body, dict) or len(body) != 1:
+            return None
+        ((field_name, value),) = body.items()
+        facet = by_field.get((nested, field_name))
+        if facet is None:
+            return None
+        if operator in _EQUALS and facet.categorical:
+            values.setdefault(facet.column, []).extend(str(v) for v in (value if isinstance(value, list) else [value]))
+        elif operator in _BOUNDS and not facet.categorical and isinstance(value, int | float):
+            ranges.setdefault(facet.column, {})[_BOUNDS[operator]] = float(value)
+        else:
+            return None
+    facets: dict[str, FacetSelection] = {}
+    for column, chosen in values.items():
+        facets[column] = FacetSelection(values=tuple(v for v in chosen if v != NO_DATA), no_data=NO_DATA in chosen)
+    for column, bounds in ranges.items():
+        facets[column] = FacetSelection(range=Range(bounds.get("lo"), bounds.get("hi")))
+    return Selection(entity=entity.name, facets=facets)
+
+
+def _conjuncts(node: Any, nested: str | None = None) -> list[tuple[str | None, dict[str, Any]]] | None:
+    if not isinstance(node, dict) or len(node) != 1:
+        return None if node else []
+    ((operator, body),) = node.items()
+    if operator in ("AND", "and"):
+        if not isinstance(body, list):
+            return None
+        found: list[tuple[str | None, dict[str, Any]]] = []
+        for child in body:
+            more = _conjuncts(child, nested)
+            if more is None:
+                return None
+            found += more
+        return found
+    if operator == "nested" and isinstance(body, dict) and nested is None:
+        path = body.get("path")
+        rest = {k: v for k, v in body.items() if k != "path"}
+        return _conjuncts(rest, str(path)) if isinstance(path, str) else None
+    if operator in _EQUALS or operator in _BOUNDS:
+        return [(nested, node)]
+    return None

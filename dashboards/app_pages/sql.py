@@ -1,6 +1,64 @@
-"""placeholder"""
+"""/sql: a read-only query box. One SELECT per run on the published warehouse, no file
+access, configuration locked, a time limit and a row cap; the result downloads as CSV."""
+
 from __future__ import annotations
 
+import polars as pl
 import streamlit as st
 
-st.title("sql")
+from dashboards import queries, ui
+from ingest.errors import UserError
+
+EXAMPLES = {
+    "Studies by modality": "select modality, count(*) as studies\n"
+                           "from marts.imaging_studies, unnest(modalities) as t(modality)\n"
+                           "group by modality order by studies desc",
+    "Series by manufacturer and model": "select manufacturer, manufacturer_model_name, count(*) as series\n"
+                                        "from marts.imaging_series group by all order by series desc",
+    "kVp of chest radiographs": "select kvp, count(*) as instances from marts.dicom_instances\n"
+                                "where modality in ('CR', 'DX') and body_part_examined = 'CHEST'\n"
+                                "group by kvp order by kvp",
+    "The tag catalog": "select tag_path_pattern, keyword_path_pattern, vr, n_instances, example_values\n"
+                       "from marts.tag_catalog order by n_instances desc",
+}
+
+
+def _example() -> None:
+    st.session_state["sql"] = EXAMPLES[st.session_state["sql_example"]]
+
+
+def main() -> None:
+    st.title("SQL")
+    source = ui.reader()
+    st.caption(f"One SELECT on the warehouse, read-only: no files, no settings; stopped after "
+               f"{queries.SQL_TIMEOUT_S:g} s; the first {queries.SQL_MAX_ROWS:,} rows are kept. "
+               "Schemas: raw, staging, intermediate, marts, cohorts, reference.")
+    if "sql" not in st.session_state:
+        st.session_state["sql"] = st.query_params.get("q") or EXAMPLES["Studies by modality"]
+    st.selectbox("Examples", list(EXAMPLES), key="sql_example", index=None, on_change=_example,
+                 placeholder="start from an example")
+    st.text_area("Query", key="sql", height=180)
+    if not st.button("Run", key="run", type="primary", icon=":material/play_arrow:"):
+        if "sql_result" in st.session_state:  # a rerun (the download button): the last result again
+            _show(*st.session_state["sql_result"])
+        return
+    query = st.session_state["sql"]
+    try:
+        result, more = queries.user_sql(source, query)
+    except UserError as exc:
+        st.session_state.pop("sql_result", None)
+        ui.error(exc)
+        return
+    st.session_state["sql_result"] = (result, more)
+    _show(result, more)
+
+
+def _show(result: pl.DataFrame, more: bool) -> None:
+    note = f"{result.height:,} rows" + (f" (the first {queries.SQL_MAX_ROWS:,}; there are more)" if more else "")
+    st.caption(note)
+    st.dataframe(result, hide_index=True, width="stretch", height=min(38 + 35 * max(result.height, 1), 560))
+    st.download_button("Download CSV", ui.flatten(result).write_csv(), "query.csv", "text/csv", key="sql_download",
+                       icon=":material/download:", on_click="ignore")
+
+
+main()
