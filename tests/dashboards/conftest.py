@@ -14,7 +14,7 @@ from ingest.settings import Settings, resolve_settings
 
 APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 MARTS = ("imaging_studies", "imaging_series", "patients", "data_files", "tag_catalog", "phi_audit",
-         "reconciliation", "fhir_imaging_studies", "dicom_instances")
+         "reconciliation", "fhir_imaging_studies")
 
 
 def copy_warehouse(source: Settings, target: Path) -> Settings:
