@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
@@ -98,6 +98,12 @@ def close_readers() -> None:
         for opened in _readers.values():
             opened.close()
         _readers.clear()
+        _cache.clear()
+
+
+def forget_results() -> None:
+    """Forget every cached result (the bench times queries cold)."""
+    with _lock:
         _cache.clear()
 
 
@@ -210,59 +216,71 @@ def _schema(source: WarehouseReader, table: str) -> pa.Schema:
     return source.query(f"select * from {table} limit 0").schema
 
 
-def _counts_sql(facets: Iterable[Facet], histogram: Facet | None) -> str:
-    """Counts by value of each facet over the ``selected`` rows: ``facet, value, n, lo, hi``."""
-    def branch(facet: str, value: str, n: str, rest: str, lo: str = "null", hi: str = "null") -> str:
-        return (f"select '{facet}' as facet, {value} as value, {n} as n, {lo}::double as lo, {hi}::double as hi "
-                f"{rest}")
+def _counts_sql(facets: Sequence[Facet], histogram: Facet | None) -> str:
+    """Counts by value of the categorical ``facets`` over the ``selected`` rows, as rows of
+    ``facet, value, n``: the scalar ones (and the histogram's bins) in one pass with
+    grouping sets, each list column in a pass of its own."""
+    scalars = [f.column for f in facets if f.kind == "value"] + (["__bin"] if histogram is not None else [])
+    parts = []
+    if scalars:
+        names = " ".join(f"when grouping({c}) = 0 then '{'__histogram' if c == '__bin' else c}'" for c in scalars)
+        values = " ".join(f"when grouping({c}) = 0 then cast({c} as varchar)" for c in scalars)
+        sets = ", ".join(f"({c})" for c in scalars)
+        parts.append(f"select case {names} end as facet, coalesce(case {values} end, '{NO_DATA}') as value, "
+                     f"count(*) as n from selected group by grouping sets ({sets})")
+    for facet in facets:
+        if facet.kind == "list":
+            column = facet.column
+            parts.append(f"select '{column}' as facet, coalesce(v, '{NO_DATA}') as value, count(*) as n from "
+                         f"(select unnest(case when len({column}) > 0 then cast({column} as varchar[]) "
+                         f"else [null::varchar] end) as v from selected) group by all")
+    return " union all ".join(parts)
 
+
+def _selected_cte(entity: Entity, where: str, facets: Sequence[Facet], histogram: Facet | None) -> str:
+    """The ``selected`` rows, with only the columns the counts read."""
+    columns = [f"m.{f.column}" for f in facets if f.categorical]
+    if histogram is not None:
+        columns.append(f"cast(floor(m.{histogram.column} / {HISTOGRAM_BIN}) * {HISTOGRAM_BIN} as integer) as __bin")
+    materialized = "materialized " if where != "true" else ""
+    return f"with selected as {materialized}(select {', '.join(columns)} from marts.{entity.mart} as m where {where}) "
+
+
+def _ranges_sql(facets: Sequence[Facet]) -> list[str]:
+    """Per range facet: rows without a value, min and max (three aggregates each)."""
     parts = []
     for facet in facets:
-        column = facet.column
-        if facet.kind == "value":
-            parts.append(branch(column, f"coalesce(cast({column} as varchar), '{NO_DATA}')", "count(*)",
-                                "from selected group by all"))
-        elif facet.kind == "list":
-            parts.append(branch(column, f"coalesce(v, '{NO_DATA}')", "count(*)",
-                                f"from (select unnest(case when len({column}) > 0 then cast({column} as varchar[]) "
-                                "else [null::varchar] end) as v from selected) group by all"))
-        elif facet.kind == "range":
-            parts.append(branch(column, f"'{NO_DATA}'", f"count(*) filter (where {column} is null)",
-                                "from selected", f"min({column})", f"max({column})"))
-        else:
-            parts.append(branch(column, f"'{NO_DATA}'", f"count(*) filter (where {column} is null "
-                                f"or len({column}) = 0)", "from selected",
-                                f"min(list_min({column}))", f"max(list_max({column}))"))
-    if histogram is not None:
-        column = histogram.column
-        parts.append(branch("__histogram", f"cast(floor({column} / {HISTOGRAM_BIN}) * {HISTOGRAM_BIN} as integer)"
-                            "::varchar", "count(*)", f"from selected where {column} is not null group by all"))
-    return " union all ".join(parts)
+        column = f"m.{facet.column}"
+        if facet.kind == "range":
+            parts += [f"count(*) filter (where {column} is null)", f"min({column})::double", f"max({column})::double"]
+        elif facet.kind == "list_range":
+            parts += [f"count(*) filter (where {column} is null or len({column}) = 0)",
+                      f"min(list_min({column}))::double", f"max(list_max({column}))::double"]
+    return parts
+
+
+def _range_counts(facets: Sequence[Facet], values: Sequence[Any]) -> dict[str, FacetCounts]:
+    empty = pl.DataFrame(schema={"value": pl.String, "n": pl.Int64})
+    return {facet.column: FacetCounts(counts=empty, no_data=int(values[3 * i] or 0), lo=values[3 * i + 1],
+                                      hi=values[3 * i + 2]) for i, facet in enumerate(facets)}
 
 
 def _histogram_facet(entity: Entity) -> Facet | None:
     return next((f for f in entity.facets if f.kind == "range" and f.column.startswith("age")), None)
 
 
-def _split(rows: pl.DataFrame, entity: Entity) -> tuple[dict[str, FacetCounts], dict[str, pl.DataFrame]]:
+def _split(rows: pl.DataFrame) -> tuple[dict[str, FacetCounts], dict[str, pl.DataFrame]]:
     facets: dict[str, FacetCounts] = {}
     charts: dict[str, pl.DataFrame] = {}
     for (name,), group in rows.group_by("facet", maintain_order=True):
         counts = group.select("value", pl.col("n").cast(pl.Int64)).sort(["n", "value"], descending=[True, False])
-        facet = entity.facet(str(name))
         if name == "__histogram":
-            charts["__histogram"] = counts.with_columns(pl.col("value").cast(pl.Int64).alias("bin")).sort("bin")
-        elif facet is not None and not facet.categorical:
-            row = group.row(0, named=True)
-            facets[str(name)] = FacetCounts(counts=counts.clear(), lo=row["lo"], hi=row["hi"], no_data=int(row["n"]))
+            charts["__histogram"] = counts.filter(pl.col("value") != NO_DATA).with_columns(
+                pl.col("value").cast(pl.Int64).alias("bin")).sort("bin")
         else:
             facets[str(name)] = FacetCounts(counts=counts)
             charts[str(name)] = counts
     return facets, charts
-
-
-def _selected_cte(entity: Entity, where: str) -> str:
-    return f"with selected as materialized (select * from marts.{entity.mart} as m where {where}) "
 
 
 @cached
@@ -271,18 +289,30 @@ def explore(source: WarehouseReader, selection: Selection) -> Explored:
     entity = ENTITIES[selection.entity]
     guppy_sql = guppy_filter_sql(source, selection)
     where, params = where_sql(selection, guppy_filter_sql=guppy_sql)
-    metrics_sql = ", ".join(f"cast({sql} as bigint)" for _, sql in entity.metrics)
-    numbers = source.query(f"select {metrics_sql} from marts.{entity.mart} as m where {where}", params)
-    metrics = [(label, int(numbers.column(i)[0].as_py() or 0)) for i, (label, _) in enumerate(entity.metrics)]
-    rows = run(source, _selected_cte(entity, where) + _counts_sql(entity.facets, _histogram_facet(entity)), params)
-    facets, charts = _split(rows, entity)
-    for column in selection.active_facets():
+    ranges = [f for f in entity.facets if not f.categorical]
+    aggregates = [f"cast({sql} as bigint)" for _, sql in entity.metrics] + _ranges_sql(ranges)
+    row = list(source.query(f"select {', '.join(aggregates)} from marts.{entity.mart} as m where {where}",
+                            params).to_pylist()[0].values())
+    metrics = [(label, int(row[i] or 0)) for i, (label, _) in enumerate(entity.metrics)]
+    facets = _range_counts(ranges, row[len(entity.metrics):])
+    histogram = _histogram_facet(entity)
+    categorical = [f for f in entity.facets if f.categorical]
+    counted, charts = _split(run(source, _selected_cte(entity, where, categorical, histogram)
+                                 + _counts_sql(categorical, histogram), params))
+    facets.update(counted)
+    for column in selection.active_facets():  # each active facet again, without its own selection
         facet = entity.facet(column)
         if facet is None:
             continue
         own_where, own_params = where_sql(selection, exclude=column, guppy_filter_sql=guppy_sql)
-        own = run(source, _selected_cte(entity, own_where) + _counts_sql([facet], None), own_params)
-        facets.update(_split(own, entity)[0])
+        if facet.categorical:
+            own = run(source, _selected_cte(entity, own_where, [facet], None) + _counts_sql([facet], None),
+                      own_params)
+            facets.update(_split(own)[0])
+        else:
+            values = list(source.query(f"select {', '.join(_ranges_sql([facet]))} from marts.{entity.mart} as m "
+                                       f"where {own_where}", own_params).to_pylist()[0].values())
+            facets.update(_range_counts([facet], values))
     return Explored(metrics=metrics, facets=facets, charts=charts)
 
 
