@@ -25,10 +25,10 @@ from typing import Any, ParamSpec, TypeVar
 import polars as pl
 import pyarrow as pa
 
+from cohortdb import UserError
 from cohortdb.cohorts.definitions import INDICES
 from cohortdb.cohorts.filter_sql import filter_to_sql, guppy_columns
-from cohortdb.warehouse import WarehouseTarget, open_target
-from cohortdb.warehouse.base import WarehouseReader
+from cohortdb.warehouse import WarehouseReader, WarehouseTarget, open_directory
 from dashboards.selection import (
     ENTITIES,
     NO_DATA,
@@ -41,8 +41,6 @@ from dashboards.selection import (
     to_params,
     where_sql,
 )
-from ingest.errors import UserError
-from ingest.settings import resolve_settings
 
 SQL_TIMEOUT_S = 30.0
 """How long a query of the SQL page may run before it is stopped."""
@@ -66,7 +64,7 @@ CACHE_ENTRIES = 512
 
 def target(warehouse_dir: Path | str | None = None) -> WarehouseTarget:
     """The warehouse of a directory (default ``$COHORTDB_WAREHOUSE``, else ``./warehouse``)."""
-    return open_target(resolve_settings(warehouse_dir))
+    return open_directory(warehouse_dir)
 
 
 def reader(warehouse: WarehouseTarget) -> WarehouseReader | None:

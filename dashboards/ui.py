@@ -14,10 +14,10 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from cohortdb.warehouse.base import WarehouseReader, WarehouseTarget
+from cohortdb import UserError
+from cohortdb.warehouse import WarehouseReader, WarehouseTarget
 from dashboards import queries
 from dashboards.selection import Selection, parse_params
-from ingest.errors import UserError
 
 SELECTION_STATE = "explore_params"
 """The explorer's current selection as URL parameters (other pages act on it)."""

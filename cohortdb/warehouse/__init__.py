@@ -6,12 +6,13 @@ a module of its own with the same names (``duckdb.py``; ``bigquery.py`` next).
 
 from __future__ import annotations
 
+import os
 from typing import assert_never
 
-from cohortdb.warehouse.base import Dialect, Relation, Target, WarehouseTarget
-from ingest.settings import Settings
+from cohortdb.warehouse.base import Dialect, Relation, Target, WarehouseReader, WarehouseTarget
+from ingest.settings import Settings, resolve_settings
 
-__all__ = ["Dialect", "Relation", "Target", "WarehouseTarget", "open_target"]
+__all__ = ["Dialect", "Relation", "Target", "WarehouseReader", "WarehouseTarget", "open_directory", "open_target"]
 
 
 def open_target(settings: Settings, target: Target | str = Target.DUCKDB) -> WarehouseTarget:
@@ -26,3 +27,9 @@ def open_target(settings: Settings, target: Target | str = Target.DUCKDB) -> War
 
         return DuckDBWarehouse(settings)
     assert_never(chosen)
+
+
+def open_directory(path: str | os.PathLike[str] | None = None, target: Target | str = Target.DUCKDB) -> WarehouseTarget:
+    """The warehouse of a directory (default ``$COHORTDB_WAREHOUSE``, else ``./warehouse``), as
+    ``--warehouse`` resolves it: for readers above ``cohortdb`` (the dashboard) that know a path."""
+    return open_target(resolve_settings(path), target)

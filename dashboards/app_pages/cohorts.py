@@ -9,11 +9,11 @@ import json
 import polars as pl
 import streamlit as st
 
+from cohortdb import UserError
 from cohortdb.api import Warehouse
 from cohortdb.cohorts.definitions import INDICES
 from dashboards import queries, ui
 from dashboards.selection import ENTITIES, FILTER_PARAM, TAB_PARAM, from_guppy, to_guppy, to_params
-from ingest.errors import UserError
 
 TAB_OF_INDEX = {entity.guppy_index: entity.name for entity in ENTITIES.values() if entity.guppy_index}
 

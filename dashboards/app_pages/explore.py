@@ -9,6 +9,7 @@ from typing import Any
 
 import streamlit as st
 
+from cohortdb import UserError
 from dashboards import queries, ui
 from dashboards.selection import (
     ENTITIES,
@@ -22,7 +23,6 @@ from dashboards.selection import (
     parse_params,
     to_params,
 )
-from ingest.errors import UserError
 
 CHARTS = {
     "studies": [("__histogram", "Age at imaging"), ("modalities", "Modality"),

@@ -8,9 +8,9 @@ import json
 
 import streamlit as st
 
+from cohortdb import UserError
 from dashboards import queries, ui
 from dashboards.selection import ENTITIES
-from ingest.errors import UserError
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cohortdb.warehouse.base import WarehouseReader
+from cohortdb.warehouse import WarehouseReader
 from dashboards import queries, ui
 
 CHECKS = {

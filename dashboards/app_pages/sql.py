@@ -6,8 +6,8 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
+from cohortdb import UserError
 from dashboards import queries, ui
-from ingest.errors import UserError
 
 EXAMPLES = {
     "Studies by modality": "select modality, count(*) as studies\n"

@@ -13,7 +13,7 @@ import pytest
 
 from dashboards import header_tree, queries, thumbnail
 from dashboards.selection import ENTITIES, parse_params
-from ingest.errors import UserError
+from cohortdb import UserError
 from ingest.settings import Settings
 
 
