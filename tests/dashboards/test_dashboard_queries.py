@@ -11,9 +11,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from cohortdb import UserError
 from dashboards import header_tree, queries, thumbnail
 from dashboards.selection import ENTITIES, parse_params
-from cohortdb import UserError
 from ingest.settings import Settings
 
 
