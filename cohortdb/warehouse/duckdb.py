@@ -19,7 +19,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -61,26 +61,24 @@ def _one_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _failure(exc: duckdb.Error) -> BaseException:
+def _failure(exc: duckdb.Error, describe: Callable[[Exception], str] = _one_line) -> BaseException:
     """What a DuckDB error means to the caller: Ctrl-C inside a query is an interrupt,
-    anything else a one-line :class:`UserError`."""
+    anything else a :class:`UserError` saying ``describe(exc)`` (one line by default)."""
     if isinstance(exc, duckdb.InterruptException):
         return KeyboardInterrupt()
-    return UserError(_one_line(exc))
+    return UserError(describe(exc))
 
 
 _BUILT_SCHEMAS = ("marts", "cohorts", "staging", "intermediate", "reference")
 
 
-def _user_failure(exc: duckdb.Error) -> BaseException:
-    """:func:`_failure` of a user's query: DuckDB's whole message (its "Did you mean …" and the
-    query line with a caret under the error), and what to run when a built schema is missing."""
-    if isinstance(exc, duckdb.InterruptException):
-        return KeyboardInterrupt()
+def _user_error_text(exc: Exception) -> str:
+    """An error in a user's query: DuckDB's whole message (its "Did you mean …" and the query
+    line with a caret under the error), and what to run when a built schema is missing."""
     message = "\n".join(line for line in str(exc).strip().splitlines() if line.strip()) or type(exc).__name__
     if any(f'schema "{schema}" does not exist' in message for schema in _BUILT_SCHEMAS):
         message += "\n(the marts, cohorts and dbt layers are made by `cohortdb build`; this warehouse was only loaded)"
-    return UserError(message)
+    return message
 
 
 def _literal(text: str) -> str:
@@ -303,7 +301,7 @@ class DuckDBWarehouse:
             try:
                 return con.execute(sql, list(params) if params is not None else None).to_arrow_table()
             except duckdb.Error as exc:
-                raise _user_failure(exc) from None
+                raise _failure(exc, _user_error_text) from None
 
     def query(self, sql: str, params: Params = None) -> pa.Table:
         with self._result(sql, params) as result:
