@@ -35,6 +35,8 @@ _console = False
 
 _GLOBAL_OPTIONS = ("--warehouse", "-w", "--cohorts")
 """The root's options that every command takes, before or after its name."""
+_GLOBAL_ASSIGNED = tuple(f"{name}=" for name in _GLOBAL_OPTIONS if name.startswith("--"))
+"""The same given as ``--name=value``."""
 
 
 def lift_global_options(args: list[str]) -> list[str]:
@@ -53,7 +55,7 @@ def lift_global_options(args: list[str]) -> list[str]:
             lifted += args[index:index + 2]
             index += 2
             continue
-        if arg.startswith(tuple(f"{name}=" for name in _GLOBAL_OPTIONS if name.startswith("--"))):
+        if arg.startswith(_GLOBAL_ASSIGNED):
             lifted.append(arg)
         else:
             rest.append(arg)
