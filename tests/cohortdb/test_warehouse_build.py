@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ from cohortdb.project import SHIPPED_COHORTS_DIR
 from cohortdb.warehouse.duckdb import load_duckdb
 from ingest.settings import Settings, resolve_settings
 from tests.warehouse import rows as _rows
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_model_and_test_passes(built: Settings) -> None:
@@ -154,6 +157,7 @@ def test_cli_build_from_another_directory(built: Settings, tmp_path: Path) -> No
     result = subprocess.run(
         [sys.executable, "-m", "cohortdb", "--warehouse", str(relative), "build", "--select", "marts"],
         cwd=cwd, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this tree's code, not the editable install's
     )
     assert result.returncode == 0, result.stderr
     assert "dbt build ok" in result.stdout
