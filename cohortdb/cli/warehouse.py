@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import click
 import typer
+from typer.core import TyperCommand
 
 from cohortdb.cli.common import FormatOption, OutputFormat, TargetOption, state
 from cohortdb.cli.output import print_table
@@ -45,6 +47,25 @@ def build_command(
         raise typer.Exit(1)
 
 
+def sql_first(args: list[str]) -> list[str]:
+    """``args`` with every argument that starts with a dash and holds a space or a line break (a
+    query opening with a ``--`` comment, which is no option) moved after ``--``, where click takes
+    it as the query."""
+    separator = args.index("--") if "--" in args else len(args)
+    head, tail = args[:separator], args[separator + 1:]
+    queries = [arg for arg in head if arg.startswith("-") and any(c.isspace() for c in arg)]
+    if not queries:
+        return args
+    return [arg for arg in head if arg not in queries] + ["--", *queries, *tail]
+
+
+class _SqlCommand(TyperCommand):
+    """``sql``: its query may open with a ``--`` comment (:func:`sql_first`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, sql_first(args))
+
+
 def sql_command(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="A SQL query on the warehouse (read-only).")],
@@ -65,4 +86,4 @@ def register(app: typer.Typer) -> None:
     """Add ``load``, ``build`` and ``sql`` to the root app."""
     app.command("load")(load_command)
     app.command("build")(build_command)
-    app.command("sql")(sql_command)
+    app.command("sql", cls=_SqlCommand)(sql_command)

@@ -96,10 +96,18 @@ def connect(settings: Settings, *, read_only: bool) -> AbstractContextManager[du
     return _open(database_path(settings), read_only=read_only)
 
 
+def _no_warehouse(path: Path) -> UserError:
+    """Why the warehouse file at ``path`` cannot be read yet, and what to run."""
+    if not (path.parent / "lake").is_dir():
+        return UserError(f"no warehouse at {path}: nothing was ingested in {path.parent} (check --warehouse); "
+                         "run `cohortdb ingest dicom PATH` or `cohortdb ingest guppy …`, then `cohortdb build`")
+    return UserError(f"no warehouse at {path} yet: run `cohortdb build` (or `cohortdb load` for the raw tables alone)")
+
+
 @contextmanager
 def _open(path: Path, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
     if read_only and not path.exists():
-        raise UserError(f"no warehouse at {path}; run `cohortdb load` first")
+        raise _no_warehouse(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(str(path), read_only=read_only)
@@ -122,7 +130,7 @@ def _sandbox(path: Path, *, allow_files: bool) -> Iterator[duckdb.DuckDBPyConnec
     """An in-memory database with the warehouse attached read-only as its default catalog,
     file access off (unless ``allow_files``) and configuration locked."""
     if not path.exists():
-        raise UserError(f"no warehouse at {path}; run `cohortdb load` first")
+        raise _no_warehouse(path)
     con = duckdb.connect(":memory:")
     try:
         try:
@@ -143,6 +151,8 @@ def _check_user_statement(sql: str) -> None:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
         raise _failure(exc) from None
+    if not statements:
+        raise UserError("the query is empty (nothing but comments or spaces): give one SQL statement")
     if len(statements) != 1:
         raise UserError(f"give one SQL statement, not {len(statements)}")
     if statements[0].type not in USER_STATEMENTS:

@@ -148,6 +148,6 @@ def test_missing_table_or_warehouse(warehouse: Path, tmp_path: Path) -> None:
     assert "raw.guppy_annotation" in result.stderr and "cohortdb load" in result.stderr
     result = run_cli("--warehouse", str(tmp_path / "none"), "cohort", "--index", "case",
                      "--filter", str(tmp_path / "f.json"))
-    assert result.exit_code == 2 and "cohortdb load" in result.stderr
+    assert result.exit_code == 2 and "nothing was ingested" in result.stderr and "cohortdb build" in result.stderr
     result = run_cli("--warehouse", str(warehouse), "cohort", "--filter", str(tmp_path / "f.json"))
     assert result.exit_code == 2 and "--index" in result.stderr
