@@ -159,7 +159,7 @@ def run_demo(settings: Settings, cohorts: Path, echo: Callable[[str], None] = pr
     built = build(settings, cohorts)
     echo(built.outcome.summary())
     if built.failed_path is not None:
-        for problem in built.outcome.problems():
-            echo(f"{problem.status}: {problem.name}: {problem.message}")
+        for line in built.outcome.report():
+            echo(line)
         raise UserError(f"the demo's dbt build failed (kept in {built.failed_path})")
     return built.outcome

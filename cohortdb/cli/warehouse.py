@@ -40,8 +40,8 @@ def build_command(
     built = build(current.settings, current.cohorts_dir, target=target, select=select)
     _print_loaded(built.loaded, current.warehouse(target).location)
     typer.echo(built.outcome.summary())
-    for problem in built.outcome.problems():
-        typer.echo(f"{problem.status}: {problem.resource_type} {problem.name}: {problem.message}", err=True)
+    for line in built.outcome.report():
+        typer.echo(line, err=True)
     if built.failed_path is not None:
         typer.echo(f"the previous warehouse stays live; the failed build is in {built.failed_path}", err=True)
         raise typer.Exit(1)
