@@ -8,7 +8,7 @@ import click
 import typer
 from typer.core import TyperCommand
 
-from cohortdb.cli.common import FormatOption, OutputFormat, TargetOption, state
+from cohortdb.cli.common import FormatOption, LimitOption, OutputFormat, TargetOption, state
 from cohortdb.cli.output import print_table
 from cohortdb.warehouse import Target
 
@@ -70,6 +70,7 @@ def sql_command(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="A SQL query on the warehouse (read-only).")],
     fmt: FormatOption = OutputFormat.TABLE,
+    limit: LimitOption = None,
     allow_files: Annotated[bool, typer.Option(
         "--allow-files", help="Let the query use DuckDB's file functions (read_csv, COPY … TO) on this machine.",
     )] = False,
@@ -77,9 +78,10 @@ def sql_command(
     """Run one read-only SQL query (a SELECT) on the warehouse and print the result.
 
     The query cannot change the warehouse, read or write files (unless --allow-files),
-    attach databases or change settings.
+    attach databases or change settings. A table shows the first 40 rows (--limit N more),
+    as column = value lines when its columns cannot fit the terminal.
     """
-    print_table(state(ctx).warehouse().user_query(query, allow_files=allow_files), fmt.value)
+    print_table(state(ctx).warehouse().user_query(query, allow_files=allow_files), fmt.value, limit=limit)
 
 
 def register(app: typer.Typer) -> None:
