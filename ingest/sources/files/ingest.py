@@ -481,7 +481,10 @@ def errors_recorded(
     roots = _unique_roots(paths)
     count = 0
     for part in part_files(settings.dicom_lake / "errors"):
-        parquet = pq.ParquetFile(part)
+        try:
+            parquet = pq.ParquetFile(part)
+        except FileNotFoundError:  # rewritten meanwhile by another shard's run (no lock is held here)
+            continue
         has_severity = "severity" in parquet.schema_arrow.names  # (parts older than warnings: all errors)
         rows = parquet.read(columns=["source_path", "severity"] if has_severity else ["source_path"])
         if has_severity:
