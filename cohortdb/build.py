@@ -13,7 +13,7 @@ from pathlib import Path
 from cohortdb.dbt import BuildOutcome, dbt_build
 from cohortdb.warehouse import Target, open_target
 from ingest.errors import UserError
-from ingest.settings import Settings
+from ingest.settings import Settings, make_warehouse_dir
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,12 @@ def load(settings: Settings, target: Target = Target.DUCKDB) -> dict[str, int]:
 
 
 def _check_lake(settings: Settings) -> None:
-    """Raise when nothing was ever ingested into this warehouse directory (a mistyped --warehouse)."""
+    """Raise when nothing was ever ingested into this warehouse directory (a mistyped --warehouse),
+    or it cannot be written in."""
     if not settings.lake_dir.is_dir():
         raise UserError(f"nothing ingested in {settings.warehouse_dir}: run `cohortdb ingest dicom PATH` or "
                         "`cohortdb ingest guppy …` first (or check --warehouse)")
+    make_warehouse_dir(settings)
 
 
 def build(settings: Settings, cohorts: Path, *, target: Target = Target.DUCKDB, select: str | None = None) -> Built:

@@ -14,7 +14,7 @@ import duckdb
 from cohortdb.build import build
 from cohortdb.dbt import BuildOutcome
 from ingest.errors import UserError
-from ingest.settings import Settings
+from ingest.settings import Settings, make_warehouse_dir
 from ingest.sources.files.ingest import ingest_dicom
 
 EXAMPLES: list[tuple[str, str]] = [
@@ -147,7 +147,7 @@ def run_demo(settings: Settings, cohorts: Path, echo: Callable[[str], None] = pr
 
     if not force:
         check_demo_warehouse(settings)
-    settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
+    make_warehouse_dir(settings)
     (settings.warehouse_dir / DEMO_MARKER).touch()
     corpus = settings.warehouse_dir / "demo-dicom"
     if not corpus.exists():
@@ -159,7 +159,7 @@ def run_demo(settings: Settings, cohorts: Path, echo: Callable[[str], None] = pr
     built = build(settings, cohorts)
     echo(built.outcome.summary())
     if built.failed_path is not None:
-        for problem in built.outcome.problems():
-            echo(f"{problem.status}: {problem.name}: {problem.message}")
+        for line in built.outcome.report():
+            echo(line)
         raise UserError(f"the demo's dbt build failed (kept in {built.failed_path})")
     return built.outcome

@@ -56,7 +56,8 @@ def resolve_relation(warehouse: WarehouseTarget, name: str) -> Relation:
 def export_table(warehouse: WarehouseTarget, model: str, out: Path, fmt: str) -> int:
     """Write a model (or any table) as CSV, TSV or Parquet; returns the row count.
 
-    Lists and structs become text in CSV/TSV and stay nested in Parquet.
+    In CSV/TSV lists, structs and maps are JSON and booleans ``true``/``false``, as
+    ``cohortdb sql --format csv`` prints them; Parquet keeps them nested.
     """
     if fmt not in TABLE_FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(TABLE_FORMATS)}")

@@ -46,6 +46,8 @@ class OutputFormat(enum.StrEnum):
 
 TargetOption = Annotated[Target, typer.Option("--target", help="Warehouse engine.")]
 FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="How to print the rows.")]
+LimitOption = Annotated[int | None, typer.Option(
+    "--limit", min=1, help="Print at most N rows (default: a table shows 40, csv and json every row).")]
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="The file to write (replaced atomically).")]
 
 

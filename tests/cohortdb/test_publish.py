@@ -102,9 +102,38 @@ def test_a_failed_build_leaves_the_previous_warehouse_live(tmp_path: Path) -> No
     assert result.exit_code == 1  # type: ignore[attr-defined]
     failed = settings.warehouse_dir / FAILED_FILE
     assert f"the failed build is in {failed}" in result.stderr  # type: ignore[attr-defined]
+    assert ("fail: test unique_stg_guppy__imaging_studies_study_uid (models/staging/guppy/_guppy__models.yml): "
+            "Got 1 result, configured to fail if != 0\n") in result.stderr  # type: ignore[attr-defined]
+    assert "skipped because of the failures" in result.stderr  # type: ignore[attr-defined]
     assert rows(settings, "select count(*) as n from marts.imaging_studies") == [{"n": 2}]
     with duckdb.connect(str(failed), read_only=True) as con:  # kept for a look: the new raw rows are there
         assert con.execute("select count(*) from raw.guppy_imaging_study").fetchall() == [(3,)]
+
+
+def test_a_failed_build_says_what_failed_what_was_skipped_and_where_the_log_is(tmp_path: Path) -> None:
+    settings = resolve_settings(tmp_path / "w")
+    cohorts = _cohorts(tmp_path, only_ct="CT")
+    (cohorts / "broken.yml").write_text("index: imaging_study\nfilter: {'=': {study_modality: CT}}\n"
+                                        "dicom_conditions: [kvpp > 80]\n")
+    _ingest(settings, STUDIES)
+    result = _build(settings, cohorts)
+    assert result.exit_code == 1  # type: ignore[attr-defined]
+    out, err = result.stdout, result.stderr  # type: ignore[attr-defined]
+    assert "\x1b[" not in out + err and "ERROR creating" not in out  # dbt's own console lines stay in its log
+    assert out.strip().splitlines()[-1].startswith("dbt build FAILED: ")
+    assert ", 1 failed, 6 skipped" in out
+    lines = err.strip().splitlines()
+    assert lines[0] == "Runtime Error in model broken (generated/cohorts/broken.sql)"
+    assert 'Referenced column "kvpp" not found' in lines[1] and lines[1].startswith("  ")
+    query_line, caret = next((line, lines[i + 1]) for i, line in enumerate(lines) if "LINE " in line)
+    assert caret.strip() == "^" and query_line[len(caret) - 1:].startswith("kvpp")
+    log = settings.warehouse_dir / "dbt" / "logs" / "dbt.log"
+    assert lines[-3:] == [
+        "6 skipped because of the failures: 1 model, 5 tests",
+        f"dbt's whole log: {log}",
+        f"the previous warehouse stays live; the failed build is in {settings.warehouse_dir / FAILED_FILE}",
+    ]
+    assert "kvpp" in log.read_text() and "None" not in err
 
 
 def test_deleted_cohorts_leave_the_schema(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import pyarrow as pa
 from ingest.collector import gc_paused
 from ingest.errors import UserError
 from ingest.lake import LakeLock, Transaction, new_part_id, part_files
-from ingest.settings import Settings
+from ingest.settings import Settings, make_warehouse_dir
 from ingest.sources.guppy.flatten import flatten
 
 INDEX_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -94,6 +94,7 @@ def ingest_indices(
         check_index_name(index)
     if len(set(indices)) != len(indices):
         raise UserError("each --index may be given only once")
+    make_warehouse_dir(settings)
     ingested_at = now()
     reports: list[IndexReport] = []
     lake_dir = settings.lake_dir
