@@ -151,3 +151,9 @@ def test_missing_table_or_warehouse(warehouse: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "nothing was ingested" in result.stderr and "cohortdb build" in result.stderr
     result = run_cli("--warehouse", str(warehouse), "cohort", "--filter", str(tmp_path / "f.json"))
     assert result.exit_code == 2 and "--index" in result.stderr
+
+
+def test_a_filter_that_is_a_directory_is_one_line(warehouse: Path, tmp_path: Path) -> None:
+    result = run_cli("--warehouse", str(warehouse), "cohort", "--index", "imaging_study", "--filter", str(tmp_path))
+    assert result.exit_code == 2
+    assert result.stderr == f"error: cannot read filter file {tmp_path}: Is a directory\n"
