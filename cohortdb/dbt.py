@@ -162,7 +162,10 @@ def run_dbt(warehouse: WarehouseTarget, args: Sequence[str]) -> DbtOutcome:
     if isinstance(result.exception, KeyboardInterrupt):
         raise result.exception
     if result.exception is not None and result.result is None:
-        raise UserError(f"dbt could not run: {str(result.exception).strip().splitlines()[0]}")
+        # dbt's header ("Compilation Error in model x (path)"), then what and where, on one line
+        header, *details = [line.strip() for line in str(result.exception).splitlines() if line.strip()] or ["?"]
+        what = f"{header}: {'; '.join(details)}" if details else header
+        raise UserError(f"dbt could not run: {what} (dbt's log: {log_path})")
     nodes = [
         NodeResult(
             name=r.node.name, resource_type=str(r.node.resource_type), status=str(r.status),

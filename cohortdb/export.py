@@ -28,6 +28,10 @@ def _atomic(out: Path) -> Iterator[Path]:
         raise UserError(f"output directory does not exist: {out.parent}")
     partial = out.with_name(f".{out.name}.partial")
     try:
+        partial.touch()  # fails here, with a message, where no file can be made (read-only, procfs)
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+    try:
         yield partial
         os.replace(partial, out)
     finally:

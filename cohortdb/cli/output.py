@@ -104,8 +104,8 @@ def _console(out: TextIO) -> Console:
 
 
 def _print_for_a_person(table: pa.Table, out: TextIO, limit: int) -> None:
-    """The first ``limit`` rows as a table (folded if need be) or as ``column = value`` blocks,
-    then how many rows were left out."""
+    """The first ``limit`` rows as a table (folded if need be) or as ``column = value`` blocks
+    (no row: one line naming the columns), then how many rows were left out."""
     console = _console(out)
     columns, rows = table_rows(table.slice(0, limit))
     cells = [[_cell(value) for value in row] for row in rows]
@@ -119,8 +119,10 @@ def _print_for_a_person(table: pa.Table, out: TextIO, limit: int) -> None:
         for row in cells:
             grid.add_row(*row)
         console.print(grid)
-    else:
+    elif cells:
         _print_vertical(console, columns, cells)
+    else:  # no block to print: the columns are all there is to show
+        console.print(Text(f"0 rows; columns: {', '.join(columns)}"), soft_wrap=True)
     more = table.num_rows - len(rows)
     if more > 0:
         console.print(Text(f"… {more:,} more rows ({table.num_rows:,} in all): --limit N shows more, "

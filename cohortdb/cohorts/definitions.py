@@ -149,11 +149,14 @@ def load_cohorts(directory: Path) -> list[Cohort]:
     A missing directory holds none.
 
     Raises:
-        UserError: a file that cannot be parsed or is not a valid definition; two files
-            defining the same name.
+        UserError: ``directory`` is a file (a definition given where its directory was meant);
+            a file that cannot be parsed or is not a valid definition; two files defining the same name.
     """
     cohorts: dict[str, Cohort] = {}
     if not directory.is_dir():
+        if directory.exists():
+            raise UserError(f"the cohorts directory {directory} is a file: "
+                            "give the directory of the definitions (--cohorts DIR)")
         return []
     for path in sorted(directory.iterdir()):
         if path.suffix not in SUFFIXES or path.name.startswith("."):

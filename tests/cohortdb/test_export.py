@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from cohortdb.cli.main import app
 from ingest.settings import Settings
+from tests.cli import run_cli
 from tests.warehouse import rows
 
 runner = CliRunner()
@@ -78,6 +79,9 @@ def test_bad_exports_are_one_line_errors(built: Settings, tmp_path: Path) -> Non
     assert "imaging_studies" in unknown.stderr  # lists what exists
     missing_dir = _cli(built, "export", "fhir", "--out", str(tmp_path / "nope" / "x.ndjson"))
     assert missing_dir.exit_code == 2 and len(missing_dir.stderr.strip().splitlines()) == 1
+    for kind in (("fhir",), ("csv", "--model", "patients")):  # no file can be made in procfs (as read-only)
+        unwritable = run_cli("-w", str(built.warehouse_dir), "export", *kind, "--out", "/proc/cohortdb-export")
+        assert unwritable.exit_code == 2 and unwritable.stderr.startswith("error: cannot write /proc/cohortdb-export: ")
     no_cohort = _cli(built, "export", "manifest", "--cohort", "nobody", "--out", str(tmp_path / "m.json"))
     assert no_cohort.exit_code == 2 and "no cohort named 'nobody'" in no_cohort.stderr
     assert not list(tmp_path.glob("*.partial")) and not (tmp_path / "x.csv").exists()

@@ -232,3 +232,18 @@ def test_a_selection_matching_nothing_is_one_line_and_publishes_nothing(tmp_path
     assert result.exit_code == 2 and "--select nosuchmodel matches no model" in result.stderr  # type: ignore[attr-defined]
     assert _published(settings) == before
     assert not (settings.warehouse_dir / NEXT_FILE).exists()
+
+
+def test_a_cohort_dbt_cannot_compile_is_one_line_that_says_what_and_where(tmp_path: Path) -> None:
+    settings = resolve_settings(tmp_path / "w")
+    cohorts = _cohorts(tmp_path, only_ct="CT")
+    (cohorts / "jinja.yml").write_text("index: imaging_study\nfilter: {}\ndicom_conditions: ['kvp > {{ 1']\n")
+    _ingest(settings, STUDIES)
+    result = _build(settings, cohorts)
+    assert result.exit_code == 2  # type: ignore[attr-defined]
+    error = result.stderr  # type: ignore[attr-defined]
+    assert error.startswith("error: dbt could not run: Compilation Error in model jinja "
+                            "(generated/cohorts/jinja.sql): unexpected ')'")
+    assert "kvp > {{ 1)" in error  # the line dbt could not compile
+    assert error.rstrip().endswith(f"(dbt's log: {settings.warehouse_dir / 'dbt' / 'logs' / 'dbt.log'})")
+    assert not database_path(settings).exists()

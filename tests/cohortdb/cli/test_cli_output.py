@@ -69,3 +69,9 @@ def test_csv_and_json_print_every_row(built: Settings) -> None:
     assert count > 1000
     printed = _sql(built, "select file_id, tag_path from raw.dicom_elements", "--format", "csv")
     assert len(list(csv.DictReader(io.StringIO(printed)))) == count
+
+
+def test_no_rows_too_wide_for_a_table_still_says_so(built: Settings) -> None:
+    printed = _sql(built, "select * from marts.imaging_studies where false")
+    columns = list(rows(built, "select * from marts.imaging_studies limit 1")[0])
+    assert printed == f"0 rows; columns: {', '.join(columns)}\n"

@@ -151,3 +151,18 @@ def test_missing_table_or_warehouse(warehouse: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "nothing was ingested" in result.stderr and "cohortdb build" in result.stderr
     result = run_cli("--warehouse", str(warehouse), "cohort", "--filter", str(tmp_path / "f.json"))
     assert result.exit_code == 2 and "--index" in result.stderr
+
+
+def test_a_filter_that_is_a_directory_is_one_line(warehouse: Path, tmp_path: Path) -> None:
+    result = run_cli("--warehouse", str(warehouse), "cohort", "--index", "imaging_study", "--filter", str(tmp_path))
+    assert result.exit_code == 2
+    assert result.stderr == f"error: cannot read filter file {tmp_path}: Is a directory\n"
+
+
+def test_cohorts_given_as_a_file_is_one_line_not_no_cohorts(tmp_path: Path) -> None:
+    definition = tmp_path / "one.yml"  # a definition, where its directory was meant
+    definition.write_text("index: imaging_study\nfilter: {}\n")
+    result = run_cli("-w", str(tmp_path / "w"), "--cohorts", str(definition), "cohort", "list")
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: the cohorts directory {definition} is a file: "
+                             "give the directory of the definitions (--cohorts DIR)\n")
