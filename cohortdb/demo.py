@@ -55,8 +55,8 @@ EXAMPLES: list[tuple[str, str]] = [
     (
         "De-identification methods (a sequence, flattened to tag paths)",
         "select value_text as code, count(distinct file_id) as instances\n"
-        "from raw.dicom_elements\n"
-        "where tag_path like '(0012,0064)\\_\\_%\\_\\_(0008,0100)' escape '\\'\n"
+        "from staging.stg_dicom__elements\n"
+        "where tag_path_pattern = '(0012,0064)__*__(0008,0100)'\n"
         "group by all order by code",
     ),
     (

@@ -150,7 +150,7 @@ def _ingest_commons(
             warn(f"guppy counted {expected:,} {index} records but sent {len(records):,}")
         return records, None
 
-    return ingest_indices(settings, indices, fetch, commons=client.endpoint, warn=warn)
+    return ingest_indices(settings, indices, fetch, commons=client.endpoint, warn=warn, live=True)
 
 
 def _split_fields(fields: str | None) -> list[str] | None:
