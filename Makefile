@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test,bench,guppy,dbt]"
+	$(BIN)/python -m pip install --quiet -e ".[test,bench,dbt]"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

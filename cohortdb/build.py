@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cohortdb.dbt import BuildOutcome, dbt_build
+from cohortdb.dbt import BuildOutcome, dbt_build, require_dbt
 from cohortdb.warehouse import Target, open_target
 from ingest.errors import UserError
 from ingest.settings import Settings, make_warehouse_dir
@@ -52,8 +52,10 @@ def build(settings: Settings, cohorts: Path, *, target: Target = Target.DUCKDB, 
     A failed build is kept aside (:attr:`Built.failed_path`); the live one stays.
 
     Raises:
-        UserError: nothing ingested yet, a bad cohort definition, or another load or build at work.
+        UserError: dbt is not installed, nothing ingested yet, a bad cohort definition, or another
+            load or build at work.
     """
+    require_dbt()
     _check_lake(settings)
     warehouse = open_target(settings, target)
     with warehouse.publishing(from_live=select is not None) as publication:

@@ -32,7 +32,7 @@ from typing import Any
 from cohortdb.cohorts.compile import COHORT_SCHEMA, compile_cohorts, generated_models_dir, warehouse_project_dir
 from cohortdb.project import PROJECT_DIR
 from cohortdb.warehouse import WarehouseTarget
-from ingest.errors import UserError
+from ingest.errors import UserError, requires
 from ingest.settings import Settings
 
 FAILED = ("fail", "error", "runtime error")
@@ -40,6 +40,8 @@ FAILED = ("fail", "error", "runtime error")
 
 LOGGED_LEVELS = ("info", "warn", "error")
 """What dbt says that goes to the run's log, ``<warehouse>/dbt/logs/dbt.log`` (debug would add every query)."""
+
+DBT_INSTALL = "pip install 'cohortdb[dbt]'"
 
 PROJECT_ENTRIES = ("dbt_project.yml", "profiles.yml", "models", "macros", "seeds", "data-tests")
 """What a warehouse's project directory links to in :data:`~cohortdb.project.PROJECT_DIR`."""
@@ -120,6 +122,18 @@ def prepare_project(settings: Settings) -> Path:
     return project
 
 
+def require_dbt() -> None:
+    """Check that dbt and its DuckDB adapter can be imported (the ``dbt`` extra).
+
+    Raises:
+        UserError: one of them cannot be; the message gives the install command.
+    """
+    with requires("dbt-core", DBT_INSTALL):
+        import dbt.cli.main  # noqa: F401
+    with requires("dbt-duckdb", DBT_INSTALL):
+        import dbt.adapters.duckdb  # noqa: F401
+
+
 def run_dbt(warehouse: WarehouseTarget, args: Sequence[str]) -> DbtOutcome:
     """Invoke ``dbt <args>`` on the warehouse being written (:attr:`write_path` inside
     ``publishing``), from the warehouse's project directory (:func:`prepare_project`).
@@ -127,10 +141,9 @@ def run_dbt(warehouse: WarehouseTarget, args: Sequence[str]) -> DbtOutcome:
     Raises:
         UserError: dbt is not installed, or could not start (bad project or profile).
     """
-    try:
-        from dbt.cli.main import dbtRunner
-    except ImportError:
-        raise UserError("dbt is not installed: pip install 'cohortdb[dbt]'") from None
+    require_dbt()
+    from dbt.cli.main import dbtRunner
+
     settings = warehouse.settings
     dbt_dir = settings.warehouse_dir / "dbt"
     project = prepare_project(settings)

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 
 from cohortdb.build import build
-from cohortdb.dbt import BuildOutcome
+from cohortdb.dbt import BuildOutcome, require_dbt
 from ingest.errors import UserError
 from ingest.settings import Settings, make_warehouse_dir
 from ingest.sources.files.ingest import ingest_dicom
@@ -140,11 +140,12 @@ def run_demo(settings: Settings, cohorts: Path, echo: Callable[[str], None] = pr
     ``force``: also into a directory the demo did not make.
 
     Raises:
-        UserError: the directory is not a demo warehouse (unless ``force``), or the build failed
-            (its problems are echoed first).
+        UserError: dbt is not installed, the directory is not a demo warehouse (unless ``force``),
+            or the build failed (its problems are echoed first).
     """
     from cohortdb.synthetic.dicom import generate_corpus
 
+    require_dbt()
     if not force:
         check_demo_warehouse(settings)
     make_warehouse_dir(settings)

@@ -22,7 +22,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from cohortdb.cli import cohort, demo, download, export, ingest, warehouse
-from cohortdb.cli.common import State, stderr
+from cohortdb.cli.common import State, plain_help, stderr
 from cohortdb.project import cohorts_dir
 from ingest.errors import UserError
 from ingest.settings import resolve_settings
@@ -68,6 +68,7 @@ class _Group(TyperGroup):
     options are taken after a command's name too (:func:`lift_global_options`)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        plain_help(self)
         return super().parse_args(ctx, lift_global_options(args))
 
     def invoke(self, ctx: click.Context) -> Any:
