@@ -184,7 +184,8 @@ def test_fhir_resources_validate_and_match_the_marts(built: Settings) -> None:
             else:
                 when = datetime.datetime.fromisoformat(document["started"])
                 assert (when.date(), when.time()) == (row["study_date"], row["study_time"])
-                assert when.utcoffset() == datetime.timedelta(hours=int(offset[:3]), minutes=int(offset[0] + offset[3:]))
+                hours, minutes = int(offset[:3]), int(offset[0] + offset[3:])  # "-0530": -5 h -30 min
+                assert when.utcoffset() == datetime.timedelta(hours=hours, minutes=minutes)
         else:  # known only from the commons: no headers, so no series, instances or start
             assert "series" not in document and "started" not in document and "numberOfInstances" not in document
             assert document.get("numberOfSeries") == (row["n_guppy_series"] or None)
