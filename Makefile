@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test,bench,guppy,dbt,dashboard]"
+	$(BIN)/python -m pip install --quiet -e ".[test,bench,dbt,dashboard]"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

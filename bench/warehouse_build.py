@@ -113,9 +113,7 @@ def time_build(warehouse: Path) -> tuple[float, str]:
 
     outcome = dbt_build(open_target(Settings(warehouse_dir=warehouse)), SHIPPED_COHORTS_DIR)
     seconds = time.perf_counter() - started
-    summary = outcome.summary()
-    for problem in outcome.problems():
-        summary += f"\n    {problem.resource_type} {problem.name}: {problem.status} {problem.message or ''}"
+    summary = "\n    ".join([outcome.summary(), *outcome.report()])
     return seconds, summary
 
 

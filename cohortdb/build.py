@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cohortdb.dbt import BuildOutcome, dbt_build
+from cohortdb.dbt import BuildOutcome, dbt_build, require_dbt
 from cohortdb.warehouse import Target, open_target
 from ingest.errors import UserError
-from ingest.settings import Settings
+from ingest.settings import Settings, make_warehouse_dir
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,12 @@ def load(settings: Settings, target: Target = Target.DUCKDB) -> dict[str, int]:
 
 
 def _check_lake(settings: Settings) -> None:
-    """Raise when nothing was ever ingested into this warehouse directory (a mistyped --warehouse)."""
+    """Raise when nothing was ever ingested into this warehouse directory (a mistyped --warehouse),
+    or it cannot be written in."""
     if not settings.lake_dir.is_dir():
         raise UserError(f"nothing ingested in {settings.warehouse_dir}: run `cohortdb ingest dicom PATH` or "
                         "`cohortdb ingest guppy …` first (or check --warehouse)")
+    make_warehouse_dir(settings)
 
 
 def build(settings: Settings, cohorts: Path, *, target: Target = Target.DUCKDB, select: str | None = None) -> Built:
@@ -50,8 +52,10 @@ def build(settings: Settings, cohorts: Path, *, target: Target = Target.DUCKDB, 
     A failed build is kept aside (:attr:`Built.failed_path`); the live one stays.
 
     Raises:
-        UserError: nothing ingested yet, a bad cohort definition, or another load or build at work.
+        UserError: dbt is not installed, nothing ingested yet, a bad cohort definition, or another
+            load or build at work.
     """
+    require_dbt()
     _check_lake(settings)
     warehouse = open_target(settings, target)
     with warehouse.publishing(from_live=select is not None) as publication:

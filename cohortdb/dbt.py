@@ -20,17 +20,28 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
+import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cohortdb.cohorts.compile import COHORT_SCHEMA, compile_cohorts, generated_models_dir, warehouse_project_dir
 from cohortdb.project import PROJECT_DIR
 from cohortdb.warehouse import WarehouseTarget
-from ingest.errors import UserError
+from ingest.errors import UserError, requires
 from ingest.settings import Settings
+
+FAILED = ("fail", "error", "runtime error")
+"""The statuses of a node that failed (a model that did not build, a test that found rows)."""
+
+LOGGED_LEVELS = ("info", "warn", "error")
+"""What dbt says that goes to the run's log, ``<warehouse>/dbt/logs/dbt.log`` (debug would add every query)."""
+
+DBT_INSTALL = "pip install 'cohortdb[dbt]'"
 
 PROJECT_ENTRIES = ("dbt_project.yml", "profiles.yml", "models", "macros", "seeds", "data-tests")
 """What a warehouse's project directory links to in :data:`~cohortdb.project.PROJECT_DIR`."""
@@ -45,6 +56,21 @@ class NodeResult:
     status: str
     message: str | None
     failures: int | None
+    path: str | None = None
+    """The node's file, relative to the project (``generated/cohorts/x.sql``)."""
+
+    def report(self) -> list[str]:
+        """What went wrong, for a person: a header naming the node and its file, then dbt's
+        message (DuckDB's hints and caret lines kept), indented; no blank lines."""
+        where = f"{self.resource_type.split('.')[-1]} {self.name}" + (f" ({self.path})" if self.path else "")
+        lines = [line.rstrip() for line in (self.message or "").splitlines() if line.strip()]
+        if lines and where in lines[0]:  # dbt's own header: "Runtime Error in model x (path)"
+            header, body = lines[0].strip(), lines[1:]
+        elif len(lines) == 1:
+            return [f"{self.status}: {where}: {lines[0].strip()}"]
+        else:
+            header, body = f"{self.status}: {where}", lines
+        return [header, *textwrap.indent(textwrap.dedent("\n".join(body)), "  ").splitlines()]
 
 
 @dataclass(frozen=True)
@@ -53,10 +79,16 @@ class DbtOutcome:
 
     success: bool
     nodes: list[NodeResult] = field(default_factory=list)
+    log_path: Path | None = None
+    """dbt's whole log of the run (each run replaces the last one's)."""
 
     def problems(self) -> list[NodeResult]:
         """Nodes that failed, errored or were skipped, in run order."""
-        return [n for n in self.nodes if n.status in ("fail", "error", "skipped", "runtime error")]
+        return [n for n in self.nodes if n.status in (*FAILED, "skipped")]
+
+    def failures(self) -> list[NodeResult]:
+        """Nodes that failed or errored, in run order (not those skipped because of them)."""
+        return [n for n in self.nodes if n.status in FAILED]
 
 
 @contextmanager
@@ -90,6 +122,18 @@ def prepare_project(settings: Settings) -> Path:
     return project
 
 
+def require_dbt() -> None:
+    """Check that dbt and its DuckDB adapter can be imported (the ``dbt`` extra).
+
+    Raises:
+        UserError: one of them cannot be; the message gives the install command.
+    """
+    with requires("dbt-core", DBT_INSTALL):
+        import dbt.cli.main  # noqa: F401
+    with requires("dbt-duckdb", DBT_INSTALL):
+        import dbt.adapters.duckdb  # noqa: F401
+
+
 def run_dbt(warehouse: WarehouseTarget, args: Sequence[str]) -> DbtOutcome:
     """Invoke ``dbt <args>`` on the warehouse being written (:attr:`write_path` inside
     ``publishing``), from the warehouse's project directory (:func:`prepare_project`).
@@ -97,10 +141,9 @@ def run_dbt(warehouse: WarehouseTarget, args: Sequence[str]) -> DbtOutcome:
     Raises:
         UserError: dbt is not installed, or could not start (bad project or profile).
     """
-    try:
-        from dbt.cli.main import dbtRunner
-    except ImportError:
-        raise UserError("dbt is not installed: pip install 'cohortdb[dbt]'") from None
+    require_dbt()
+    from dbt.cli.main import dbtRunner
+
     settings = warehouse.settings
     dbt_dir = settings.warehouse_dir / "dbt"
     project = prepare_project(settings)
@@ -111,26 +154,39 @@ def run_dbt(warehouse: WarehouseTarget, args: Sequence[str]) -> DbtOutcome:
         "--target", warehouse.target.value,
         "--target-path", str(dbt_dir / "target"),
         "--log-path", str(dbt_dir / "logs"),
-        "--log-level-file", "none",
-        "--quiet",
+        "--log-level", "none",  # nothing on the console: our own lines say what failed
+        "--log-level-file", "none",  # dbt would leave its log file open; the run's log is ours (below)
+        "--no-use-colors",
     ]
-    with _environment(warehouse):
+    log_path = dbt_dir / "logs" / "dbt.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    writing = threading.Lock()  # dbt's threads fire events at once; a text file is not thread-safe
+    with _environment(warehouse), log_path.open("w", encoding="utf-8") as log:
+        def write(event: Any) -> None:  # dbt's EventMsg
+            if event.info.level in LOGGED_LEVELS:
+                line = f"{event.info.ts.ToDatetime():%Y-%m-%d %H:%M:%S} [{event.info.level}] {event.info.msg}\n"
+                with writing:
+                    log.write(line)
+
         try:
-            result = dbtRunner().invoke(full_args)
+            result = dbtRunner(callbacks=[write]).invoke(full_args)
         finally:
             _close_duckdb_connections()
     if isinstance(result.exception, KeyboardInterrupt):
         raise result.exception
     if result.exception is not None and result.result is None:
-        raise UserError(f"dbt could not run: {str(result.exception).strip().splitlines()[0]}")
+        # dbt's header ("Compilation Error in model x (path)"), then what and where, on one line
+        header, *details = [line.strip() for line in str(result.exception).splitlines() if line.strip()] or ["?"]
+        what = f"{header}: {'; '.join(details)}" if details else header
+        raise UserError(f"dbt could not run: {what} (dbt's log: {log_path})")
     nodes = [
         NodeResult(
             name=r.node.name, resource_type=str(r.node.resource_type), status=str(r.status),
-            message=r.message, failures=r.failures,
+            message=r.message, failures=r.failures, path=getattr(r.node, "original_file_path", None),
         )
         for r in (getattr(result.result, "results", None) or [])
     ]
-    return DbtOutcome(success=bool(result.success), nodes=nodes)
+    return DbtOutcome(success=bool(result.success), nodes=nodes, log_path=log_path)
 
 
 def _close_duckdb_connections() -> None:
@@ -145,12 +201,25 @@ class BuildOutcome(DbtOutcome):
     """A dbt build's outcome with a one-line summary."""
 
     def summary(self) -> str:
-        """``dbt build ok: 23 models, 80 tests — 103 ok, 0 not ok`` style counts."""
+        """``dbt build ok: 23 models, 80 tests — 103 ok, 0 failed, 0 skipped`` style counts."""
         kinds = Counter(n.resource_type.split(".")[-1] for n in self.nodes)
         ok = sum(n.status in ("success", "pass") for n in self.nodes)
+        skipped = sum(n.status == "skipped" for n in self.nodes)
         what = ", ".join(f"{count} {kind}s" for kind, count in sorted(kinds.items()))
         verdict = "ok" if self.success else "FAILED"
-        return f"dbt build {verdict}: {what} — {ok} ok, {len(self.problems())} not ok"
+        return f"dbt build {verdict}: {what} — {ok} ok, {len(self.failures())} failed, {skipped} skipped"
+
+    def report(self) -> list[str]:
+        """Each failure (:meth:`NodeResult.report`), how many nodes were skipped because of them,
+        and where dbt's whole log is; nothing when all went well."""
+        lines = [line for node in self.failures() for line in node.report()]
+        skipped = Counter(n.resource_type.split(".")[-1] for n in self.nodes if n.status == "skipped")
+        if skipped:
+            kinds = ", ".join(f"{count} {kind}{'s' if count > 1 else ''}" for kind, count in sorted(skipped.items()))
+            lines.append(f"{skipped.total()} skipped because of the failures: {kinds}")
+        if lines and self.log_path is not None:
+            lines.append(f"dbt's whole log: {self.log_path}")
+        return lines
 
 
 def dbt_build(warehouse: WarehouseTarget, cohorts: Path, *, select: str | None = None) -> BuildOutcome:
@@ -170,7 +239,7 @@ def dbt_build(warehouse: WarehouseTarget, cohorts: Path, *, select: str | None =
         keep = {name for c in compiled for name in (c.name, f"{c.name}__files")} | _models_in(
             warehouse.settings, COHORT_SCHEMA)
         warehouse.prune(COHORT_SCHEMA, keep)
-    return BuildOutcome(success=outcome.success, nodes=outcome.nodes)
+    return BuildOutcome(success=outcome.success, nodes=outcome.nodes, log_path=outcome.log_path)
 
 
 def _models_in(settings: Settings, schema: str) -> set[str]:

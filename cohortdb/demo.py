@@ -12,9 +12,9 @@ from pathlib import Path
 import duckdb
 
 from cohortdb.build import build
-from cohortdb.dbt import BuildOutcome
+from cohortdb.dbt import BuildOutcome, require_dbt
 from ingest.errors import UserError
-from ingest.settings import Settings
+from ingest.settings import Settings, make_warehouse_dir
 from ingest.sources.files.ingest import ingest_dicom
 
 EXAMPLES: list[tuple[str, str]] = [
@@ -55,8 +55,8 @@ EXAMPLES: list[tuple[str, str]] = [
     (
         "De-identification methods (a sequence, flattened to tag paths)",
         "select value_text as code, count(distinct file_id) as instances\n"
-        "from raw.dicom_elements\n"
-        "where tag_path like '(0012,0064)\\_\\_%\\_\\_(0008,0100)' escape '\\'\n"
+        "from staging.stg_dicom__elements\n"
+        "where tag_path_pattern = '(0012,0064)__*__(0008,0100)'\n"
         "group by all order by code",
     ),
     (
@@ -140,14 +140,15 @@ def run_demo(settings: Settings, cohorts: Path, echo: Callable[[str], None] = pr
     ``force``: also into a directory the demo did not make.
 
     Raises:
-        UserError: the directory is not a demo warehouse (unless ``force``), or the build failed
-            (its problems are echoed first).
+        UserError: dbt is not installed, the directory is not a demo warehouse (unless ``force``),
+            or the build failed (its problems are echoed first).
     """
     from cohortdb.synthetic.dicom import generate_corpus
 
+    require_dbt()
     if not force:
         check_demo_warehouse(settings)
-    settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
+    make_warehouse_dir(settings)
     (settings.warehouse_dir / DEMO_MARKER).touch()
     corpus = settings.warehouse_dir / "demo-dicom"
     if not corpus.exists():
@@ -159,7 +160,7 @@ def run_demo(settings: Settings, cohorts: Path, echo: Callable[[str], None] = pr
     built = build(settings, cohorts)
     echo(built.outcome.summary())
     if built.failed_path is not None:
-        for problem in built.outcome.problems():
-            echo(f"{problem.status}: {problem.name}: {problem.message}")
+        for line in built.outcome.report():
+            echo(line)
         raise UserError(f"the demo's dbt build failed (kept in {built.failed_path})")
     return built.outcome

@@ -28,6 +28,10 @@ def _atomic(out: Path) -> Iterator[Path]:
         raise UserError(f"output directory does not exist: {out.parent}")
     partial = out.with_name(f".{out.name}.partial")
     try:
+        partial.touch()  # fails here, with a message, where no file can be made (read-only, procfs)
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+    try:
         yield partial
         os.replace(partial, out)
     finally:
@@ -56,7 +60,8 @@ def resolve_relation(warehouse: WarehouseTarget, name: str) -> Relation:
 def export_table(warehouse: WarehouseTarget, model: str, out: Path, fmt: str) -> int:
     """Write a model (or any table) as CSV, TSV or Parquet; returns the row count.
 
-    Lists and structs become text in CSV/TSV and stay nested in Parquet.
+    In CSV/TSV lists, structs and maps are JSON and booleans ``true``/``false``, as
+    ``cohortdb sql --format csv`` prints them; Parquet keeps them nested.
     """
     if fmt not in TABLE_FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(TABLE_FORMATS)}")

@@ -7,6 +7,7 @@ the environment for paths (``cohortdb.project`` resolves the cohorts directory).
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,10 +46,36 @@ def resolve_settings(warehouse: str | os.PathLike[str] | None = None) -> Setting
     Relative paths are resolved against the current directory, once, here.
 
     Raises:
-        UserError: the path is a file, not a directory.
+        UserError: the path is a file, lies under a file, or cannot be looked at (a
+            directory above it is not searchable, a name is too long).
     """
     chosen = warehouse or os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE
     path = Path(chosen).expanduser().resolve()
-    if path.exists() and not path.is_dir():
-        raise UserError(f"the warehouse {path} is a file: --warehouse takes a directory")
+    for existing in (path, *path.parents):
+        try:
+            mode = existing.stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            raise UserError(f"cannot use the warehouse {path}: {exc.strerror}") from None
+        if stat.S_ISDIR(mode):
+            break
+        if existing == path:
+            raise UserError(f"the warehouse {path} is a file: --warehouse takes a directory")
+        raise UserError(f"the warehouse {path} cannot be created: {existing} is a file")
     return Settings(warehouse_dir=path)
+
+
+def make_warehouse_dir(settings: Settings) -> None:
+    """Create the warehouse directory (and its parents) unless it exists, before anything is written there.
+
+    Raises:
+        UserError: it cannot be created or written in (permissions, a read-only or special filesystem).
+    """
+    path = settings.warehouse_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the warehouse directory {path}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write in the warehouse directory {path}: permission denied")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
+import pyarrow as pa
 import typer
 
-from cohortdb.cli.common import FormatOption, OutputFormat, state
-from cohortdb.cli.output import print_rows, print_table, table_rows
+from cohortdb.cli.common import FormatOption, LimitOption, OutputFormat, state
+from cohortdb.cli.output import print_rows, print_table
 from ingest.errors import UserError
 
 app = typer.Typer(help="Select cohorts: guppy filters evaluated on the warehouse.")
@@ -38,6 +39,7 @@ def cohort_command(
         "--filter", help="Guppy filter JSON (as the MIDRC data explorer writes it).")] = None,
     fmt: Annotated[CohortFormat, typer.Option(
         "--format", "-f", help="table, ids (submitter_id, one a line, sorted), csv or json.")] = CohortFormat.TABLE,
+    limit: LimitOption = None,
 ) -> None:
     """Print the records of raw.guppy_<index> that the guppy filter selects."""
     if ctx.invoked_subcommand is not None:
@@ -54,23 +56,22 @@ def cohort_command(
     filter_ = load_filter(filter_file)
     records = select_records(state(ctx).warehouse(), index, filter_, ids_only=fmt is CohortFormat.IDS)
     if fmt is CohortFormat.IDS:
-        for submitter_id in records.column(0).to_pylist():
+        for submitter_id in records.column(0).slice(0, limit).to_pylist():
             typer.echo(submitter_id)
     elif fmt is CohortFormat.TABLE:
-        print_rows(*_without_empty_columns(*table_rows(records)), fmt.value)
+        print_table(_without_empty_columns(records), fmt.value, limit=limit)
     else:
-        print_table(records, fmt.value)
+        print_table(records, fmt.value, limit=limit)
 
 
-def _without_empty_columns(columns: list[str], rows: list[tuple[Any, ...]]
-                           ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Drop the columns that are null in every row (a terminal table has no room for them)."""
-    keep = [i for i, _ in enumerate(columns) if i == 0 or any(row[i] is not None for row in rows)]
-    return [columns[i] for i in keep], [tuple(row[i] for i in keep) for row in rows]
+def _without_empty_columns(records: pa.Table) -> pa.Table:
+    """``records`` without the columns that are null in every row (but the first)."""
+    return records.select([index for index, column in enumerate(records.columns)
+                           if index == 0 or column.null_count < records.num_rows])
 
 
 @app.command("list")
-def list_command(ctx: typer.Context, fmt: FormatOption = OutputFormat.TABLE) -> None:
+def list_command(ctx: typer.Context, fmt: FormatOption = OutputFormat.TABLE, limit: LimitOption = None) -> None:
     """The saved cohorts (cohorts/*.yml|json) and their sizes in the built warehouse."""
     from cohortdb.cohorts.definitions import load_cohorts
     from cohortdb.cohorts.select import built_sizes
@@ -80,4 +81,5 @@ def list_command(ctx: typer.Context, fmt: FormatOption = OutputFormat.TABLE) -> 
     sizes = built_sizes(current.warehouse(), [c.name for c in cohorts])
     rows = [(c.name, c.index, sizes.get(c.name), len(c.dicom_conditions), c.description,
              str(c.path.name if c.path else "")) for c in cohorts]
-    print_rows(["name", "index", "rows_built", "dicom_conditions", "description", "file"], rows, fmt.value)
+    print_rows(["name", "index", "rows_built", "dicom_conditions", "description", "file"], rows, fmt.value,
+               limit=limit)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cohortdb.cli.common import progress, state, stderr, warn
+from cohortdb.cli.common import counted, progress, state, stderr, warn
 from ingest.errors import UserError
 from ingest.settings import Settings
 from ingest.sources.guppy.ingest import IndexReport, Records, ingest_indices
@@ -30,10 +30,11 @@ def ingest_dicom_command(
         "together they ingest what one run would. Keep N for later runs."
     ))] = None,
     strict: Annotated[bool, typer.Option("--strict", help=(
-        "Exit 1 when any source could not be read (a truncated instance, read in part, is a warning)."))] = False,
+        "Exit 1 when any source under PATHS could not be read, in this run or an earlier one "
+        "(a truncated instance, read in part, is a warning)."))] = False,
 ) -> None:
     """Ingest DICOM headers (every element, sequences flattened); incremental by default."""
-    from ingest.sources.files.ingest import ingest_dicom
+    from ingest.sources.files.ingest import errors_recorded, ingest_dicom
     from ingest.sources.files.shard import parse_shard
 
     settings = state(ctx).settings
@@ -47,11 +48,17 @@ def ingest_dicom_command(
     typer.echo(summary.line())
     if summary.n_sources == 0 and chosen_shard is None:  # (a shard may own none of them)
         typer.echo(f"warning: no files found in {', '.join(str(p) for p in paths)}", err=True)
-    if summary.n_errors or summary.n_warnings:
+    # --strict: the errors recorded for these paths, of this run or of an earlier one (unchanged since)
+    n_errors = errors_recorded(settings, paths, chosen_shard) if strict else summary.n_errors
+    if n_errors > summary.n_errors:
+        typer.echo(f"{counted(n_errors - summary.n_errors, 'error')} of earlier runs "
+                   "still recorded for these paths (their sources are unchanged since)", err=True)
+    if n_errors or summary.n_warnings:
         where = settings.dicom_lake / "errors"
-        typer.echo(f"see raw.dicom_errors after `cohortdb load` (or {where}) for the {summary.n_errors} errors "
-                   f"and {summary.n_warnings} warnings", err=True)
-    if strict and summary.n_errors:
+        problems = [counted(n, noun) for n, noun in ((n_errors, "error"), (summary.n_warnings, "warning")) if n]
+        typer.echo(f"see raw.dicom_errors after `cohortdb load` (or {where}) for the {' and '.join(problems)}",
+                   err=True)
+    if strict and n_errors:
         raise typer.Exit(1)
 
 
@@ -144,7 +151,7 @@ def _ingest_commons(
             warn(f"guppy counted {expected:,} {index} records but sent {len(records):,}")
         return records, None
 
-    return ingest_indices(settings, indices, fetch, commons=client.endpoint, warn=warn)
+    return ingest_indices(settings, indices, fetch, commons=client.endpoint, warn=warn, live=True)
 
 
 def _split_fields(fields: str | None) -> list[str] | None:

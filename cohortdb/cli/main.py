@@ -22,7 +22,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from cohortdb.cli import cohort, demo, download, export, ingest, warehouse
-from cohortdb.cli.common import State, stderr
+from cohortdb.cli.common import State, plain_help, stderr
 from cohortdb.cli.dashboard import dashboard_command
 from cohortdb.project import cohorts_dir
 from ingest.errors import UserError
@@ -36,6 +36,8 @@ _console = False
 
 _GLOBAL_OPTIONS = ("--warehouse", "-w", "--cohorts")
 """The root's options that every command takes, before or after its name."""
+_GLOBAL_ASSIGNED = tuple(f"{name}=" for name in _GLOBAL_OPTIONS if name.startswith("--"))
+"""The same given as ``--name=value``."""
 
 
 def lift_global_options(args: list[str]) -> list[str]:
@@ -54,7 +56,7 @@ def lift_global_options(args: list[str]) -> list[str]:
             lifted += args[index:index + 2]
             index += 2
             continue
-        if arg.startswith(tuple(f"{name}=" for name in _GLOBAL_OPTIONS if name.startswith("--"))):
+        if arg.startswith(_GLOBAL_ASSIGNED):
             lifted.append(arg)
         else:
             rest.append(arg)
@@ -67,6 +69,7 @@ class _Group(TyperGroup):
     options are taken after a command's name too (:func:`lift_global_options`)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        plain_help(self)
         return super().parse_args(ctx, lift_global_options(args))
 
     def invoke(self, ctx: click.Context) -> Any:

@@ -83,11 +83,19 @@ def cohort_select(cohort: Cohort, columns: Mapping[str, pa.DataType], dialect: D
     """
     shape = INDICES[cohort.index]
     condition = filter_to_sql(cohort.filter, columns, dialect=dialect)
-    dicom = ""
+    dicom_cte, dicom_where = "", ""
     if cohort.dicom_conditions:
-        met = "\n              and ".join(f"({c})" for c in cohort.dicom_conditions)
-        dicom = (f"\n    where exists (\n        select 1 from {refs.model('dicom_instances')} as instances\n"
-                 f"        where {shape.dicom_join}\n              and {met}\n    )")
+        # A CTE of its own, so that the conditions see dicom_instances' columns only (a
+        # correlated subquery would bind a mistyped column to the mart's, or suggest those).
+        met = "\n      and ".join(f"({c})" for c in cohort.dicom_conditions)
+        dicom_cte = f"""dicom_matching as (
+    select instances.{shape.dicom_key} as dicom_key
+    from {refs.model('dicom_instances')} as instances
+    where {met}
+),
+
+"""
+        dicom_where = f"\n    where {shape.mart_dicom_key} in (select dicom_key from dicom_matching)"
     return f"""with
 
 records as (
@@ -100,13 +108,13 @@ matching as (
     where {condition}
 ),
 
-selected as (
+{dicom_cte}selected as (
     select * from {refs.model(shape.mart)}
     where {shape.mart_key} in (select cohort_key from matching)
 ),
 
 final as (
-    select * from selected{dicom}
+    select * from selected{dicom_where}
 )
 
 select * from final

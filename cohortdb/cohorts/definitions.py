@@ -30,13 +30,15 @@ SUFFIXES = (".yml", ".yaml", ".json")
 
 @dataclass(frozen=True)
 class IndexShape:
-    """How a guppy index maps to its mart: the key column in the raw records and the mart."""
+    """How a guppy index maps to its mart: the key column in the raw records and the mart,
+    and which mart column matches which ``marts.dicom_instances`` column (``dicom_key``)."""
 
     mart: str
     mart_key: str
     record_key: str
     files_join: str
-    dicom_join: str
+    mart_dicom_key: str
+    dicom_key: str
 
 
 INDICES: dict[str, IndexShape] = {
@@ -44,17 +46,17 @@ INDICES: dict[str, IndexShape] = {
         mart="imaging_studies", mart_key="study_uid",
         record_key="coalesce(study_uid, submitter_id)",
         files_join="files.study_uid = selected.study_uid",
-        dicom_join="instances.study_instance_uid = selected.study_uid",
+        mart_dicom_key="study_uid", dicom_key="study_instance_uid",
     ),
     "case": IndexShape(
         mart="patients", mart_key="case_id", record_key="submitter_id",
         files_join="files.case_id = selected.case_id",
-        dicom_join="instances.patient_id = selected.case_id",
+        mart_dicom_key="case_id", dicom_key="patient_id",
     ),
     "data_file": IndexShape(
         mart="data_files", mart_key="object_id", record_key="object_id",
         files_join="files.object_id = selected.object_id",
-        dicom_join="instances.series_instance_uid = selected.series_uid",
+        mart_dicom_key="series_uid", dicom_key="series_instance_uid",
     ),
 }
 
@@ -149,11 +151,14 @@ def load_cohorts(directory: Path) -> list[Cohort]:
     A missing directory holds none.
 
     Raises:
-        UserError: a file that cannot be parsed or is not a valid definition; two files
-            defining the same name.
+        UserError: ``directory`` is a file (a definition given where its directory was meant);
+            a file that cannot be parsed or is not a valid definition; two files defining the same name.
     """
     cohorts: dict[str, Cohort] = {}
     if not directory.is_dir():
+        if directory.exists():
+            raise UserError(f"the cohorts directory {directory} is a file: "
+                            "give the directory of the definitions (--cohorts DIR)")
         return []
     for path in sorted(directory.iterdir()):
         if path.suffix not in SUFFIXES or path.name.startswith("."):

@@ -204,6 +204,22 @@ def _kind(data_type: pa.DataType) -> str | None:
     return None
 
 
+def _nested_parents(columns: Mapping[str, pa.DataType], field: str, path: str) -> list[str]:
+    """The full dotted paths of the nested fields, at any depth below ``columns``, whose
+    items have a field named ``field`` (sorted; ``path``: where ``columns`` sit)."""
+    found: list[str] = []
+    for name, data_type in columns.items():
+        base = _base(data_type)
+        if not pa.types.is_struct(base):
+            continue
+        item_path = f"{path}.{name}" if path else name
+        item_fields = {f.name: f.type for f in base}
+        if field in item_fields:
+            found.append(item_path)
+        found.extend(_nested_parents(item_fields, field, item_path))
+    return sorted(found)
+
+
 def _text(value: Any) -> str:
     """A filter value's keyword text, as guppy (Node) re-serialises it."""
     if isinstance(value, bool):
@@ -256,6 +272,11 @@ class _Translator:
     def field_type(self, field: str, scope: _Scope, where: str) -> pa.DataType:
         if field in scope.columns:
             return scope.columns[field]
+        parents = _nested_parents(scope.columns, field, scope.path)
+        if parents:
+            paths = " or ".join(repr(p) for p in parents)
+            raise UserError(f"invalid guppy filter: {where}: {field!r} is a field of nested {paths}: "
+                            f"use {{\"nested\": {{\"path\": \"{parents[0]}\", ...}}}}")
         known = sorted(scope.columns)
         hint = ""
         if "." in field and field.split(".")[0] in scope.columns:

@@ -76,6 +76,8 @@ def _add_patient_and_study(ds: Dataset, plan: SeriesPlan, study_description: str
     ds.AcquisitionDate = study_date
     ds.ContentDate = study_date
     ds.StudyTime = plan.study_time
+    if patient.site.utc_offset is not None:
+        ds.TimezoneOffsetFromUTC = patient.site.utc_offset
     ds.AccessionNumber = plan.accession_number
     ds.StudyDescription = study_description
     ds.PatientName = patient.name
@@ -311,8 +313,10 @@ def _request_attributes(plan: SeriesPlan, ds: Dataset, rng: random.Random) -> Da
     context.ValueType = "CODE"
     context.ConceptNameCodeSequence = DicomSequence(
         [_code_item("G-C0E8", "SRT", "Contrast Agent")])
+    agent = ds.get("ContrastBolusAgent")
     context.ConceptCodeSequence = DicomSequence(
-        [_code_item("R-40775", "SRT", "None")])
+        [_code_item(agent.replace(" ", ""), "99LOCAL", agent) if agent
+         else _code_item("R-40775", "SRT", "None")])
     protocol.ProtocolContextSequence = DicomSequence([context])
     item = Dataset()
     item.RequestedProcedureID = plan.accession_number
@@ -354,7 +358,7 @@ MR_PRIVATE_CREATORS = {
 def ct_template(plan: SeriesPlan, rng: random.Random, pixel_bytes: int) -> Dataset:
     """One axial CT series' dataset (≈190 elements with nested sequences)."""
     manufacturer, model, software, kernels, _ = values.CT_SCANNERS[plan.device_index]
-    study_description, procedure_code, procedure_meaning, _ = \
+    study_description, procedure_code, procedure_meaning, contrast_agent, _ = \
         values.CT_STUDY_TYPES[plan.study_type_index]
     kernel = kernels[(plan.series_number - 1) % len(kernels)]
     thickness_mm = rng.choice((0.625, 1.0, 1.25, 2.5, 5.0))
@@ -367,7 +371,7 @@ def ct_template(plan: SeriesPlan, rng: random.Random, pixel_bytes: int) -> Datas
     ds.ProcedureCodeSequence = DicomSequence(
         [_code_item(procedure_code, "CPT4", procedure_meaning)])
     ds.ProtocolName = study_description
-    ds.ContrastBolusAgent = "" if "WO" in study_description else "OMNIPAQUE 350"
+    ds.ContrastBolusAgent = contrast_agent
     _add_cross_sectional_common(ds, plan, rng, manufacturer, model, software)
     ds.ScanOptions = "HELICAL MODE"
     ds.SliceThickness = _ds(thickness_mm, 3)
@@ -418,9 +422,10 @@ def ct_template(plan: SeriesPlan, rng: random.Random, pixel_bytes: int) -> Datas
 def mr_template(plan: SeriesPlan, rng: random.Random, pixel_bytes: int) -> Dataset:
     """One 2D MR series' dataset (≈170 elements with nested sequences)."""
     manufacturer, model, software, field_t, _ = values.MR_SCANNERS[plan.device_index]
-    study_description = values.MR_STUDY_DESCRIPTIONS[plan.study_type_index]
-    sequence = values.MR_SEQUENCES[(plan.series_number - 1 + rng.randrange(4)) %
-                                    len(values.MR_SEQUENCES)]
+    study_description, body_part, procedure_code, procedure_meaning, sequences, _ = \
+        values.MR_STUDY_TYPES[plan.study_type_index]
+    wanted = sequences[(plan.series_number - 1) % len(sequences)]
+    sequence = next(s for s in values.MR_SEQUENCES if s[0] == wanted)
     description, sequence_name, scanning, variant, tr_ms, te_ms, flip_deg = sequence
     thickness_mm = rng.choice((3.0, 4.0, 5.0, 6.0))
     ds = Dataset()
@@ -431,8 +436,9 @@ def mr_template(plan: SeriesPlan, rng: random.Random, pixel_bytes: int) -> Datas
     ds.SeriesDescription = description
     ds.ProtocolName = description.replace(" ", "_")
     ds.ProcedureCodeSequence = DicomSequence(
-        [_code_item("71550", "CPT4", study_description)])
+        [_code_item(procedure_code, "CPT4", procedure_meaning)])
     _add_cross_sectional_common(ds, plan, rng, manufacturer, model, software)
+    ds.BodyPartExamined = body_part
     ds.ScanningSequence = list(scanning) if isinstance(scanning, tuple) else scanning
     ds.SequenceVariant = list(variant)
     ds.ScanOptions = ["PFP", "FS"] if rng.random() < 0.5 else "SAT1"

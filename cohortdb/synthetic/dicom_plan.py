@@ -20,8 +20,9 @@ from cohortdb.synthetic import dicom_values as values
 KINDS = ("crdx", "ct", "mr")
 """Series kinds: CR/DX chest radiographs, CT volumes, MR stacks."""
 
-FIRST_STUDY_DAY = dt.date(2019, 1, 1)
+FIRST_STUDY_DAY = dt.date(2020, 3, 1)
 LAST_STUDY_DAY = dt.date(2023, 12, 31)
+"""The COVID-19 era MIDRC collects (the mock site's dates are as its de-identification left them)."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,9 @@ class Planner:
                 day_offset += rng.randrange(1, 60)
                 type_index = _weighted(rng, range(len(study_types)),
                                        [weight for *_, weight in study_types])
-                device_index = _weighted(rng, range(len(devices)), [d.weight for d in devices])
+                dx_only = study_types[type_index][0].startswith(values.DX_ONLY_PREFIX)
+                device_index = _weighted(rng, range(len(devices)),
+                                         [0 if dx_only and d.modality != "DX" else d.weight for d in devices])
                 for series_number, view in enumerate(study_types[type_index][1], start=1):
                     count = min(remaining, _weighted(rng, (1, 2), (80, 20)))
                     self.add_series("crdx", patient, study, type_index, device_index,
@@ -160,7 +163,7 @@ class Planner:
             study_weights = [weight for *_, weight in values.CT_STUDY_TYPES]
             device_weights = [weight for *_, weight in values.CT_SCANNERS]
         else:
-            study_weights = [1] * len(values.MR_STUDY_DESCRIPTIONS)
+            study_weights = [weight for *_, weight in values.MR_STUDY_TYPES]
             device_weights = [weight for *_, weight in values.MR_SCANNERS]
         written = 0
         while written < n_series:

@@ -27,19 +27,21 @@ SOP_CLASS_MR = "1.2.840.10008.5.1.4.1.1.4"
 
 @dataclass(frozen=True)
 class Site:
-    """One contributing site: its CTP project names and de-identification method."""
+    """One contributing site: its CTP project names, de-identification method, and the UTC
+    offset its headers record (TimezoneOffsetFromUTC, ``-0500``; ``None``: not recorded)."""
 
     site_id: str
     project: str
     deid_method: str
     keeps_manufacturer: bool
+    utc_offset: str | None = None
 
 
 SITES = (
-    Site("419639", "MIDRC-RICORD", "RSNA Covid-19 Dataset Default", keeps_manufacturer=False),
+    Site("419639", "MIDRC-RICORD", "RSNA Covid-19 Dataset Default", keeps_manufacturer=False, utc_offset="-0500"),
     Site("419640", "MIDRC-ACR", "MIDRC ACR Default", keeps_manufacturer=True),
-    Site("419641", "MIDRC-RSNA", "RSNA Covid-19 Dataset Default", keeps_manufacturer=True),
-    Site("419642", "MIDRC-TCIA", "TCIA CTP Default", keeps_manufacturer=True),
+    Site("419641", "MIDRC-RSNA", "RSNA Covid-19 Dataset Default", keeps_manufacturer=True, utc_offset="-0600"),
+    Site("419642", "MIDRC-TCIA", "TCIA CTP Default", keeps_manufacturer=True, utc_offset="-0500"),
 )
 
 DEID_METHOD_CODES = (
@@ -103,7 +105,7 @@ RADIOGRAPHY_DEVICES = (
 )
 
 CHEST_STUDY_TYPES = (
-    # (StudyDescription, views, weight)
+    # (StudyDescription, views: the ViewPosition of each series in order, weight)
     ("XR CHEST 1 VIEW AP", ("AP",), 40),
     ("XR CHEST PORTABLE", ("AP",), 12),
     ("XR CHEST 1 VIEW PA", ("PA",), 6),
@@ -112,6 +114,9 @@ CHEST_STUDY_TYPES = (
     ("XR CHEST 3 VIEWS", ("PA", "LATERAL", "AP"), 6),
     ("DX CHEST PA/LAT", ("PA", "LL"), 4),
 )
+
+DX_ONLY_PREFIX = "DX "
+"""A chest study type whose description starts so is done on DX equipment only."""
 
 VIEW_SERIES_DESCRIPTIONS = {
     "AP": ("AP", "CHEST AP PORTABLE", "AP CHEST", "Chest AP"),
@@ -134,12 +139,13 @@ CT_SCANNERS = (
     ("TOSHIBA", "Aquilion ONE", "V8.2", ("FC52", "FC08"), 1),
 )
 
+CONTRAST_AGENT = "OMNIPAQUE 350"
 CT_STUDY_TYPES = (
-    # (StudyDescription, CodeValue, CodeMeaning, weight)
-    ("CT CHEST WO CONTRAST", "71250", "CT THORAX W/O DYE", 5),
-    ("CT CHEST W CONTRAST", "71260", "CT THORAX W/DYE", 3),
-    ("CTA CHEST PE PROTOCOL", "71275", "CT ANGIOGRAPHY CHEST", 2),
-    ("CT CHEST HIGH RESOLUTION", "71250", "CT THORAX W/O DYE", 1),
+    # (StudyDescription, CPT CodeValue, CodeMeaning, ContrastBolusAgent ('' without), weight)
+    ("CT CHEST WO CONTRAST", "71250", "CT THORAX W/O DYE", "", 5),
+    ("CT CHEST W CONTRAST", "71260", "CT THORAX W/DYE", CONTRAST_AGENT, 3),
+    ("CTA CHEST PE PROTOCOL", "71275", "CT ANGIOGRAPHY CHEST", CONTRAST_AGENT, 2),
+    ("CT CHEST HIGH RESOLUTION", "71250", "CT THORAX W/O DYE", "", 1),
 )
 
 MR_SCANNERS = (
@@ -156,11 +162,17 @@ MR_SEQUENCES = (
     ("T1 VIBE AX", "*fl3d1", "GR", ("SP", "SK"), 3.97, 1.88, 9.0),
     ("AX T2 FLAIR", "*tir2d1_16", ("SE", "IR"), ("SK", "SP", "MP"), 9000.0, 81.0, 150.0),
     ("CINE SSFP SAX", "*tfi2d1_12", "GR", ("SK", "SS"), 40.0, 1.2, 55.0),
+    ("AX T1 SE", "*se2d1", "SE", ("SK",), 550.0, 12.0, 90.0),
 )
 
-MR_STUDY_DESCRIPTIONS = (
-    "MRI CHEST WO CONTRAST", "MR CARDIAC MORPHOLOGY", "MRI BRAIN WO CONTRAST",
+MR_STUDY_TYPES = (
+    # (StudyDescription, BodyPartExamined, CPT CodeValue, CodeMeaning, SeriesDescriptions of
+    #  its MR_SEQUENCES in series order, weight)
+    ("MRI CHEST WO CONTRAST", "CHEST", "71550", "MRI CHEST W/O DYE", ("T2 HASTE AX", "T1 VIBE AX"), 1),
+    ("MR CARDIAC MORPHOLOGY", "HEART", "75557", "CARDIAC MRI FOR MORPH", ("CINE SSFP SAX", "T2 HASTE AX"), 1),
+    ("MRI BRAIN WO CONTRAST", "HEAD", "70551", "MRI BRAIN STEM W/O DYE", ("AX T2 FLAIR", "AX T1 SE"), 1),
 )
+MR_STUDY_DESCRIPTIONS = tuple(t[0] for t in MR_STUDY_TYPES)
 
 LATIN1_NAMES = (
     "Müller^Jürgen", "Schäfer^Günther", "Dubois^Françoise", "Núñez^José", "Ångström^Björn",
@@ -168,7 +180,7 @@ LATIN1_NAMES = (
     "Jørgensen^Søren", "Lefèvre^Hélène", "Costa^João", "Weiß^Käthe", "Doe^Jane",
 )
 UTF8_NAMES = (
-    "Παπαδόπουλος^Γιώργος", "Wang^XiaoDong=王^小東=", "Hong^Gildong=홍^길동=홍^길동",
+    "Παπαδόπουλος^Γιώργος", "Wang^XiaoDong=王^小東", "Hong^Gildong=홍^길동=홍^길동",
     "Иванов^Иван", "Nguyễn^Văn An",
     "Yamada^Tarou=山田^太郎=やまだ^たろう",
 )

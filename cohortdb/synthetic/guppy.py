@@ -19,19 +19,37 @@ arrays are ``fn: set`` string arrays; optional fields are sometimes absent or
 ``[]``; ``imaging_study_annotations`` items have differing keys. Pure: the same
 input and ``seed`` give the same records.
 
+The records agree with themselves, as a real site's do:
+
+* a study's LOINC code, long common name, method and system are its study
+  type's (:data:`LOINC`: one code per study description), and so are its body
+  part and its series' views or sequences (the DICOM corpus's study types);
+* a case's COVID-19 tests lie on one timeline whose day 0 is its index event,
+  its first COVID-19 test: a ``Yes`` case's first test was positive, a ``No``
+  case's tests were all negative, any other case has no test result; each
+  study's ``days_to_study`` and ``days_from_study_to_{pos,neg}_covid_test``
+  are measured on that timeline;
+* ages at imaging follow the age at index and the days since; study years lie
+  in the COVID-19 era (2020 on). Against headers (:func:`records_for_series`),
+  dates, ages and descriptions are the headers': the first study follows the
+  index event by 0–14 days.
+
 Planted by both (deterministic, by a hash of the case or study id; see :data:`ONE_IN`):
 
 * half the studies carry ``imaging_study_annotations`` (an mRALE score and/or
   an auto-annotation item);
-* about 1 study in 4 was imaged the day after a positive COVID-19 test, with a
-  high mRALE score (20–24), so that seed 000's cohort is not empty;
+* about 1 study in 2 of a COVID-19 positive case imaged within 30 days of its
+  index event was imaged the day after a positive test (the day of it, for a
+  study on day 0), with a high mRALE score (20–24), so that seed 000's cohort
+  is not empty;
 * about 1 case in 7 has no ethnicity (guppy's "no data").
 
 Planted by :func:`records_for_series` only, against the DICOM headers:
 
 * about 1 study in 10 has headers but no guppy record (``in_dicom`` only);
 * about 1 study in 12 gets a guppy-only sibling (a study UID with no headers);
-* about 1 study in 15 disagrees with its headers on modality (CR ↔ DX, CT ↔ MR).
+* about 1 study in 15 disagrees with its headers on modality (CR ↔ DX, CT ↔ MR;
+  its LOINC procedure stays the study's).
 """
 
 from __future__ import annotations
@@ -42,6 +60,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 from cohortdb.synthetic import dicom_values
@@ -61,21 +80,38 @@ AGES = range(18, 90)
 """Age at index (years) of a case with no DICOM header to give it."""
 
 LOINC = {
-    # modality: (code, long common name, method, system)
-    "CR": ("36589-0", "Portable XR Chest AP single view", "XR.portable", "Chest"),
-    "DX": ("36572-6", "XR Chest AP", "XR", "Chest"),
-    "CT": ("24627-2", "CT Chest", "CT", "Chest"),
-    "MR": ("24590-2", "MR Brain", "MR", "Head"),
+    # StudyDescription of a study type: (code, long common name, method, system)
+    "XR CHEST 1 VIEW AP": ("36572-6", "XR Chest AP", "XR", "Chest"),
+    "XR CHEST PORTABLE": ("36589-0", "Portable XR Chest AP single view", "XR.portable", "Chest"),
+    "XR CHEST 1 VIEW PA": ("24648-8", "XR Chest PA upright", "XR", "Chest"),
+    "XR CHEST 2 VIEWS PA AND LATERAL": ("24647-0", "XR Chest PA and Lateral upright", "XR", "Chest"),
+    "XR CHEST 2 VIEWS AP AND LATERAL": ("36687-2", "XR Chest AP and Lateral", "XR", "Chest"),
+    "XR CHEST 3 VIEWS": ("36298-8", "XR Chest 3 Views", "XR", "Chest"),
+    "DX CHEST PA/LAT": ("36643-5", "XR Chest 2 Views", "XR", "Chest"),
+    "CT CHEST WO CONTRAST": ("29252-4", "CT Chest WO contrast", "CT", "Chest"),
+    "CT CHEST W CONTRAST": ("24628-0", "CT Chest W contrast IV", "CT", "Chest"),
+    "CTA CHEST PE PROTOCOL": ("36266-5", "CTA Chest vessels W contrast IV", "CT.angio", "Chest>Vessels"),
+    "CT CHEST HIGH RESOLUTION": ("24627-2", "CT Chest", "CT", "Chest"),
+    "MRI CHEST WO CONTRAST": ("36442-2", "MR Chest WO contrast", "MR", "Chest"),
+    "MR CARDIAC MORPHOLOGY": ("36482-8", "MR Heart WO contrast", "MR", "Chest>Heart"),
+    "MRI BRAIN WO CONTRAST": ("30657-1", "MR Brain WO contrast", "MR", "Head>Brain"),
 }
-MODALITIES = tuple(LOINC)
+"""The LOINC procedure (LOINC/RSNA Radiology Playbook) of each study type of the mock site."""
+REGION_LOINC = {
+    # (modality, body region): (code, long common name, method, system)
+    ("CR", "Chest"): ("30745-4", "XR Chest Views", "XR", "Chest"),
+    ("DX", "Chest"): ("30745-4", "XR Chest Views", "XR", "Chest"),
+    ("CT", "Chest"): ("24627-2", "CT Chest", "CT", "Chest"),
+    ("MR", "Chest"): ("24629-8", "MR Chest", "MR", "Chest"),
+    ("MR", "Head"): ("24590-2", "MR Brain", "MR", "Head>Brain"),
+}
+"""The generic LOINC procedure of a modality and body region: for a study of no known study type."""
+MODALITIES = ("CR", "DX", "CT", "MR")
 SWAPPED_MODALITY = {"CR": "DX", "DX": "CR", "CT": "MR", "MR": "CT"}
 """The modality a commons records by mistake for one in :data:`ONE_IN` ``["modality"]`` studies."""
 BODY_SYSTEMS = {"CHEST": "Chest", "PORT CHEST": "Chest", "LUNG": "Chest", "THORAX": "Chest",
-                "HEAD": "Head", "BRAIN": "Head"}
-"""LOINC system of a BodyPartExamined; any other body part is its own system, capitalised."""
-BODY_PARTS = {"CR": ("CHEST", "PORT CHEST"), "DX": ("CHEST", "PORT CHEST"), "CT": ("CHEST", "ABDOMEN"),
-              "MR": ("HEAD", "CHEST")}
-"""BodyPartExamined per modality of a study with no DICOM behind it."""
+                "HEART": "Chest", "HEAD": "Head", "BRAIN": "Head"}
+"""Body region (a LOINC system's first part) of a BodyPartExamined; any other is itself, capitalised."""
 
 DEVICES = {
     "CR": tuple((d.manufacturer, d.model) for d in dicom_values.RADIOGRAPHY_DEVICES if d.modality == "CR"),
@@ -84,33 +120,44 @@ DEVICES = {
     "MR": tuple((s[0], s[1]) for s in dicom_values.MR_SCANNERS),
 }
 """(Manufacturer, ManufacturerModelName) per modality: the DICOM corpus's devices."""
-STUDY_DESCRIPTIONS = {
-    "CR": tuple(t[0] for t in dicom_values.CHEST_STUDY_TYPES),
-    "DX": tuple(t[0] for t in dicom_values.CHEST_STUDY_TYPES),
-    "CT": tuple(t[0] for t in dicom_values.CT_STUDY_TYPES),
-    "MR": dicom_values.MR_STUDY_DESCRIPTIONS,
+StudyType = tuple[str, str, tuple[str | None, ...], int]
+"""(StudyDescription, BodyPartExamined, the view of each series in order (None: CT/MR), weight)."""
+STUDY_TYPES: dict[str, tuple[StudyType, ...]] = {
+    "CR": tuple((t[0], "CHEST", t[1], t[2]) for t in dicom_values.CHEST_STUDY_TYPES
+                if not t[0].startswith(dicom_values.DX_ONLY_PREFIX)),
+    "DX": tuple((t[0], "CHEST", t[1], t[2]) for t in dicom_values.CHEST_STUDY_TYPES),
+    "CT": tuple((t[0], "CHEST", (None,), t[-1]) for t in dicom_values.CT_STUDY_TYPES),
+    "MR": tuple((t[0], t[1], (None,) * len(t[4]), t[-1]) for t in dicom_values.MR_STUDY_TYPES),
 }
+"""The DICOM corpus's study types, per modality."""
 SECTION_DESCRIPTIONS = {"CT": ("AXIAL 5mm", "LUNG 1.25mm", "STANDARD 2.5mm"),
-                        "MR": tuple(s[0] for s in dicom_values.MR_SEQUENCES)}
-"""SeriesDescription of CT/MR series; radiographs take theirs from their view."""
-VIEWS = ("AP", "PA", "LL")
-STUDY_YEARS = range(2019, 2024)
+                        **{t[0]: t[4] for t in dicom_values.MR_STUDY_TYPES}}
+"""SeriesDescriptions of CT series, and of each MR study type's series in order (by its
+StudyDescription); radiographs take theirs from their view."""
 
+FIRST_INDEX_DAY = date(2020, 3, 1)
+INDEX_DAYS = 1300
+"""A case with no DICOM behind it has its index event within INDEX_DAYS days of FIRST_INDEX_DAY."""
 DAYS_TO_STUDY = range(0, 60)
-"""Days from the index event to the study."""
-POS_TESTS = range(0, 3)
-"""How many positive COVID-19 tests a study has."""
-POS_TEST_DAYS = range(-10, 30)
-"""Days from the study to a positive test."""
-NEG_TEST_DAYS = range(-100, 100)
-"""Days from the study to a negative test; one study in :data:`ONE_IN` ``["negative-test"]`` has one."""
+"""Days from the index event to a study, for a case with no DICOM header to date it."""
+FIRST_STUDY_LEAD = range(0, 15)
+"""Days from the index event (the first COVID-19 test) to a case's first study with a header date."""
+ACUTE_DAYS = 30
+"""A positive case's studies imaged within ACUTE_DAYS of its index event may be planted
+``covid-day-after`` (a positive test the day before)."""
+RETEST_DAYS = range(2, 21)
+"""Day (from the index event) of a positive case's second positive test, one case in
+:data:`ONE_IN` ``["retest"]``."""
+NEG_TEST_DAYS = range(1, 90)
+"""Days from a negative case's first test to a later negative one, or from a positive case's
+last positive test to a negative one (one case in :data:`ONE_IN` ``["negative-test"]`` each)."""
 MRALE_SCORES = range(0, 25)
 HIGH_MRALE_SCORES = range(20, 25)
 MRALE_PERCENT, AUTO_ANNOTATION_PERCENT = 70, 60
 """Of the annotated studies, the shares (percent) with an mRALE score item and with an auto-annotation item."""
 AUTO_ANNOTATION = {"annotation_method": "Retrospective_auto", "annotator_id": "SIFT"}
 
-ONE_IN = {"annotated": 2, "covid-day-after": 4, "negative-test": 4, "no-ethnicity": 7,
+ONE_IN = {"annotated": 2, "covid-day-after": 2, "negative-test": 4, "retest": 3, "no-ethnicity": 7,
           "dicom-only": 10, "guppy-only": 12, "modality": 15}
 """Planted traits and imperfections: about one case or study in N has each, chosen by a hash of its id."""
 
@@ -132,6 +179,8 @@ IMAGE_SUMMARY_KEYS = ("image_type", "pixel_spacing", "slice_thickness")
 """Header summaries a series mapping may also hold; copied to its data_file when present."""
 
 Records = dict[str, list[dict[str, Any]]]
+Loinc = tuple[str | None, str | None, str, str | None]
+"""(code, long common name, method, system) of a study's procedure."""
 
 
 def auth_resource_path(project: str) -> str:
@@ -145,22 +194,18 @@ def case_submitter_id(number: int) -> str:
     return f"{CASE_SITE}-{number:0{CASE_ID_DIGITS}d}"
 
 
-def loinc(modality: str, body_part: str | None) -> tuple[str | None, str | None, str, str | None]:
-    """(code, long common name, method, system) of a study.
-
-    The modality's LOINC code is given unless the body part names another system;
-    without a code the method is the modality. The system is the body part's, or
-    the code's when the body part is unknown (None when both are).
-    """
-    code, name, method, system = LOINC.get(modality, (None, None, modality, None))
-    body_system = body_part_system(body_part)
-    if body_system is not None and body_system != system:
-        return None, None, modality, body_system
-    return code, name, method, system
+def loinc(description: str | None, modality: str, body_part: str | None) -> Loinc:
+    """The LOINC procedure of a study: its study type's (:data:`LOINC`), else the generic
+    one of its modality and body region (:data:`REGION_LOINC`), else no code: the method is
+    the modality and the system the body region (None when the body part is unknown)."""
+    if description in LOINC:
+        return LOINC[description]
+    region = body_part_system(body_part)
+    return REGION_LOINC.get((modality, region or ""), (None, None, modality, region))
 
 
 def body_part_system(body_part: str | None) -> str | None:
-    """The LOINC system of a BodyPartExamined (see :data:`BODY_SYSTEMS`); None for None or ''."""
+    """The body region of a BodyPartExamined (see :data:`BODY_SYSTEMS`); None for None or ''."""
     if not body_part:
         return None
     return BODY_SYSTEMS.get(body_part.upper(), body_part.capitalize())
@@ -187,29 +232,40 @@ def records_for_series(series: Iterable[Mapping[str, Any]], seed: int = 0) -> Re
     records: Records = {"case": [], "imaging_study": [], "data_file": []}
     for patient_id in sorted(by_patient):
         patient_studies = by_patient[patient_id]
-        first = next(iter(patient_studies.values()))[0]
+        heads = [patient_studies[uid][0] for uid in sorted(patient_studies)]
+        dated = [head for head in heads if head["study_date"]]
+        first = min(dated, key=lambda head: head["study_date"]) if dated else heads[0]
         sex = {code: sex for sex, code in SEX_CODES.items()}.get(first["patient_sex"], "Not Reported")
         case = _new_case(rng, patient_id, sex, first["patient_age_years"])
-        studies: list[dict[str, Any]] = []
+        index_day = first["study_date"] - timedelta(days=rng.choice(FIRST_STUDY_LEAD)) if dated else None
+        planned: list[tuple[str, list[Mapping[str, Any]], int]] = []
         for study_uid in sorted(patient_studies):
             study_series = patient_studies[study_uid]
-            head = study_series[0]
+            study_date = study_series[0]["study_date"]
+            day = (study_date - index_day).days if study_date and index_day else rng.choice(DAYS_TO_STUDY)
             variants = [] if _planted(study_uid, "dicom-only") else [study_uid]
             if _planted(study_uid, "guppy-only"):
                 variants.append(study_uid + ".9")
-            for variant in variants:
-                modality = head["modality"] or "OT"
-                if _planted(variant, "modality"):
-                    modality = SWAPPED_MODALITY.get(modality, modality)
-                study = _study(rng, case, variant, modality, head["study_description"],
-                               sorted({s["body_part_examined"] for s in study_series if s["body_part_examined"]}),
-                               head["study_date"].year if head["study_date"] else None,
-                               case.demographics.get("age_at_index"))
-                suffix = variant[len(study_uid):]
-                files = [_data_file(rng, case, study, one["series_instance_uid"] + suffix, one)
-                         for one in study_series]
-                studies.append(_with_files(study, files))
-                records["data_file"].extend(files)
+            planned.extend((variant, study_series, day) for variant in variants)
+        tests = _covid_tests(rng, case, [(variant, day) for variant, _, day in planned])
+        studies: list[dict[str, Any]] = []
+        for variant, study_series, day in planned:
+            head = study_series[0]
+            true_modality = head["modality"] or "OT"
+            modality = SWAPPED_MODALITY.get(true_modality, true_modality) \
+                if _planted(variant, "modality") else true_modality
+            body_parts = sorted({s["body_part_examined"] for s in study_series if s["body_part_examined"]})
+            age = head["patient_age_years"]
+            if age is None and case.age_at_index is not None:
+                age = case.age_at_index + day // 365
+            study = _study(rng, case, tests, variant, modality, head["study_description"], body_parts,
+                           loinc(head["study_description"], true_modality, body_parts[0] if body_parts else None),
+                           head["study_date"].year if head["study_date"] else None, day, age)
+            suffix = variant[len(head["study_instance_uid"]):]
+            files = [_data_file(rng, case, study, one["series_instance_uid"] + suffix, one)
+                     for one in study_series]
+            studies.append(_with_files(study, files))
+            records["data_file"].extend(files)
         records["imaging_study"].extend(studies)
         records["case"].append(_case(case, studies))
     records["imaging_study"].sort(key=lambda s: s["submitter_id"])
@@ -228,13 +284,22 @@ def generate(n_cases: int = 50, studies_per_case: int = 2, files_per_study: int 
     for number in range(n_cases):
         age = rng.choice(AGES) + rng.choice((0, 0.5))
         case = _new_case(rng, case_submitter_id(number), _pick(rng, SEXES), age)
-        studies: list[dict[str, Any]] = []
+        index_day = FIRST_INDEX_DAY + timedelta(days=rng.randrange(INDEX_DAYS))
+        planned: list[tuple[str, str, StudyType, int]] = []
         for _ in range(studies_per_case):
             modality = rng.choice(MODALITIES)
-            study = _study(rng, case, _uid(rng), modality, rng.choice(STUDY_DESCRIPTIONS[modality]),
-                           [rng.choice(BODY_PARTS[modality])], rng.choice(STUDY_YEARS), int(age) + rng.randrange(0, 2))
+            types = STUDY_TYPES[modality]
+            study_type = rng.choices(types, weights=[t[-1] for t in types])[0]
+            planned.append((_uid(rng), modality, study_type, rng.choice(DAYS_TO_STUDY)))
+        tests = _covid_tests(rng, case, [(uid, day) for uid, _, _, day in planned])
+        studies: list[dict[str, Any]] = []
+        for uid, modality, (description, body_part, views, _), day in planned:
+            study = _study(rng, case, tests, uid, modality, description, [body_part],
+                           loinc(description, modality, body_part),
+                           (index_day + timedelta(days=day)).year, day, age + day // 365)
             files = [_data_file(rng, case, study, _uid(rng),
-                                _sampled_series(rng, modality) if k == 0 or rng.random() < 0.7 else None)
+                                _sampled_series(rng, modality, description, views, k)
+                                if k == 0 or rng.random() < 0.7 else None)
                      for k in range(files_per_study)]
             studies.append(_with_files(study, files))
             records["data_file"].extend(files)
@@ -254,6 +319,27 @@ class _Case:
     project: str
     demographics: dict[str, Any]
 
+    @property
+    def age_at_index(self) -> float | None:
+        age: float | None = self.demographics.get("age_at_index")
+        return age
+
+    @property
+    def positive(self) -> bool:
+        return bool(self.demographics.get("covid19_positive") == "Yes")
+
+
+@dataclass(frozen=True)
+class _Tests:
+    """A case's COVID-19 test days, counted from its index event (its first test, day 0)."""
+
+    positive: tuple[int, ...]
+    negative: tuple[int, ...]
+
+    def from_study(self, days: tuple[int, ...], day: int) -> list[int] | None:
+        """``days`` as days from a study on ``day`` (a test before it is negative); None for none."""
+        return [test - day for test in days] or None
+
 
 def _new_case(rng: random.Random, case_id: str, sex: str, age: float | None) -> _Case:
     demographics = {
@@ -269,15 +355,40 @@ def _new_case(rng: random.Random, case_id: str, sex: str, age: float | None) -> 
     return _Case(case_id, _guid(rng), project, _present(demographics))
 
 
-def _study(rng: random.Random, case: _Case, study_uid: str, modality: str, description: str | None,
-           body_parts: list[str], year: int | None, age_at_imaging: float | None) -> dict[str, Any]:
-    """An imaging_study record without its files (see :func:`_with_files`)."""
-    code, name, method, system = loinc(modality, body_parts[0] if body_parts else None)
-    positive = sorted(rng.choice(POS_TEST_DAYS) for _ in range(rng.choice(POS_TESTS)))
-    day_after = _planted(study_uid, "covid-day-after")
-    if day_after:
-        positive = sorted({*positive, -1})
-    negative = [rng.choice(NEG_TEST_DAYS)] if _planted(study_uid, "negative-test") else None
+def _covid_tests(rng: random.Random, case: _Case, studies: Sequence[tuple[str, int]]) -> _Tests:
+    """The case's tests: for a ``Yes`` case, a positive first test, perhaps a positive retest,
+    a positive test the day before each study planted ``covid-day-after`` (``studies``: their
+    ids and days) and perhaps a negative test after the last positive one; for a ``No`` case,
+    a negative first test and perhaps a later negative one; none for any other status."""
+    status = case.demographics.get("covid19_positive")
+    if status == "Yes":
+        positive = {0}
+        if _planted(case.case_id, "retest"):
+            positive.add(rng.choice(RETEST_DAYS))
+        positive.update(max(day - 1, 0) for study_uid, day in studies if _day_after(case, study_uid, day))
+        negative = {max(positive) + rng.choice(NEG_TEST_DAYS)} if _planted(case.case_id, "negative-test") else set()
+        return _Tests(tuple(sorted(positive)), tuple(sorted(negative)))
+    if status == "No":
+        negative = {0}
+        if _planted(case.case_id, "negative-test"):
+            negative.add(rng.choice(NEG_TEST_DAYS))
+        return _Tests((), tuple(sorted(negative)))
+    return _Tests((), ())
+
+
+def _day_after(case: _Case, study_uid: str, day: int) -> bool:
+    """Whether the study, ``day`` days after the index event, was planted ``covid-day-after``:
+    only a positive case's, while it is acute (:data:`ACUTE_DAYS`)."""
+    return case.positive and day < ACUTE_DAYS and _planted(study_uid, "covid-day-after")
+
+
+def _study(rng: random.Random, case: _Case, tests: _Tests, study_uid: str, modality: str,
+           description: str | None, body_parts: list[str], procedure: Loinc, year: int | None,
+           day: int, age_at_imaging: float | None) -> dict[str, Any]:
+    """An imaging_study record without its files (see :func:`_with_files`); ``day``: days
+    from the case's index event to the study."""
+    code, name, method, system = procedure
+    day_after = _day_after(case, study_uid, day)
     return _present({
         "_imaging_study_id": _guid(rng),
         "project_id": case.project,
@@ -288,11 +399,11 @@ def _study(rng: random.Random, case: _Case, study_uid: str, modality: str, descr
         "study_modality": [modality],
         "body_part_examined": body_parts,
         "age_at_imaging": age_at_imaging,
-        "days_to_study": rng.choice(DAYS_TO_STUDY),
+        "days_to_study": day,
         "study_year": year,
         "study_year_shifted": "true",
-        "days_from_study_to_pos_covid_test": positive or None,
-        "days_from_study_to_neg_covid_test": negative,
+        "days_from_study_to_pos_covid_test": tests.from_study(tests.positive, day),
+        "days_from_study_to_neg_covid_test": tests.from_study(tests.negative, day),
         "loinc_code": code,
         "loinc_long_common_name": name,
         "loinc_method": method,
@@ -394,21 +505,31 @@ def _case(case: _Case, studies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     })
 
 
-def _sampled_series(rng: random.Random, modality: str) -> dict[str, Any]:
-    """The :data:`SERIES_KEYS` a data_file reads, and image summaries, for a series with no DICOM."""
+def _sampled_series(rng: random.Random, modality: str, description: str,
+                    views: tuple[str | None, ...], number: int) -> dict[str, Any]:
+    """The :data:`SERIES_KEYS` a data_file reads, and image summaries, for series ``number``
+    (0-based) of a study of type ``description`` with no DICOM (``views``: its study type's)."""
     manufacturer, model = rng.choice(DEVICES[modality])
-    view = rng.choice(VIEWS) if modality in ("CR", "DX") else None
-    descriptions = dicom_values.VIEW_SERIES_DESCRIPTIONS[view] if view else SECTION_DESCRIPTIONS[modality]
-    return {
+    view = views[number % len(views)]
+    if view:
+        series_description = rng.choice(dicom_values.VIEW_SERIES_DESCRIPTIONS[view])
+    elif description in SECTION_DESCRIPTIONS:
+        sequences = SECTION_DESCRIPTIONS[description]
+        series_description = sequences[number % len(sequences)]
+    else:
+        series_description = rng.choice(SECTION_DESCRIPTIONS[modality])
+    sampled: dict[str, Any] = {
         "manufacturer": manufacturer,
         "manufacturer_model_name": model,
-        "series_description": rng.choice(descriptions),
+        "series_description": series_description,
         "view_position": view,
-        "n_instances": rng.randrange(1, 4) if view else rng.randrange(20, 400),
-        "image_type": ["DERIVED", "PRIMARY"],
-        "pixel_spacing": [0.139, 0.139],
-        "slice_thickness": [rng.choice([1.0, 2.5, 5])],
+        "n_instances": rng.randrange(1, 3) if view else rng.randrange(20, 400),
+        "image_type": ["DERIVED", "PRIMARY"] if view else ["ORIGINAL", "PRIMARY", "AXIAL"],
+        "pixel_spacing": [0.139, 0.139] if view else [0.7, 0.7],
     }
+    if not view:
+        sampled["slice_thickness"] = [rng.choice([1.0, 2.5, 5])]
+    return sampled
 
 
 # --------------------------------------------------------------------------- helpers

@@ -20,7 +20,13 @@ Shape of the data (all deterministic, from hashes of row numbers):
 * half the studies carry imaging_study_annotations (mRALE score 70 %,
   auto-annotation 60 %), as in seed 000; unlike the record generators, the
   lake plants no cases without ethnicity and no high scores the day after a
-  positive test.
+  positive test;
+* a case's index event (its first COVID-19 test) falls in the COVID-19 era and
+  its studies 0–59 days after it (``days_to_study``); its COVID-19 tests follow
+  its status, as the record generators': a ``Yes`` case's first test positive
+  (and one case in 3 a positive retest), a ``No`` case's negative, none else;
+* the LOINC procedure is the generic one of the study's modality and body
+  region (:data:`cohortdb.synthetic.guppy.REGION_LOINC`), none for other regions.
 
 Needs ``idc-index-data`` (the ``bench`` extra). :data:`GENERATOR_VERSION` changes
 whenever the output does, so that a cached lake is known to be stale.
@@ -87,8 +93,9 @@ def _mapped(expression: str, mapping: Mapping[str, str], otherwise: str) -> str:
 
 
 def _loinc_values() -> str:
-    """:data:`cohortdb.synthetic.guppy.LOINC` as a SQL ``values`` list."""
-    return ", ".join(f"({_text(m)}, {', '.join(map(_text, fields))})" for m, fields in guppy.LOINC.items())
+    """:data:`cohortdb.synthetic.guppy.REGION_LOINC` as a SQL ``values`` list."""
+    return ", ".join(f"({_text(modality)}, {_text(region)}, {', '.join(map(_text, fields))})"
+                     for (modality, region), fields in guppy.REGION_LOINC.items())
 
 
 # --------------------------------------------------------------------------- generation
@@ -188,7 +195,9 @@ def series_sql(lo: int, hi: int, slots: int) -> str:
                    s % 20 = 1 as guppy_only,
                    (s * 2) // 5 as c,
                    '1.2.826.0.1.3680043.8.498.1.' || s || '.' || h(s, 1, 1000000000) as study_uid,
-                   date '2012-01-01' + cast(h(s, 2, 4000) as integer) as study_date,
+                   h(s, 26, {len(guppy.DAYS_TO_STUDY)})::integer as days_to_study,
+                   date '{guppy.FIRST_INDEX_DAY}' + cast(h((s * 2) // 5, 2, {guppy.INDEX_DAYS}) as integer)
+                       + days_to_study as study_date,
                    make_time(h(s, 3, 14)::bigint + 7, h(s, 4, 60)::bigint, h(s, 5, 60)::double) as study_time,
                    e.modality, e.body_part, e.manufacturer, e.model, e.series_descriptions,
                    coalesce(e.study_descriptions[1 + h(s, 6, greatest(len(e.study_descriptions), 1))],
@@ -253,7 +262,7 @@ def instances_sql() -> str:
             cast(null as timestamp) as acquisition_datetime,
             cast(null as date) as patient_birth_date,
             patient_sex,
-            lpad((age_at_index + h(s, 22, 3))::varchar, 3, '0') || 'Y' as patient_age,
+            lpad(age_at_index::varchar, 3, '0') || 'Y' as patient_age,
             h(s, 23, 1000000)::varchar as accession_number,
             cast(null as varchar) as study_id,
             study_description,
@@ -294,7 +303,7 @@ def instances_sql() -> str:
             true as has_pixel_data,
             case when transfer_syntax_uid = '1.2.840.10008.1.2.1' then rows * columns * 2 end as pixel_data_length,
             false as truncated,
-            null::bigint as truncated_at,
+            cast(null as bigint) as truncated_at,
             (110 + h(ikey, 44, 60))::integer as n_elements,
             1::smallint as max_depth,
             timestamptz '""" + INGESTED_AT + """' as ingested_at
@@ -371,12 +380,12 @@ def guppy_studies_sql() -> str:
     """
     swapped = _mapped("modality", guppy.SWAPPED_MODALITY, "modality")
     body_system = _mapped("upper(body_part)", guppy.BODY_SYSTEMS, "upper(body_part[1]) || lower(body_part[2:])")
-    positive, negative = guppy.POS_TEST_DAYS, guppy.NEG_TEST_DAYS
+    retest = guppy.RETEST_DAYS
     mrale = guppy.MRALE_SCORES
     return f"""
         with studies as (
-            select s, c, case_id, study_uid, study_date, study_description, body_part, patient_sex,
-                   age_at_index, n_series,
+            select s, c, case_id, study_uid, study_date, days_to_study, study_description, body_part,
+                   patient_sex, age_at_index, n_series, modality,
                    case when h(s, 25, {guppy.ONE_IN['modality']}) = 0 then {swapped} else modality end
                        as guppy_modality,
                    {body_system} as body_system,
@@ -398,18 +407,18 @@ def guppy_studies_sql() -> str:
             study_description,
             [guppy_modality] as study_modality,
             case when body_part is null then [] else [body_part] end as body_part_examined,
-            (age_at_index + h(s, 22, 3))::double as age_at_imaging,
-            ({guppy.DAYS_TO_STUDY.start} + h(s, 26, {len(guppy.DAYS_TO_STUDY)}))::double as days_to_study,
+            age_at_index::double as age_at_imaging,
+            days_to_study::double as days_to_study,
             year(study_date)::bigint as study_year,
-            case when h(s, 27, {len(guppy.POS_TESTS)}) > 0 then list_transform(
-                range(h(s, 27, {len(guppy.POS_TESTS)})), x -> {positive.start} + h(s, 28 + x, {len(positive)})) end
-                as days_from_study_to_pos_covid_test,
-            case when h(s, 29, {guppy.ONE_IN['negative-test']}) = 0
-                then [{negative.start} + h(s, 30, {len(negative)})] end as days_from_study_to_neg_covid_test,
+            case when case_covid(c) = 'Yes' then
+                case when h(c, 27, {guppy.ONE_IN['retest']}) = 0
+                     then [-days_to_study, {retest.start} + h(c, 28, {len(retest)}) - days_to_study]
+                     else [-days_to_study] end end as days_from_study_to_pos_covid_test,
+            case when case_covid(c) = 'No' then [-days_to_study] end as days_from_study_to_neg_covid_test,
             loinc.code as loinc_code,
             loinc.long_common_name as loinc_long_common_name,
-            coalesce(loinc.method, guppy_modality) as loinc_method,
-            coalesce(body_system, loinc.system) as loinc_system,
+            coalesce(loinc.method, studies.modality) as loinc_method,
+            coalesce(loinc.system, body_system) as loinc_system,
             [case_sex(c)] as sex,
             [case_race(c)] as race,
             [case_ethnicity(c)] as ethnicity,
@@ -435,8 +444,8 @@ def guppy_studies_sql() -> str:
                         'class_covid19_pneumonia': null::varchar}}] else [] end) end,
                 []) as imaging_study_annotations
         from studies
-        left join (values {_loinc_values()}) loinc(modality, code, long_common_name, method, system)
-            on loinc.modality = studies.guppy_modality and coalesce(studies.body_system, loinc.system) = loinc.system
+        left join (values {_loinc_values()}) loinc(modality, region, code, long_common_name, method, system)
+            on loinc.modality = studies.modality and loinc.region = studies.body_system
     """
 
 

@@ -171,7 +171,8 @@ class WarehouseTarget(Protocol):
     def export_table(self, relation: Relation, path: Path, fmt: str) -> int:
         """Write ``relation`` to ``path`` as ``fmt`` (one of :data:`TABLE_FORMATS`); the row count.
 
-        Lists and structs become text in CSV/TSV and stay nested in Parquet.
+        In CSV/TSV lists, structs and maps are JSON, booleans ``true``/``false``, NULL an empty
+        cell and '' a quoted empty one (as ``cohortdb sql --format csv`` prints them); Parquet keeps them nested.
         ``path`` is written in place; callers rename it into place.
         """
         ...

@@ -15,14 +15,17 @@ DuckDB's file access off and its configuration locked.
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import IO
 
 import duckdb
 import pyarrow as pa
@@ -47,10 +50,12 @@ DATABASE_PATH_ENV = "COHORTDB_DUCKDB_PATH"
 """Read by ``profiles.yml``: dbt-duckdb resolves a relative path against the cwd, not the project."""
 
 _COPY_OPTIONS = {
-    "csv": "(format csv, header true)",
-    "tsv": "(format csv, header true, delimiter '\t')",
+    "csv": "(format csv, header {header})",
+    "tsv": "(format csv, header {header}, delimiter '\t')",
     "parquet": "(format parquet, compression zstd)",
 }
+NESTED_TYPES = frozenset({"list", "array", "struct", "map", "union"})
+"""DuckDB type ids whose values a CSV or TSV cell holds as JSON."""
 
 
 def database_path(settings: Settings) -> Path:
@@ -62,30 +67,59 @@ def _one_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _failure(exc: duckdb.Error) -> BaseException:
+def _failure(exc: duckdb.Error, describe: Callable[[Exception], str] = _one_line) -> BaseException:
     """What a DuckDB error means to the caller: Ctrl-C inside a query is an interrupt,
-    anything else a one-line :class:`UserError`."""
+    anything else a :class:`UserError` saying ``describe(exc)`` (one line by default)."""
     if isinstance(exc, duckdb.InterruptException):
         return KeyboardInterrupt()
-    return UserError(_one_line(exc))
+    return UserError(describe(exc))
 
 
 _BUILT_SCHEMAS = ("marts", "cohorts", "staging", "intermediate", "reference")
 
 
-def _user_failure(exc: duckdb.Error) -> BaseException:
-    """:func:`_failure` of a user's query: DuckDB's whole message (its "Did you mean …" and the
-    query line with a caret under the error), and what to run when a built schema is missing."""
-    if isinstance(exc, duckdb.InterruptException):
-        return KeyboardInterrupt()
+def _user_error_text(exc: Exception) -> str:
+    """An error in a user's query: DuckDB's whole message (its "Did you mean …" and the query
+    line with a caret under the error), and what to run when a built schema is missing."""
     message = "\n".join(line for line in str(exc).strip().splitlines() if line.strip()) or type(exc).__name__
     if any(f'schema "{schema}" does not exist' in message for schema in _BUILT_SCHEMAS):
         message += "\n(the marts, cohorts and dbt layers are made by `cohortdb build`; this warehouse was only loaded)"
-    return UserError(message)
+    return message
 
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _copy(con: duckdb.DuckDBPyConnection, source: str, path: Path, fmt: str, *, header: bool = True) -> None:
+    """Write ``source`` (a relation's SQL name) to ``path`` as ``fmt``: in CSV and TSV, a nested
+    value (list, array, struct, map, union) is JSON, a boolean ``true``/``false``, NULL an empty
+    cell and '' a quoted empty string (DuckDB's own text for the rest: ISO dates, ``1.5``)."""
+    select = "*"
+    if fmt in ("csv", "tsv"):
+        relation = con.sql(f"select * from {source} limit 0")
+        select = ", ".join(
+            f"to_json({_identifier(name)}) as {_identifier(name)}" if kind.id in NESTED_TYPES else _identifier(name)
+            for name, kind in zip(relation.columns, relation.types, strict=True))
+    options = _COPY_OPTIONS[fmt].format(header=str(header).lower())
+    con.execute(f"copy (select {select} from {source}) to {_literal(str(path))} {options}")
+
+
+def write_delimited(table: pa.Table, out: IO[str], fmt: str = "csv") -> None:
+    """Write a query's result to ``out`` as CSV or TSV, each cell as :meth:`DuckDBWarehouse.export_table`
+    writes it (:func:`_copy`), under a header of the table's own column names."""
+    csv.writer(out, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n").writerow(table.column_names)
+    positional = table.rename_columns([f"c{i}" for i in range(table.num_columns)])  # names may repeat
+    with tempfile.TemporaryDirectory(prefix="cohortdb-") as directory, duckdb.connect(":memory:") as con:
+        con.register("result_rows", positional)
+        path = Path(directory) / f"rows.{fmt}"
+        _copy(con, "result_rows", path, fmt, header=False)
+        with path.open(encoding="utf-8", newline="") as text:
+            shutil.copyfileobj(text, out)
 
 
 def connect(settings: Settings, *, read_only: bool) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
@@ -97,10 +131,18 @@ def connect(settings: Settings, *, read_only: bool) -> AbstractContextManager[du
     return _open(database_path(settings), read_only=read_only)
 
 
+def _no_warehouse(path: Path) -> UserError:
+    """Why the warehouse file at ``path`` cannot be read yet, and what to run."""
+    if not (path.parent / "lake").is_dir():
+        return UserError(f"no warehouse at {path}: nothing was ingested in {path.parent} (check --warehouse); "
+                         "run `cohortdb ingest dicom PATH` or `cohortdb ingest guppy …`, then `cohortdb build`")
+    return UserError(f"no warehouse at {path} yet: run `cohortdb build` (or `cohortdb load` for the raw tables alone)")
+
+
 @contextmanager
 def _open(path: Path, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
     if read_only and not path.exists():
-        raise UserError(f"no warehouse at {path}; run `cohortdb load` first")
+        raise _no_warehouse(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(str(path), read_only=read_only)
@@ -123,7 +165,7 @@ def _sandbox(path: Path, *, allow_files: bool) -> Iterator[duckdb.DuckDBPyConnec
     """An in-memory database with the warehouse attached read-only as its default catalog,
     file access off (unless ``allow_files``) and configuration locked."""
     if not path.exists():
-        raise UserError(f"no warehouse at {path}; run `cohortdb load` first")
+        raise _no_warehouse(path)
     con = duckdb.connect(":memory:")
     try:
         try:
@@ -144,6 +186,8 @@ def _check_user_statement(sql: str) -> None:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
         raise _failure(exc) from None
+    if not statements:
+        raise UserError("the query is empty (nothing but comments or spaces): give one SQL statement")
     if len(statements) != 1:
         raise UserError(f"give one SQL statement, not {len(statements)}")
     if statements[0].type not in USER_STATEMENTS:
@@ -408,7 +452,7 @@ class DuckDBWarehouse:
             try:
                 return con.execute(sql, list(params) if params is not None else None).to_arrow_table()
             except duckdb.Error as exc:
-                raise _user_failure(exc) from None
+                raise _failure(exc, _user_error_text) from None
 
     def query(self, sql: str, params: Params = None) -> pa.Table:
         with self._result(sql, params) as result:
@@ -438,7 +482,7 @@ class DuckDBWarehouse:
         source = self.relation_sql(relation)
         with connect(self.settings, read_only=True) as con:
             try:
-                con.execute(f"copy (select * from {source}) to {_literal(str(path))} {_COPY_OPTIONS[fmt]}")
+                _copy(con, source, path, fmt)
                 count = con.execute(f"select count(*) from {source}").fetchall()[0][0]
             except duckdb.Error as exc:
                 raise _failure(exc) from None

@@ -333,13 +333,17 @@ MAX_ELEMENTS = 2_000_000
 a worker holds one header's rows at once, and a few bytes of items can make millions of them."""
 
 
-def _walk(dataset: Dataset, rows: ElementRows, prefix: str, kw_prefix: str, depth: int) -> None:
-    if depth > MAX_DEPTH or len(rows) > MAX_ELEMENTS:
-        from ingest.dicom.header import ReadError  # noqa: PLC0415 - header imports this module
+def _read_error(error_type: str, message: str) -> Exception:
+    from ingest.dicom.header import ReadError  # noqa: PLC0415 - header imports this module
 
-        if depth > MAX_DEPTH:
-            raise ReadError("too_deep", f"sequences nested more than {MAX_DEPTH} levels deep")
-        raise ReadError("too_large", f"more than {MAX_ELEMENTS} elements in one header")
+    return ReadError(error_type, message)
+
+
+def _walk(dataset: Dataset, rows: ElementRows, prefix: str, kw_prefix: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise _read_error("too_deep", f"sequences nested more than {MAX_DEPTH} levels deep")
+    if len(rows) > MAX_ELEMENTS:
+        raise _read_error("too_large", f"more than {MAX_ELEMENTS} elements in one header")
     for tag in sorted(dataset.keys()):
         if _deferred(rows, dataset, tag, prefix, kw_prefix, depth):
             continue

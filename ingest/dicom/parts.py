@@ -68,7 +68,7 @@ def _elements_table(chunks: list[tuple[str, str | None, ElementRows]], nodes: No
     arrays = {name: pa.array(values, ELEMENTS.field(name).type) for name, values in columns.items()}
     for name in Nodes.COLUMNS:
         arrays[name] = pa.array(getattr(nodes, name), ELEMENTS.field(name).type).take(node_ids)
-    for name in ("private_creator", "value_length", "value_offset"):
+    for name in ElementRows.SPARSE.keys() - {"vm"}:  # (vm's exceptions replace a computed column, below)
         arrays[name] = pa.array(_sparse(n, exceptions[name]), ELEMENTS.field(name).type)
     values = arrays["values"]
     vm = pc.list_value_length(values).cast(ELEMENTS.field("vm").type)

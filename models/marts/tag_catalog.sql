@@ -1,5 +1,6 @@
 -- The data dictionary of the corpus: every tag path pattern seen (item indices
--- as `*`), how many instances carry it, by modality, and a few example values.
+-- as `*`), how many instances carry it, by modality, its value range (item
+-- counts for sequences), and a few example values.
 -- Examples are withheld for attributes of the PS3.15 Basic Profile and for
 -- private elements, which may hold identifying data.
 with
@@ -60,8 +61,11 @@ per_pattern as (
         count(distinct file_id) as n_instances,
         count(*) as n_elements,
         count(distinct value_text) as n_distinct_values,
-        min(value_number) as min_value_number,
-        max(value_number) as max_value_number,
+        -- a sequence's value_number is its item count: kept apart from values
+        min(case when vr <> 'SQ' then value_number end) as min_value_number,
+        max(case when vr <> 'SQ' then value_number end) as max_value_number,
+        min(case when vr = 'SQ' then value_number end) as min_items,
+        max(case when vr = 'SQ' then value_number end) as max_items,
         {{ first_distinct_values('case when not is_sensitive then value_text end', 5) }} as example_values
     from tagged
     group by tag_path_pattern

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from cohortdb.cli.main import app
 from ingest.settings import Settings
+from tests.cli import run_cli
 from tests.warehouse import rows
 
 runner = CliRunner()
@@ -28,7 +29,7 @@ def test_fhir_ndjson_validates(built: Settings, tmp_path: Path) -> None:
     result = _cli(built, "export", "fhir", "--out", str(out))
     assert result.exit_code == 0, result.output
     lines = out.read_text().splitlines()
-    expected = rows(built, "select study_uid from marts.imaging_studies where in_dicom order by study_uid")
+    expected = rows(built, "select study_uid from marts.imaging_studies order by study_uid")
     assert [json.loads(line)["id"] for line in lines] == [r["study_uid"] for r in expected]
     for line in lines:
         ImagingStudy.model_validate_json(line)
@@ -78,6 +79,37 @@ def test_bad_exports_are_one_line_errors(built: Settings, tmp_path: Path) -> Non
     assert "imaging_studies" in unknown.stderr  # lists what exists
     missing_dir = _cli(built, "export", "fhir", "--out", str(tmp_path / "nope" / "x.ndjson"))
     assert missing_dir.exit_code == 2 and len(missing_dir.stderr.strip().splitlines()) == 1
+    for kind in (("fhir",), ("csv", "--model", "patients")):  # no file can be made in procfs (as read-only)
+        unwritable = run_cli("-w", str(built.warehouse_dir), "export", *kind, "--out", "/proc/cohortdb-export")
+        assert unwritable.exit_code == 2 and unwritable.stderr.startswith("error: cannot write /proc/cohortdb-export: ")
     no_cohort = _cli(built, "export", "manifest", "--cohort", "nobody", "--out", str(tmp_path / "m.json"))
     assert no_cohort.exit_code == 2 and "no cohort named 'nobody'" in no_cohort.stderr
     assert not list(tmp_path.glob("*.partial")) and not (tmp_path / "x.csv").exists()
+
+
+def test_export_and_sql_write_the_same_csv_text(built: Settings, tmp_path: Path) -> None:
+    exported = tmp_path / "tags.csv"
+    assert _cli(built, "export", "csv", "--model", "tag_catalog", "--out", str(exported)).exit_code == 0
+    printed = _cli(built, "sql", "select * from marts.tag_catalog", "--format", "csv")
+    assert printed.exit_code == 0, printed.output
+    lines, printed_lines = exported.read_text(encoding="utf-8").splitlines(), printed.stdout.splitlines()
+    assert lines[0] == printed_lines[0] and sorted(lines) == sorted(printed_lines)  # the same rows, in any order
+    row = next(r for r in csv.DictReader(lines) if r["instances_by_modality"] not in ("", "[]"))
+    assert row["is_sensitive"] in ("true", "false")
+    assert {"modality", "n_instances"} == set(json.loads(row["instances_by_modality"])[0])  # a list of structs
+    assert isinstance(json.loads(row["example_values"]), list)
+    tsv = tmp_path / "tags.tsv"
+    assert _cli(built, "export", "tsv", "--model", "tag_catalog", "--out", str(tsv)).exit_code == 0
+    with tsv.open(newline="", encoding="utf-8") as handle:
+        assert sorted(map(tuple, csv.reader(handle, delimiter="\t"))) == sorted(map(tuple, csv.reader(lines)))
+
+
+def test_sql_csv_tells_null_from_empty_and_writes_nested_values_as_json(built: Settings) -> None:
+    query = ("select null as nothing, '' as empty, true as yes, map {'a': 1} as m, [1, 2]::int[2] as pair, "
+             "{'x': [1.5]} as s, 1 as same, 2 as same")
+    printed = _cli(built, "sql", query, "--format", "csv")
+    assert printed.exit_code == 0, printed.output
+    assert printed.stdout.splitlines() == [
+        "nothing,empty,yes,m,pair,s,same,same",
+        ',"",true,"{""a"":1}","[1,2]","{""x"":[1.5]}",1,2',
+    ]

@@ -46,6 +46,21 @@ def _build(settings: Settings, cohorts: Path, *args: str) -> object:
 STUDIES = [{"submitter_id": "1.2.3", "study_modality": ["CT"]}, {"submitter_id": "1.2.4", "study_modality": ["CR"]}]
 
 
+def _built(tmp_path: Path) -> tuple[Settings, Path]:
+    """A warehouse built from :data:`STUDIES` with the cohort ``only_ct``, and its cohorts directory."""
+    settings = resolve_settings(tmp_path / "w")
+    cohorts = _cohorts(tmp_path, only_ct="CT")
+    _ingest(settings, STUDIES)
+    assert _build(settings, cohorts).exit_code == 0  # type: ignore[attr-defined]
+    return settings, cohorts
+
+
+def _published(settings: Settings) -> tuple[int, int]:
+    """Which file is live: its inode and modification time (ns)."""
+    stat = database_path(settings).stat()
+    return stat.st_ino, stat.st_mtime_ns
+
+
 def _sigint_default() -> None:
     """In the child: Ctrl-C as a terminal gives it, whatever this process does with SIGINT (a shell
     starts background jobs with SIGINT ignored, and an ignored signal is inherited through exec)."""
@@ -53,10 +68,7 @@ def _sigint_default() -> None:
 
 
 def test_a_reader_never_makes_a_build_fail_and_sees_the_new_one_next(tmp_path: Path) -> None:
-    settings = resolve_settings(tmp_path / "w")
-    cohorts = _cohorts(tmp_path, only_ct="CT")
-    _ingest(settings, STUDIES)
-    assert _build(settings, cohorts).exit_code == 0  # type: ignore[attr-defined]
+    settings, cohorts = _built(tmp_path)
     reader = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import duckdb, sys
@@ -84,18 +96,44 @@ def test_a_reader_never_makes_a_build_fail_and_sees_the_new_one_next(tmp_path: P
 
 
 def test_a_failed_build_leaves_the_previous_warehouse_live(tmp_path: Path) -> None:
-    settings = resolve_settings(tmp_path / "w")
-    cohorts = _cohorts(tmp_path, only_ct="CT")
-    _ingest(settings, STUDIES)
-    assert _build(settings, cohorts).exit_code == 0  # type: ignore[attr-defined]
+    settings, cohorts = _built(tmp_path)
     _ingest(settings, [*STUDIES, {"submitter_id": "1.2.3", "study_modality": ["MR"]}])  # a duplicate study key
     result = _build(settings, cohorts)
     assert result.exit_code == 1  # type: ignore[attr-defined]
     failed = settings.warehouse_dir / FAILED_FILE
     assert f"the failed build is in {failed}" in result.stderr  # type: ignore[attr-defined]
+    assert ("fail: test unique_stg_guppy__imaging_studies_study_uid (models/staging/guppy/_guppy__models.yml): "
+            "Got 1 result, configured to fail if != 0\n") in result.stderr  # type: ignore[attr-defined]
+    assert "skipped because of the failures" in result.stderr  # type: ignore[attr-defined]
     assert rows(settings, "select count(*) as n from marts.imaging_studies") == [{"n": 2}]
     with duckdb.connect(str(failed), read_only=True) as con:  # kept for a look: the new raw rows are there
         assert con.execute("select count(*) from raw.guppy_imaging_study").fetchall() == [(3,)]
+
+
+def test_a_failed_build_says_what_failed_what_was_skipped_and_where_the_log_is(tmp_path: Path) -> None:
+    settings = resolve_settings(tmp_path / "w")
+    cohorts = _cohorts(tmp_path, only_ct="CT")
+    (cohorts / "broken.yml").write_text("index: imaging_study\nfilter: {'=': {study_modality: CT}}\n"
+                                        "dicom_conditions: [kvpp > 80]\n")
+    _ingest(settings, STUDIES)
+    result = _build(settings, cohorts)
+    assert result.exit_code == 1  # type: ignore[attr-defined]
+    out, err = result.stdout, result.stderr  # type: ignore[attr-defined]
+    assert "\x1b[" not in out + err and "ERROR creating" not in out  # dbt's own console lines stay in its log
+    assert out.strip().splitlines()[-1].startswith("dbt build FAILED: ")
+    assert ", 1 failed, 6 skipped" in out
+    lines = err.strip().splitlines()
+    assert lines[0] == "Runtime Error in model broken (generated/cohorts/broken.sql)"
+    assert 'Referenced column "kvpp" not found' in lines[1] and lines[1].startswith("  ")
+    query_line, caret = next((line, lines[i + 1]) for i, line in enumerate(lines) if "LINE " in line)
+    assert caret.strip() == "^" and query_line[len(caret) - 1:].startswith("kvpp")
+    log = settings.warehouse_dir / "dbt" / "logs" / "dbt.log"
+    assert lines[-3:] == [
+        "6 skipped because of the failures: 1 model, 5 tests",
+        f"dbt's whole log: {log}",
+        f"the previous warehouse stays live; the failed build is in {settings.warehouse_dir / FAILED_FILE}",
+    ]
+    assert "kvpp" in log.read_text() and "None" not in err
 
 
 def test_deleted_cohorts_leave_the_schema(tmp_path: Path) -> None:
@@ -128,10 +166,7 @@ def test_a_second_writer_is_one_line_naming_the_holder(tmp_path: Path) -> None:
 
 
 def test_load_keeps_the_marts_and_a_stale_wal_never_breaks_the_published_file(tmp_path: Path) -> None:
-    settings = resolve_settings(tmp_path / "w")
-    cohorts = _cohorts(tmp_path, only_ct="CT")
-    _ingest(settings, STUDIES)
-    assert _build(settings, cohorts).exit_code == 0  # type: ignore[attr-defined]
+    settings, cohorts = _built(tmp_path)
     wal = database_path(settings).with_name(database_path(settings).name + ".wal")
     wal.write_bytes(b"\0garbage left by a crashed writer" * 100)
     _ingest(settings, [*STUDIES, {"submitter_id": "1.2.5", "study_modality": ["CT"]}])
@@ -143,11 +178,8 @@ def test_load_keeps_the_marts_and_a_stale_wal_never_breaks_the_published_file(tm
 
 
 def test_ctrl_c_during_build_is_one_line_and_publishes_nothing(tmp_path: Path) -> None:
-    settings = resolve_settings(tmp_path / "w")
-    cohorts = _cohorts(tmp_path, only_ct="CT")
-    _ingest(settings, STUDIES)
-    assert _build(settings, cohorts).exit_code == 0  # type: ignore[attr-defined]
-    before = database_path(settings).stat()
+    settings, cohorts = _built(tmp_path)
+    before = _published(settings)
     _ingest(settings, [*STUDIES, {"submitter_id": "1.2.5", "study_modality": ["CT"]}])
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     build = subprocess.Popen(
@@ -162,8 +194,7 @@ def test_ctrl_c_during_build_is_one_line_and_publishes_nothing(tmp_path: Path) -
     stdout, stderr = build.communicate(timeout=120)
     assert build.returncode == 130, (stdout, stderr)
     assert stderr.strip() == "interrupted"
-    after = database_path(settings).stat()
-    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert _published(settings) == before
     assert not next_file.exists()
     assert rows(settings, "select count(*) as n from marts.imaging_studies") == [{"n": 2}]
     assert _build(settings, cohorts).exit_code == 0  # type: ignore[attr-defined]
@@ -173,10 +204,7 @@ def test_ctrl_c_during_build_is_one_line_and_publishes_nothing(tmp_path: Path) -
 def test_kill_9_during_load_and_build_never_breaks_the_warehouse(tmp_path: Path) -> None:
     """Five kills of each at seeded random moments: the live warehouse stays queryable with
     the old or the new data, and the next run completes with no duplicates."""
-    settings = resolve_settings(tmp_path / "w")
-    cohorts = _cohorts(tmp_path, only_ct="CT")
-    _ingest(settings, STUDIES)
-    assert _build(settings, cohorts).exit_code == 0  # type: ignore[attr-defined]
+    settings, cohorts = _built(tmp_path)
     _ingest(settings, [*STUDIES, {"submitter_id": "1.2.5", "study_modality": ["CT"]}])
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     rng = random.Random(11)
@@ -198,13 +226,24 @@ def test_kill_9_during_load_and_build_never_breaks_the_warehouse(tmp_path: Path)
 
 
 def test_a_selection_matching_nothing_is_one_line_and_publishes_nothing(tmp_path: Path) -> None:
-    settings = resolve_settings(tmp_path / "w")
-    cohorts = _cohorts(tmp_path, only_ct="CT")
-    _ingest(settings, STUDIES)
-    assert _build(settings, cohorts).exit_code == 0  # type: ignore[attr-defined]
-    before = database_path(settings).stat()
+    settings, cohorts = _built(tmp_path)
+    before = _published(settings)
     result = _build(settings, cohorts, "--select", "nosuchmodel")
     assert result.exit_code == 2 and "--select nosuchmodel matches no model" in result.stderr  # type: ignore[attr-defined]
-    after = database_path(settings).stat()
-    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert _published(settings) == before
     assert not (settings.warehouse_dir / NEXT_FILE).exists()
+
+
+def test_a_cohort_dbt_cannot_compile_is_one_line_that_says_what_and_where(tmp_path: Path) -> None:
+    settings = resolve_settings(tmp_path / "w")
+    cohorts = _cohorts(tmp_path, only_ct="CT")
+    (cohorts / "jinja.yml").write_text("index: imaging_study\nfilter: {}\ndicom_conditions: ['kvp > {{ 1']\n")
+    _ingest(settings, STUDIES)
+    result = _build(settings, cohorts)
+    assert result.exit_code == 2  # type: ignore[attr-defined]
+    error = result.stderr  # type: ignore[attr-defined]
+    assert error.startswith("error: dbt could not run: Compilation Error in model jinja "
+                            "(generated/cohorts/jinja.sql): unexpected ')'")
+    assert "kvp > {{ 1)" in error  # the line dbt could not compile
+    assert error.rstrip().endswith(f"(dbt's log: {settings.warehouse_dir / 'dbt' / 'logs' / 'dbt.log'})")
+    assert not database_path(settings).exists()

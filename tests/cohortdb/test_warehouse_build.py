@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,8 @@ from cohortdb.project import SHIPPED_COHORTS_DIR
 from cohortdb.warehouse.duckdb import load_duckdb
 from ingest.settings import Settings, resolve_settings
 from tests.warehouse import rows as _rows
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_model_and_test_passes(built: Settings) -> None:
@@ -107,20 +111,87 @@ def test_tag_catalog_patterns_cover_every_element(built: Settings) -> None:
                        "keyword_path_pattern": "DeidentificationMethodCodeSequence[*].CodeValue"}]
 
 
+def test_patients_in_guppy_when_any_guppy_record_names_them(built: Settings) -> None:
+    patients = _rows(built, "select case_id, in_guppy, has_case_record, age_at_index from marts.patients")
+    named = {r["case_id"] for r in _rows(built, """
+        select submitter_id as case_id from raw.guppy_case
+        union select unnest(case_ids) from raw.guppy_imaging_study
+        union select unnest(case_ids) from raw.guppy_data_file""")}
+    cases = {r["submitter_id"]: r["age_at_index"]
+             for r in _rows(built, "select submitter_id, age_at_index from raw.guppy_case")}
+    for patient in patients:
+        assert patient["in_guppy"] == (patient["case_id"] in named)
+        assert patient["has_case_record"] == (patient["case_id"] in cases)
+        if patient["case_id"] in cases:
+            assert patient["age_at_index"] == cases[patient["case_id"]]
+
+
+def test_tag_catalog_keeps_item_counts_apart_from_values(built: Settings) -> None:
+    catalog = {r["tag_path_pattern"]: r for r in _rows(built, """
+        select tag_path_pattern, tag, vr, min_value_number, max_value_number, min_items, max_items
+        from marts.tag_catalog""")}
+    sequence = catalog["(0012,0064)"]
+    assert sequence["tag"] == "00120064" and sequence["vr"] == "SQ"
+    assert (sequence["min_items"], sequence["max_items"]) == (4, 4)
+    assert sequence["min_value_number"] is None and sequence["max_value_number"] is None
+    rows_ = catalog["(0028,0010)"]
+    assert rows_["min_items"] is None and rows_["min_value_number"] > 0
+    # the catalog's patterns select elements with `=`, as LIKE with escaped `_` does on raw tag paths
+    by_pattern = _rows(built, """select count(*) as n from staging.stg_dicom__elements
+                                 where tag_path_pattern = '(0012,0064)__*__(0008,0100)'""")
+    by_like = _rows(built, r"""select count(*) as n from raw.dicom_elements
+                               where tag_path like '(0012,0064)\_\_%\_\_(0008,0100)' escape '\'""")
+    assert by_pattern == by_like and by_pattern[0]["n"] > 0
+
+
+def test_columns_users_trip_on_are_documented(built: Settings) -> None:
+    manifest = json.loads((built.warehouse_dir / "dbt" / "target" / "manifest.json").read_text())
+    columns = {(n["name"], c): d["description"] for n in manifest["nodes"].values()
+               if n["resource_type"] == "model" for c, d in n["columns"].items()}
+    assert "never filled from an age at imaging" in columns[("patients", "age_at_index")]
+    assert "imaging_study or data_file" in columns[("patients", "in_guppy")]
+    for model in ("tag_catalog", "phi_audit", "stg_dicom__elements"):
+        assert "8" in columns[(model, "tag")] and "(00" in columns[(model, "tag")]
+    assert "sequence" in columns[("tag_catalog", "min_items")]
+    assert "LIKE" in columns[("stg_dicom__elements", "tag_path_pattern")]
+
+
 def test_fhir_resources_validate_and_match_the_marts(built: Settings) -> None:
-    rows = _rows(built, "select f.study_uid, f.resource_json, s.n_series, s.n_instances "
+    rows = _rows(built, "select f.study_uid, f.resource_json, s.in_dicom, s.n_series, s.n_instances, "
+                        "s.n_guppy_series, s.modalities, s.loinc_code, s.study_date, s.study_time "
                         "from marts.fhir_imaging_studies f join marts.imaging_studies s using (study_uid)")
-    dicom_studies = _rows(built, "select count(*) as n from marts.imaging_studies where in_dicom")[0]["n"]
-    assert len(rows) == dicom_studies
+    assert len(rows) == _rows(built, "select count(*) as n from marts.imaging_studies")[0]["n"]
+    offsets = {r["study_instance_uid"]: r["utc_offset"] for r in _rows(
+        built, "select i.study_instance_uid, min(e.value_text) as utc_offset from raw.dicom_elements e "
+               "join raw.dicom_instances i using (file_id) where e.tag = '00080201' group by 1")}
+    assert offsets and any(r["in_dicom"] and r["study_uid"] not in offsets for r in rows)  # both kinds
     for row in rows:
         document = json.loads(row["resource_json"])
         study = ImagingStudy.model_validate(document)
         assert study.identifier[0].value == f"urn:oid:{row['study_uid']}"
-        assert study.numberOfSeries == row["n_series"] == len(study.series)
-        assert study.numberOfInstances == row["n_instances"] == sum(len(s.instance) for s in study.series)
-        assert all(s.modality.system == "http://dicom.nema.org/resources/ontology/DCM" for s in study.series)
+        assert sorted(m.code for m in study.modality or []) == sorted(set(row["modalities"] or []))
+        assert all(m.system == "http://dicom.nema.org/resources/ontology/DCM" for m in study.modality or [])
+        if row["loinc_code"] is not None:
+            assert study.procedureCode[0].coding[0].code == row["loinc_code"]
+            assert study.procedureCode[0].coding[0].system == "http://loinc.org"
+        if row["in_dicom"]:
+            assert study.numberOfSeries == row["n_series"] == len(study.series)
+            assert study.numberOfInstances == row["n_instances"] == sum(len(s.instance) for s in study.series)
+            assert all(s.modality.system == "http://dicom.nema.org/resources/ontology/DCM" for s in study.series)
+            offset = offsets.get(row["study_uid"])
+            if offset is None or row["study_time"] is None:
+                assert document["started"] == row["study_date"].isoformat()
+            else:
+                when = datetime.datetime.fromisoformat(document["started"])
+                assert (when.date(), when.time()) == (row["study_date"], row["study_time"])
+                hours, minutes = int(offset[:3]), int(offset[0] + offset[3:])  # "-0530": -5 h -30 min
+                assert when.utcoffset() == datetime.timedelta(hours=hours, minutes=minutes)
+        else:  # known only from the commons: no headers, so no series, instances or start
+            assert "series" not in document and "started" not in document and "numberOfInstances" not in document
+            assert document.get("numberOfSeries") == (row["n_guppy_series"] or None)
         assert "null" not in row["resource_json"]
-    chest = [s for r in rows for s in json.loads(r["resource_json"])["series"] if "bodySite" in s]
+    assert any(not row["in_dicom"] for row in rows)
+    chest = [s for r in rows for s in json.loads(r["resource_json"]).get("series", []) if "bodySite" in s]
     assert chest and chest[0]["bodySite"]["system"] == "http://snomed.info/sct"
 
 
@@ -129,7 +200,9 @@ def test_build_with_guppy_only_and_sparse_records(tmp_path: Path) -> None:
     settings = resolve_settings(tmp_path / "w")
     dump = tmp_path / "studies.json"
     dump.write_text(json.dumps([{"submitter_id": "1.2.3", "study_modality": "CT"},
-                                {"submitter_id": "1.2.4", "case_ids": ["c1"]}]))
+                                {"submitter_id": "1.2.4", "case_ids": ["c1"], "age_at_index": [61],
+                                 "age_at_imaging": 62.5, "race": ["Asian"]},
+                                {"submitter_id": "1.2.5", "case_ids": ["c2"], "age_at_imaging": 50}]))
     from ingest.sources.guppy.dump import read_dump
     from ingest.sources.guppy.ingest import ingest_indices
 
@@ -143,6 +216,17 @@ def test_build_with_guppy_only_and_sparse_records(tmp_path: Path) -> None:
     assert studies == [
         {"study_uid": "1.2.3", "guppy_modalities": ["CT"], "in_dicom": False},
         {"study_uid": "1.2.4", "guppy_modalities": None, "in_dicom": False},
+        {"study_uid": "1.2.5", "guppy_modalities": None, "in_dicom": False},
+    ]
+    # Cases the commons names only in imaging_study records (no case index ingested) are in
+    # guppy; age_at_index is the commons' age at the index event, never an age at imaging.
+    patients = _rows(settings, "select case_id, in_guppy, has_case_record, in_dicom, age_at_index, "
+                               "first_age_at_imaging, race from marts.patients order by case_id")
+    assert patients == [
+        {"case_id": "c1", "in_guppy": True, "has_case_record": False, "in_dicom": False,
+         "age_at_index": 61.0, "first_age_at_imaging": 62.5, "race": "Asian"},
+        {"case_id": "c2", "in_guppy": True, "has_case_record": False, "in_dicom": False,
+         "age_at_index": None, "first_age_at_imaging": 50.0, "race": None},
     ]
 
 
@@ -154,6 +238,7 @@ def test_cli_build_from_another_directory(built: Settings, tmp_path: Path) -> No
     result = subprocess.run(
         [sys.executable, "-m", "cohortdb", "--warehouse", str(relative), "build", "--select", "marts"],
         cwd=cwd, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this tree's code, not the editable install's
     )
     assert result.returncode == 0, result.stderr
     assert "dbt build ok" in result.stdout

@@ -44,8 +44,8 @@ from ingest.dicom.header import ReadError
 from ingest.dicom.parts import BatchParts
 from ingest.dicom.schema import SOURCES
 from ingest.errors import UserError
-from ingest.lake import LakeLock, Transaction, new_part_id, write_parquet
-from ingest.settings import Settings
+from ingest.lake import LakeLock, Transaction, new_part_id, part_files, write_parquet
+from ingest.settings import Settings, make_warehouse_dir
 from ingest.sources.files.batch import TABLES, BatchResult, process_batch
 from ingest.sources.files.layout import check_layout, layout_conflict
 from ingest.sources.files.read import Source
@@ -417,6 +417,7 @@ def ingest_dicom(
             (to this shard of it), or the lake was ingested in another shard layout.
     """
     started = time.perf_counter()
+    make_warehouse_dir(settings)
     if not full and (conflict := layout_conflict(settings, shard)):
         raise UserError(conflict)  # early, before the walk; checked again under the lock
     workers = workers or os.cpu_count() or 1
@@ -469,3 +470,27 @@ def ingest_dicom(
         summary.peak_rss_mib = max(summary.peak_rss_mib, result.peak_rss_mib)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def errors_recorded(
+    settings: Settings, paths: Iterable[str | os.PathLike[str]], shard: Shard | None = None
+) -> int:
+    """The sources (or zip members) under ``paths`` (of ``shard``; None: all) that the lake
+    records as not read: ``dicom_errors`` rows of severity ``error``, whichever run wrote them
+    (a source that failed and is unchanged since is not read again)."""
+    roots = _unique_roots(paths)
+    count = 0
+    for part in part_files(settings.dicom_lake / "errors"):
+        try:
+            parquet = pq.ParquetFile(part)
+        except FileNotFoundError:  # rewritten meanwhile by another shard's run (no lock is held here)
+            continue
+        has_severity = "severity" in parquet.schema_arrow.names  # (parts older than warnings: all errors)
+        rows = parquet.read(columns=["source_path", "severity"] if has_severity else ["source_path"])
+        if has_severity:
+            rows = rows.filter(pc.equal(rows["severity"], "error"))
+        mine = under_mask(rows["source_path"], roots)
+        if shard is not None:
+            mine = pc.and_(mine, in_shard(rows["source_path"], shard))
+        count += pc.sum(mine).as_py() or 0
+    return count

@@ -29,9 +29,12 @@ from urllib.parse import urlparse
 import requests
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from ingest.errors import UserError
+from ingest.errors import UserError, requires
 
 T = TypeVar("T")
+
+GEN3_INSTALL = "pip install 'gen3>=4.20'"
+"""How to install the SDK (a dependency of cohortdb) when it is missing."""
 
 COUNT_QUERY = """query ($filter: JSON) {
   _aggregation { %s (filter: $filter, accessibility: accessible) { _totalCount } }
@@ -182,8 +185,9 @@ class GuppyClient:
     """
 
     def __init__(self, endpoint: str, credentials: Credentials, policy: RetryPolicy) -> None:
-        from gen3.auth import Gen3Auth
-        from gen3.query import Gen3Query
+        with requires("gen3", GEN3_INSTALL):
+            from gen3.auth import Gen3Auth
+            from gen3.query import Gen3Query
 
         self.endpoint = normalise_endpoint(endpoint)
         if self.endpoint.lower() != credentials.issuer:

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ingest.errors import UserError
-from ingest.sources.guppy.client import GuppyClient
+from ingest.errors import UserError, requires
+from ingest.sources.guppy.client import GEN3_INSTALL, GuppyClient
 
 
 def read_object_ids(path: Path) -> list[str]:
@@ -76,7 +76,8 @@ def download_objects(
     ``advance`` is called with each object id once it is done (for progress).
     Failures are ``"<id>: <reason>"`` lines; the other files are still fetched.
     """
-    from gen3.tools.download.drs_download import Downloadable, DownloadManager
+    with requires("gen3", GEN3_INSTALL):
+        from gen3.tools.download.drs_download import Downloadable, DownloadManager
 
     host = urlparse(client.endpoint).netloc
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,8 @@ def load_filter(path: Path) -> dict[str, Any] | None:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"filter file not found: {path}") from None
+    except OSError as error:  # a directory, no permission
+        raise UserError(f"cannot read filter file {path}: {error.strerror or error}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UserError(f"filter file {path} is not valid JSON: {error}") from None
     problem = filter_problem(document)

@@ -20,7 +20,7 @@ import pyarrow as pa
 from ingest.collector import gc_paused
 from ingest.errors import UserError
 from ingest.lake import LakeLock, Transaction, new_part_id, part_files
-from ingest.settings import Settings
+from ingest.settings import Settings, make_warehouse_dir
 from ingest.sources.guppy.flatten import flatten
 
 INDEX_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -79,13 +79,15 @@ def ingest_indices(
     *,
     commons: str,
     warn: Callable[[str], None],
+    live: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> list[IndexReport]:
     """Fetch, flatten and write each index; commit all of them together.
 
-    An index whose fetch returns no records is left unchanged (with a warning):
-    an empty answer from a private-tier commons usually means missing access,
-    not an empty index.
+    An index whose fetch returns no records is left unchanged (with a warning).
+    ``live``: ``fetch`` queries a commons' API, whose empty answer on a private
+    tier usually means missing access, not an empty index; the warning says so
+    then, and only then (otherwise ``fetch`` reads a dump, which simply held none).
 
     Raises:
         UserError: bad index name, bad records, or whatever ``fetch`` raises.
@@ -94,6 +96,7 @@ def ingest_indices(
         check_index_name(index)
     if len(set(indices)) != len(indices):
         raise UserError("each --index may be given only once")
+    make_warehouse_dir(settings)
     ingested_at = now()
     reports: list[IndexReport] = []
     lake_dir = settings.lake_dir
@@ -103,7 +106,7 @@ def ingest_indices(
             for index in indices:
                 reports.append(_stage_index(transaction, settings, index, fetch,
                                             commons=commons, ingested_at=ingested_at,
-                                            warn=warn))
+                                            warn=warn, live=live))
             transaction.commit()
         except BaseException:
             transaction.abort()
@@ -120,6 +123,7 @@ def _stage_index(
     commons: str,
     ingested_at: datetime,
     warn: Callable[[str], None],
+    live: bool,
 ) -> IndexReport:
     table_dir = settings.guppy_lake / index
     with gc_paused():
@@ -128,11 +132,12 @@ def _stage_index(
             if records[0] else None
         del records
     if table is None:
-        warn(
-            f"no {index} records returned by {commons}; lake/guppy/{index} left unchanged. "
-            "On a private-tier commons (e.g. MIDRC) an empty answer usually means your "
-            "account lacks access or the filter matches nothing."
-        )
+        if live:
+            warn(f"no {index} records returned by {commons}; lake/guppy/{index} left unchanged. "
+                 "On a private-tier commons (e.g. MIDRC) an empty answer usually means your "
+                 "account lacks access or the filter matches nothing.")
+        else:
+            warn(f"no {index} records in the dump given for {index}; lake/guppy/{index} left unchanged")
         return IndexReport(index, 0, 0, table_dir, 0)
     old_parts = part_files(table_dir)
     transaction.add(table, table_dir / f"{new_part_id()}.parquet")

@@ -52,3 +52,46 @@ def test_ingest_of_an_empty_directory_says_so(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     result = run_cli("--warehouse", str(tmp_path / "w"), "ingest", "dicom", "--workers", "1", str(tmp_path / "empty"))
     assert result.exit_code == 0 and "no files found" in result.stderr
+
+
+def test_a_query_may_open_with_a_comment(built: Settings) -> None:
+    warehouse = str(built.warehouse_dir)
+    answered = run_cli("-w", warehouse, "sql", "-- the answer\nselect 42 as answer", "--format", "csv")
+    assert answered.exit_code == 0 and answered.stdout.splitlines() == ["answer", "42"], answered.output
+    for empty in ("-- nothing", "", "  ;  "):
+        assert "the query is empty" in _one_error_line(run_cli("-w", warehouse, "sql", empty))
+
+
+def test_a_warehouse_that_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "empty").mkdir()
+    cases = [
+        (tmp_path / "notes.txt" / "w", f"cannot be created: {tmp_path / 'notes.txt'} is a file"),
+        (tmp_path / ("x" * 300), "File name too long"),
+        (Path("/proc/cohortdb-warehouse"), "cannot create the warehouse directory /proc/cohortdb-warehouse"),
+    ]
+    for warehouse, message in cases:
+        result = run_cli("--warehouse", str(warehouse), "ingest", "dicom", "--workers", "1", str(tmp_path / "empty"))
+        assert message in _one_error_line(result)
+
+
+def test_no_warehouse_says_what_to_run(tmp_path: Path) -> None:
+    typo = _one_error_line(run_cli("--warehouse", str(tmp_path / "typo"), "sql", "select 1"))
+    assert "nothing was ingested" in typo and "check --warehouse" in typo and "cohortdb build" in typo
+    (tmp_path / "ingested" / "lake").mkdir(parents=True)
+    unbuilt = _one_error_line(run_cli("--warehouse", str(tmp_path / "ingested"), "export", "csv",
+                                      "--model", "imaging_studies", "--out", str(tmp_path / "x.csv")))
+    assert "run `cohortdb build`" in unbuilt
+
+
+def test_strict_counts_the_errors_an_earlier_run_left(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "notes.txt").write_text("not DICOM")
+    args = ("--warehouse", str(tmp_path / "w"), "ingest", "dicom", "--workers", "1", "--strict", str(source))
+    assert run_cli(*args).exit_code == 1
+    again = run_cli(*args)  # notes.txt is unchanged: not read again, still not DICOM
+    assert again.exit_code == 1 and "0 errors" in again.stdout, again.output
+    assert "1 error of earlier runs still recorded" in again.stderr
+    (source / "notes.txt").unlink()
+    assert run_cli(*args).exit_code == 0

@@ -118,8 +118,8 @@ def test_formats(warehouse: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(cohort(warehouse, filter_, "--format", "csv").output)))
     assert [row["submitter_id"] for row in rows] == ["ct", "ct-and-dx"]
     assert json.loads(rows[1]["study_modality"]) == ["CT", "DX"]
-    table = cohort(warehouse, filter_).output.splitlines()
-    assert table[1].startswith("┃ submi") and table[3].startswith("│ ct ")  # submitter_id first
+    blocks = cohort(warehouse, filter_).output.strip("\n").split("\n\n")  # too wide: a block per record
+    assert [block.splitlines()[0].strip() for block in blocks] == ["submitter_id = ct", "submitter_id = ct-and-dx"]
     assert cohort(warehouse, {"=": {"sex": "Nobody"}}, "--format", "ids").output == ""
     everything = cohort(warehouse, {}, "--format", "ids").output.splitlines()
     assert len(everything) == 1 + len(VARIANTS) and everything == sorted(everything)
@@ -148,6 +148,21 @@ def test_missing_table_or_warehouse(warehouse: Path, tmp_path: Path) -> None:
     assert "raw.guppy_annotation" in result.stderr and "cohortdb load" in result.stderr
     result = run_cli("--warehouse", str(tmp_path / "none"), "cohort", "--index", "case",
                      "--filter", str(tmp_path / "f.json"))
-    assert result.exit_code == 2 and "cohortdb load" in result.stderr
+    assert result.exit_code == 2 and "nothing was ingested" in result.stderr and "cohortdb build" in result.stderr
     result = run_cli("--warehouse", str(warehouse), "cohort", "--filter", str(tmp_path / "f.json"))
     assert result.exit_code == 2 and "--index" in result.stderr
+
+
+def test_a_filter_that_is_a_directory_is_one_line(warehouse: Path, tmp_path: Path) -> None:
+    result = run_cli("--warehouse", str(warehouse), "cohort", "--index", "imaging_study", "--filter", str(tmp_path))
+    assert result.exit_code == 2
+    assert result.stderr == f"error: cannot read filter file {tmp_path}: Is a directory\n"
+
+
+def test_cohorts_given_as_a_file_is_one_line_not_no_cohorts(tmp_path: Path) -> None:
+    definition = tmp_path / "one.yml"  # a definition, where its directory was meant
+    definition.write_text("index: imaging_study\nfilter: {}\n")
+    result = run_cli("-w", str(tmp_path / "w"), "--cohorts", str(definition), "cohort", "list")
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: the cohorts directory {definition} is a file: "
+                             "give the directory of the definitions (--cohorts DIR)\n")

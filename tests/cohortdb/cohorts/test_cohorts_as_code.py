@@ -60,6 +60,23 @@ def test_dicom_conditions_and_files_companion(built: Settings) -> None:
     assert sorted(files, key=str) == sorted(expected_files, key=str) and files
 
 
+def test_dicom_conditions_see_only_dicom_instances_columns(built: Settings, tmp_path: Path) -> None:
+    from cohortdb import Warehouse
+
+    (tmp_path / "typo.yml").write_text("index: imaging_study\nfilter: {}\ndicom_conditions: [kvpp > 80]\n")
+    (tmp_path / "mart_column.yml").write_text("index: case\nfilter: {}\ndicom_conditions: [\"sex = 'Male'\"]\n")
+    wh = Warehouse(built.warehouse_dir, cohorts=tmp_path)
+    with pytest.raises(UserError) as error:
+        wh.cohort("typo")
+    candidates = str(error.value).split("Candidate bindings:")[1].splitlines()[0]
+    assert '"kvp"' in candidates and "guppy" not in candidates and "in_guppy" not in str(error.value)
+    # a column of the mart (patients.sex), not of marts.dicom_instances, is no DICOM condition
+    with pytest.raises(UserError) as error:
+        wh.cohort("mart_column")
+    assert 'column "sex" not found' in str(error.value)
+    assert wh.cohort({}, index="case", dicom_conditions=["patient_sex = 'M'"]).height > 0
+
+
 def test_cohort_list_shows_built_sizes(built: Settings) -> None:
     result = CliRunner().invoke(app, ["--warehouse", str(built.warehouse_dir), "cohort", "list", "-f", "json"])
     assert result.exit_code == 0, result.output

@@ -345,3 +345,28 @@ def test_invalid_filters_are_one_user_error_naming_the_bad_part(
         message = str(error.value)
         assert "\n" not in message
         assert bad_part in message, message
+
+
+def test_a_nested_items_field_outside_nested_points_at_nested() -> None:
+    annotation = pa.struct([("midrc_mRALE_score", pa.int64()), ("annotator_id", pa.string())])
+    series = pa.struct([("modality", pa.string())])
+    columns = {"sex": pa.list_(pa.string()), "imaging_study_annotations": pa.list_(annotation),
+               "imaging_studies": pa.list_(pa.struct([("study_uid", pa.string()),
+                                                      ("series", pa.list_(series))]))}
+    cases = [
+        ({"=": {"midrc_mRALE_score": 20}}, "filter.=.midrc_mRALE_score: 'midrc_mRALE_score' is a field "
+         "of nested 'imaging_study_annotations': use {\"nested\": {\"path\": \"imaging_study_annotations\", ...}}"),
+        ({"AND": [{"IN": {"modality": ["CT"]}}]}, "filter.AND[0].IN.modality: 'modality' is a field of "
+         "nested 'imaging_studies.series': use {\"nested\": {\"path\": \"imaging_studies.series\", ...}}"),
+        ({"nested": {"path": "imaging_studies", "=": {"modality": "CT"}}},
+         "'modality' is a field of nested 'imaging_studies.series'"),
+        ({"search": {"keyword": "SIFT", "fields": ["annotator_id"]}},
+         "filter.search.fields[0]: 'annotator_id' is a field of nested 'imaging_study_annotations'"),
+    ]
+    for filter_, message in cases:
+        with pytest.raises(UserError) as error:
+            filter_to_sql(filter_, columns)
+        assert message in str(error.value)
+        assert "unknown field" not in str(error.value)
+    # the hint's form is accepted as it stands
+    filter_to_sql({"nested": {"path": "imaging_studies.series", "=": {"modality": "CT"}}}, columns)

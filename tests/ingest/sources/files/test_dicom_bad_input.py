@@ -19,6 +19,8 @@ from ingest.lake import part_files
 from ingest.settings import Settings
 from ingest.sources.files.ingest import ingest_dicom
 
+ROOT = Path(__file__).resolve().parents[4]
+
 CT = Path(get_testdata_file("CT_small.dcm"))
 NO_META = Path(get_testdata_file("ExplVR_LitEndNoMeta.dcm"))  # starts with group 0008, no preamble
 
@@ -103,6 +105,7 @@ def test_every_bad_source_is_one_error_row_and_good_ones_land(settings: Settings
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cohortdb", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this tree's code, not the editable install's
     )
 
 

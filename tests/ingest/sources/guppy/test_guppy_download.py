@@ -111,7 +111,7 @@ def test_gen3_drs_pull_cli_works_against_the_fake(tmp_path: Path, tls_commons: F
     import subprocess
 
     gen3 = Path(sys.executable).with_name("gen3")
-    assert gen3.exists(), f"no gen3 console script beside {sys.executable}: pip install -e '.[guppy]'"
+    assert gen3.exists(), f"no gen3 console script beside {sys.executable}: pip install -e ."
     credentials = tmp_path / "cred.json"
     tls_commons.write_credentials(credentials)
     object_id = midrc_records["data_file"][1]["object_id"]
