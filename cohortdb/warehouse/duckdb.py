@@ -277,7 +277,7 @@ class DuckDBReader:
                 if timer.finished.is_set() or isinstance(exc, duckdb.InterruptException):
                     raise UserError(f"the query ran longer than {timeout_s:g} s and was stopped") from None
                 if isinstance(exc, duckdb.Error):
-                    raise _user_failure(exc) from None
+                    raise _failure(exc, _user_error_text) from None
                 raise
             finally:
                 timer.cancel()
