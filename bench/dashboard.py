@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import warehouse_build  # noqa: E402
 
 from cohortdb.api import Warehouse  # noqa: E402
+from cohortdb.export import manifest_json  # noqa: E402
 from cohortdb.project import SHIPPED_COHORTS_DIR  # noqa: E402
 from dashboards import queries  # noqa: E402
 from dashboards.selection import parse_params, to_guppy  # noqa: E402
@@ -98,9 +99,9 @@ def interactions(source: Any, directory: Path) -> dict[str, Callable[[], object]
                                                                      "marts.imaging_studies, unnest(modalities) "
                                                                      "as t(modality) group by all"),
         "cohorts: selection as filter + saved list": lambda: (to_guppy(male_cr), wh.cohorts()),
-        "cohorts: diff of two saved cohorts": lambda: (wh.cohort("seed000_covid_chest_xr"),
-                                                       wh.cohort("portable_chest_high_kvp")),
-        "export: manifest of Male CR (download)": lambda: queries.selection_manifest(source, male_cr),
+        "cohorts: diff of two saved cohorts": lambda: queries.cohort_diff(
+            source, "seed000_covid_chest_xr", "portable_chest_high_kvp", "study_uid"),
+        "export: manifest of Male CR (download)": lambda: manifest_json(queries.selection_manifest(source, male_cr)),
         "export: FHIR of Male CR (download)": lambda: queries.selection_fhir(source, male_cr),
         "export: CSV rows of Male CR (download)": lambda: queries.selection_rows(source, male_cr),
     }

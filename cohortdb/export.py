@@ -6,13 +6,18 @@ atomically: a temporary name in the same directory, renamed when complete.
 
 from __future__ import annotations
 
-import json
+import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
 
 from cohortdb.warehouse.base import TABLE_FORMATS, Relation, WarehouseTarget
+from cohortdb.warehouse.duckdb import write_delimited
 from ingest.errors import UserError
 
 SCHEMA_ORDER = ("cohorts", "marts", "intermediate", "staging", "reference", "raw")
@@ -83,6 +88,45 @@ def export_fhir(warehouse: WarehouseTarget, out: Path) -> int:
     return count
 
 
+MANIFEST_COLUMNS = ("object_id", "file_name", "file_size_bytes", "md5sum", "commons")
+"""The columns of ``marts.data_files`` (and ``cohorts.*__files``) a manifest entry is made of."""
+
+
+def manifest_entries(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, object]]:
+    """gen3 manifest entries from data file rows with :data:`MANIFEST_COLUMNS`, in their order.
+
+    An entry has ``object_id`` and, where known, ``file_name``, ``file_size``, ``md5sum`` and
+    ``commons_url`` (the host of a commons the records came from over HTTP(S)).
+    """
+    entries = []
+    for row in rows:
+        entry: dict[str, object] = {"object_id": row["object_id"]}
+        if row["file_name"]:
+            entry["file_name"] = row["file_name"]
+        if row["file_size_bytes"] is not None:
+            entry["file_size"] = int(row["file_size_bytes"])
+        if row["md5sum"]:
+            entry["md5sum"] = row["md5sum"]
+        commons = row["commons"]
+        if commons and commons.startswith(("http://", "https://")):
+            entry["commons_url"] = commons.split("://", 1)[1].split("/", 1)[0]
+        entries.append(entry)
+    return entries
+
+
+def manifest_json(entries: list[dict[str, object]]) -> bytes:
+    """A gen3 manifest file's bytes: the entries as a JSON array (UTF-8, indented), newline-ended."""
+    return orjson.dumps(entries, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+
+
+def delimited_text(table: pa.Table, fmt: str = "csv") -> str:
+    """A query result as CSV or TSV text, cells as ``cohortdb export csv|tsv`` writes them
+    (nested values JSON, booleans ``true``/``false``, NULL an empty cell, '' quoted)."""
+    out = io.StringIO()
+    write_delimited(table, out, fmt)
+    return out.getvalue()
+
+
 def export_manifest(warehouse: WarehouseTarget, cohort: str, out: Path) -> int:
     """Write the data files of a cohort as a gen3 JSON manifest (``gen3 drs-pull manifest``).
 
@@ -99,22 +143,9 @@ def export_manifest(warehouse: WarehouseTarget, cohort: str, out: Path) -> int:
                         "shows the definitions, `cohortdb build` builds them") from None
     source = warehouse.relation_sql(relation)
     rows = warehouse.query(
-        f"select object_id, file_name, file_size_bytes, md5sum, commons from {source} "
-        "where object_id is not null order by object_id"
+        f"select {', '.join(MANIFEST_COLUMNS)} from {source} where object_id is not null order by object_id"
     ).to_pylist()
-    entries = []
-    for row in rows:
-        entry: dict[str, object] = {"object_id": row["object_id"]}
-        if row["file_name"]:
-            entry["file_name"] = row["file_name"]
-        if row["file_size_bytes"] is not None:
-            entry["file_size"] = int(row["file_size_bytes"])
-        if row["md5sum"]:
-            entry["md5sum"] = row["md5sum"]
-        commons = row["commons"]
-        if commons and commons.startswith(("http://", "https://")):
-            entry["commons_url"] = commons.split("://", 1)[1].split("/", 1)[0]
-        entries.append(entry)
+    entries = manifest_entries(rows)
     with _atomic(out) as partial:
-        partial.write_text(json.dumps(entries, indent=1) + "\n", encoding="utf-8")
+        partial.write_bytes(manifest_json(entries))
     return len(entries)

@@ -27,7 +27,9 @@ import pyarrow as pa
 
 from cohortdb import UserError
 from cohortdb.cohorts.definitions import INDICES
+from cohortdb.cohorts.definitions import NAME as COHORT_NAME
 from cohortdb.cohorts.filter_sql import filter_to_sql, guppy_columns
+from cohortdb.export import MANIFEST_COLUMNS, manifest_entries
 from cohortdb.warehouse import WarehouseReader, WarehouseTarget, open_directory
 from dashboards.selection import (
     ENTITIES,
@@ -519,36 +521,71 @@ def user_sql(source: WarehouseReader, sql: str) -> tuple[pl.DataFrame, bool]:
     return frame(table), more
 
 
-def selection_manifest(source: WarehouseReader, selection: Selection) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class CohortDiff:
+    """Two built cohorts compared on their key: how many keys are only in A, only in B and in
+    both, and the first ``limit`` of each, sorted."""
+
+    counts: dict[str, int]
+    keys: dict[str, list[str]]
+
+
+DIFF_SIDES = ("Only in A", "Only in B", "In both")
+
+
+@cached
+def cohort_diff(source: WarehouseReader, first: str, second: str, key: str, limit: int = 1000) -> CohortDiff:
+    """Compare ``cohorts.<first>`` and ``cohorts.<second>`` (built) on ``key``, in one query.
+
+    Raises:
+        UserError: a name that is not a cohort's, or a cohort not built in this version.
+    """
+    for name in (first, second, key):
+        if not COHORT_NAME.fullmatch(name):
+            raise UserError(f"not a cohort or column name: {name!r}")
+    for name in (first, second):
+        if f"cohorts.{name}" not in relations(source):
+            raise UserError(f"cohort {name!r} is not built in this warehouse: run `cohortdb build`")
+    rows = source.query(f"""
+        with a as (select distinct "{key}" as k from cohorts."{first}" where "{key}" is not null),
+        b as (select distinct "{key}" as k from cohorts."{second}" where "{key}" is not null),
+        sided as (
+            select case when b.k is null then 0 when a.k is null then 1 else 2 end as side,
+                   coalesce(a.k, b.k) as k
+            from a full outer join b on a.k = b.k
+        ),
+        ranked as (
+            select side, k, row_number() over (partition by side order by k) as n,
+                   count(*) over (partition by side) as total
+            from sided
+        )
+        select side, k, total from ranked where n <= ? order by side, n""", [limit]).to_pylist()
+    counts = dict.fromkeys(DIFF_SIDES, 0)
+    keys: dict[str, list[str]] = {side: [] for side in DIFF_SIDES}
+    for row in rows:
+        side = DIFF_SIDES[row["side"]]
+        counts[side] = row["total"]
+        keys[side].append(str(row["k"]))
+    return CohortDiff(counts, keys)
+
+
+def selection_manifest(source: WarehouseReader, selection: Selection) -> list[dict[str, object]]:
     """The data files of the selection as gen3 manifest entries (``gen3 drs-pull manifest``)."""
     entity = ENTITIES[selection.entity]
     where, params = where_sql(selection, guppy_filter_sql=guppy_filter_sql(source, selection))
     join = {"studies": "f.study_uid = m.study_uid", "series": "f.series_uid = m.series_instance_uid",
             "cases": "f.case_id = m.case_id", "files": "f.object_id = m.object_id"}[entity.name]
     rows = source.query(f"""
-        select distinct f.object_id, f.file_name, f.file_size_bytes, f.md5sum, f.commons
+        select {", ".join(f"f.{c}" for c in MANIFEST_COLUMNS)}
         from marts.data_files as f
         where f.object_id is not null
           and exists (select 1 from marts.{entity.mart} as m where {join} and {where})
         order by f.object_id""", params).to_pylist()
-    entries = []
-    for row in rows:
-        entry: dict[str, Any] = {"object_id": row["object_id"]}
-        if row["file_name"]:
-            entry["file_name"] = row["file_name"]
-        if row["file_size_bytes"] is not None:
-            entry["file_size"] = int(row["file_size_bytes"])
-        if row["md5sum"]:
-            entry["md5sum"] = row["md5sum"]
-        commons = row["commons"] or ""
-        if commons.startswith(("http://", "https://")):
-            entry["commons_url"] = commons.split("://", 1)[1].split("/", 1)[0]
-        entries.append(entry)
-    return entries
+    return manifest_entries(rows)
 
 
 def selection_fhir(source: WarehouseReader, selection: Selection) -> list[str]:
-    """The FHIR R4 ImagingStudy resources (JSON text) of the selection's studies with headers."""
+    """The FHIR R4 ImagingStudy resources (JSON text) of the selection's studies."""
     entity = ENTITIES[selection.entity]
     where, params = where_sql(selection, guppy_filter_sql=guppy_filter_sql(source, selection))
     join = {"studies": "m.study_uid = r.study_uid", "series": "m.study_instance_uid = r.study_uid",

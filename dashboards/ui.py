@@ -7,7 +7,6 @@ connects the two with Streamlit's state.
 
 from __future__ import annotations
 
-import json
 from typing import NoReturn
 
 import altair as alt
@@ -125,21 +124,3 @@ def columns_config(frame: pl.DataFrame) -> dict[str, object]:
         else:
             config[name] = st.column_config.Column(title)
     return config
-
-
-def flatten(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` with list and struct columns as text (CSV and TSV have no nesting):
-    lists joined with ``; ``, structs as JSON."""
-    columns = []
-    for name, dtype in frame.schema.items():
-        column = pl.col(name)
-        if isinstance(dtype, pl.Struct):
-            columns.append(column.struct.json_encode())
-        elif isinstance(dtype, pl.List | pl.Array) and not isinstance(dtype.inner, pl.Struct | pl.List | pl.Array):
-            columns.append(column.cast(pl.List(pl.String)).list.join("; "))
-        elif isinstance(dtype, pl.List | pl.Array):
-            columns.append(column.map_elements(lambda v: json.dumps(v.to_list() if hasattr(v, "to_list") else v,
-                                                                    default=str), return_dtype=pl.String))
-        else:
-            columns.append(column)
-    return frame.select(columns)

@@ -12,13 +12,14 @@ import streamlit as st
 from cohortdb import UserError
 from cohortdb.api import Warehouse
 from cohortdb.cohorts.definitions import INDICES
+from cohortdb.warehouse import WarehouseReader
 from dashboards import queries, ui
 from dashboards.selection import ENTITIES, FILTER_PARAM, TAB_PARAM, from_guppy, to_guppy, to_params
 
 TAB_OF_INDEX = {entity.guppy_index: entity.name for entity in ENTITIES.values() if entity.guppy_index}
 
 
-def _current(source: object) -> None:
+def _current(source: WarehouseReader) -> None:
     selection = ui.current_selection()
     entity = ENTITIES[selection.entity]
     form = to_guppy(selection)
@@ -27,7 +28,7 @@ def _current(source: object) -> None:
         st.info(f"The {entity.label.lower()} tab has no guppy index: select on the studies, cases or files "
                 "tab to make a cohort.", icon=":material/info:")
         return
-    explored = queries.explore(source, selection)  # type: ignore[arg-type]
+    explored = queries.explore(source, selection)
     st.caption(f"{explored.metrics[0][1]:,} {entity.label.lower()} in the explorer · guppy index "
                f"`{form.index}`. A cohort selects the commons' records, so rows known only from DICOM headers "
                "are not in it.")
@@ -82,7 +83,7 @@ def _warehouse() -> Warehouse:
     return Warehouse(ui.warehouse().settings.warehouse_dir)
 
 
-def _saved() -> None:
+def _saved(source: WarehouseReader) -> None:
     st.subheader("Saved cohorts")
     try:
         saved = _warehouse().cohorts()
@@ -106,16 +107,14 @@ def _saved() -> None:
         return
     key = INDICES[index_of[first]].mart_key
     try:
-        a = set(_warehouse().cohort(first)[key].to_list())
-        b = set(_warehouse().cohort(second)[key].to_list())
+        diff = queries.cohort_diff(source, first, second, key)
     except UserError as exc:
         ui.error(exc)
         return
-    parts = {"Only in A": sorted(a - b), "Only in B": sorted(b - a), "In both": sorted(a & b)}
     cells = st.columns(3)
-    for cell, (label, keys) in zip(cells, parts.items(), strict=True):
-        cell.metric(label, f"{len(keys):,}", border=True)
-        cell.dataframe(pl.DataFrame({key: keys[:1000]}, schema={key: pl.String}), hide_index=True, height=240,
+    for cell, side in zip(cells, queries.DIFF_SIDES, strict=True):
+        cell.metric(side, f"{diff.counts[side]:,}", border=True)
+        cell.dataframe(pl.DataFrame({key: diff.keys[side]}, schema={key: pl.String}), hide_index=True, height=240,
                        width="stretch")
 
 
@@ -131,7 +130,7 @@ def main() -> None:
     with right:
         _load()
     st.divider()
-    _saved()
+    _saved(source)
 
 
 main()

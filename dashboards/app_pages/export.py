@@ -4,11 +4,11 @@ its data files and its studies as FHIR NDJSON. Files are made when a button is p
 from __future__ import annotations
 
 import io
-import json
 
 import streamlit as st
 
 from cohortdb import UserError
+from cohortdb.export import delimited_text, manifest_json
 from dashboards import queries, ui
 from dashboards.selection import ENTITIES
 
@@ -33,15 +33,16 @@ def main() -> None:
     stem = f"cohortdb-{entity.name}"
 
     st.subheader("Table")
-    st.caption(f"Every column of marts.{entity.mart} for the selected rows. In CSV and TSV, lists are joined "
-               "with `; `; Parquet keeps them as lists.")
+    st.caption(f"Every column of marts.{entity.mart} for the selected rows. In CSV and TSV, lists and "
+               "structs are JSON, as `cohortdb export csv` writes them; Parquet keeps them nested.")
     cells = st.columns(3)
-    cells[0].download_button("CSV", lambda: ui.flatten(queries.selection_rows(source, selection)).write_csv(),
+    cells[0].download_button("CSV", lambda: delimited_text(queries.selection_rows(source, selection).to_arrow()),
                              f"{stem}.csv", "text/csv", key="export_csv", icon=":material/table:",
                              on_click="ignore")
-    cells[1].download_button("TSV", lambda: ui.flatten(queries.selection_rows(source, selection))
-                             .write_csv(separator="\t"), f"{stem}.tsv", "text/tab-separated-values",
-                             key="export_tsv", icon=":material/table:", on_click="ignore")
+    cells[1].download_button("TSV", lambda: delimited_text(queries.selection_rows(source, selection).to_arrow(),
+                                                           "tsv"),
+                             f"{stem}.tsv", "text/tab-separated-values", key="export_tsv", icon=":material/table:",
+                             on_click="ignore")
 
     def parquet() -> bytes:
         buffer = io.BytesIO()
@@ -55,12 +56,13 @@ def main() -> None:
     st.caption("The data files of the selection as a gen3 manifest: "
                "`gen3 drs-pull manifest manifest.json DIR` or `cohortdb download` fetches them.")
     st.download_button("drs-pull manifest (JSON)",
-                       lambda: json.dumps(queries.selection_manifest(source, selection), indent=1) + "\n",
+                       lambda: manifest_json(queries.selection_manifest(source, selection)),
                        "manifest.json", "application/json", key="export_manifest", icon=":material/cloud_download:",
                        on_click="ignore")
 
     st.subheader("FHIR")
-    st.caption("One FHIR R4 ImagingStudy per selected study with headers, one JSON per line.")
+    st.caption("One FHIR R4 ImagingStudy per selected study, one JSON per line: series and instances where "
+               "the headers were ingested, what the commons knows otherwise.")
     st.download_button("ImagingStudy NDJSON",
                        lambda: "".join(r + "\n" for r in queries.selection_fhir(source, selection)),
                        "imaging-studies.ndjson", "application/fhir+ndjson", key="export_fhir",

@@ -7,6 +7,7 @@ import polars as pl
 import streamlit as st
 
 from cohortdb import UserError
+from cohortdb.export import delimited_text
 from dashboards import queries, ui
 
 EXAMPLES = {
@@ -57,8 +58,8 @@ def _show(result: pl.DataFrame, more: bool) -> None:
     note = f"{result.height:,} rows" + (f" (the first {queries.SQL_MAX_ROWS:,}; there are more)" if more else "")
     st.caption(note)
     st.dataframe(result, hide_index=True, width="stretch", height=min(38 + 35 * max(result.height, 1), 560))
-    st.download_button("Download CSV", ui.flatten(result).write_csv(), "query.csv", "text/csv", key="sql_download",
-                       icon=":material/download:", on_click="ignore")
+    st.download_button("Download CSV", lambda: delimited_text(result.to_arrow()), "query.csv", "text/csv",
+                       key="sql_download", icon=":material/download:", on_click="ignore")
 
 
 main()

@@ -3,6 +3,8 @@ with Debian's chromium. Screenshots of every page go to the test's temporary dir
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import shutil
 import signal
@@ -225,12 +227,38 @@ def test_a_manifest_downloads(served: tuple[str, Settings, Path], page: Any) -> 
         page.get_by_test_id("stDownloadButton").filter(has_text="drs-pull manifest").click()
     saved = root / "manifest.json"
     download.value.save_as(saved)
-    import json
-
     entries = json.loads(saved.read_text())
     expected = truth(settings, "select count(distinct f.object_id) from marts.data_files f join marts.imaging_studies "
                                "s using (study_uid) where s.sex = 'Male' and f.object_id is not null")
     assert len(entries) == expected > 0 and all(e["object_id"] for e in entries)
+
+
+def test_csv_and_fhir_downloads_are_the_cli_exports(served: tuple[str, Settings, Path], page: Any) -> None:
+    """The selection's CSV has the cells `cohortdb export csv` writes (nested values JSON,
+    booleans true/false), and its FHIR NDJSON the resources `cohortdb export fhir` writes."""
+    url, settings, root = served
+    open_page(page, url + "/export?sex=Male")
+    saved = {}
+    for label, name in (("CSV", "selection.csv"), ("ImagingStudy NDJSON", "selection.ndjson")):
+        with page.expect_download() as download:
+            page.get_by_test_id("stDownloadButton").filter(has_text=label).first.click()
+        saved[label] = root / name
+        download.value.save_as(saved[label])
+    cli = root / "studies.csv"
+    fhir = root / "studies.ndjson"
+    for args in (("export", "csv", "--model", "imaging_studies", "--out", str(cli)),
+                 ("export", "fhir", "--out", str(fhir))):
+        subprocess.run([sys.executable, "-m", "cohortdb", "--warehouse", str(settings.warehouse_dir), *args],
+                       cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), check=True, capture_output=True)
+    with cli.open(newline="") as every, saved["CSV"].open(newline="") as chosen:
+        males = [row for row in csv.DictReader(every) if row["sex"] == "Male"]
+        selected = list(csv.DictReader(chosen))
+    assert sorted(selected, key=lambda r: r["study_uid"]) == sorted(males, key=lambda r: r["study_uid"])
+    assert any(row["modalities"].startswith('["') for row in selected)
+    assert {row["in_dicom"] for row in selected} <= {"true", "false"}
+    male_uids = {row["study_uid"] for row in males}
+    expected = [line for line in fhir.read_text().splitlines() if json.loads(line)["id"] in male_uids]
+    assert saved["ImagingStudy NDJSON"].read_text().splitlines() == expected and expected
 
 
 def test_injection_strings_through_every_input_and_the_url(served: tuple[str, Settings, Path], page: Any) -> None:

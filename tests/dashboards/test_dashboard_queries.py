@@ -150,3 +150,23 @@ def test_preview_of_a_decodable_file_and_notes_otherwise(tmp_path: Path) -> None
     (tmp_path / "bad.dcm").write_bytes(b"not dicom")
     assert thumbnail.preview(str(tmp_path / "bad.dcm"), None).note.startswith("No preview")
     assert "local file" in thumbnail.preview("https://pacs.example/dicomweb", None).note
+
+
+def test_cohort_diff_equals_the_set_difference(dash_built: Settings) -> None:
+    source = queries.reader(queries.target(dash_built.warehouse_dir))
+    assert source is not None
+    built = [name for (name,) in truth(dash_built, "select table_name from information_schema.tables where "
+                                                   "table_schema = 'cohorts' and table_name not like '%\\_\\_%' "
+                                                   "escape '\\' order by 1")]
+    assert len(built) >= 2, built
+    a, b = built[:2]
+    keys = {name: {k for (k,) in truth(dash_built, f'select study_uid from cohorts."{name}"')} for name in (a, b)}
+    diff = queries.cohort_diff(source, a, b, "study_uid", limit=3)
+    expected = {"Only in A": keys[a] - keys[b], "Only in B": keys[b] - keys[a], "In both": keys[a] & keys[b]}
+    assert diff.counts == {side: len(uids) for side, uids in expected.items()}
+    assert diff.keys == {side: sorted(uids)[:3] for side, uids in expected.items()}
+    assert queries.cohort_diff(source, a, a, "study_uid").counts == {
+        "Only in A": 0, "Only in B": 0, "In both": len(keys[a])}
+    for bad in ("x\"; drop table marts.patients; --", "nosuchcohort"):
+        with pytest.raises(UserError):
+            queries.cohort_diff(source, bad, b, "study_uid")
