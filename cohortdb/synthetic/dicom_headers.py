@@ -76,6 +76,8 @@ def _add_patient_and_study(ds: Dataset, plan: SeriesPlan, study_description: str
     ds.AcquisitionDate = study_date
     ds.ContentDate = study_date
     ds.StudyTime = plan.study_time
+    if patient.site.utc_offset is not None:
+        ds.TimezoneOffsetFromUTC = patient.site.utc_offset
     ds.AccessionNumber = plan.accession_number
     ds.StudyDescription = study_description
     ds.PatientName = patient.name

@@ -27,19 +27,21 @@ SOP_CLASS_MR = "1.2.840.10008.5.1.4.1.1.4"
 
 @dataclass(frozen=True)
 class Site:
-    """One contributing site: its CTP project names and de-identification method."""
+    """One contributing site: its CTP project names, de-identification method, and the UTC
+    offset its headers record (TimezoneOffsetFromUTC, ``-0500``; ``None``: not recorded)."""
 
     site_id: str
     project: str
     deid_method: str
     keeps_manufacturer: bool
+    utc_offset: str | None = None
 
 
 SITES = (
-    Site("419639", "MIDRC-RICORD", "RSNA Covid-19 Dataset Default", keeps_manufacturer=False),
+    Site("419639", "MIDRC-RICORD", "RSNA Covid-19 Dataset Default", keeps_manufacturer=False, utc_offset="-0500"),
     Site("419640", "MIDRC-ACR", "MIDRC ACR Default", keeps_manufacturer=True),
-    Site("419641", "MIDRC-RSNA", "RSNA Covid-19 Dataset Default", keeps_manufacturer=True),
-    Site("419642", "MIDRC-TCIA", "TCIA CTP Default", keeps_manufacturer=True),
+    Site("419641", "MIDRC-RSNA", "RSNA Covid-19 Dataset Default", keeps_manufacturer=True, utc_offset="-0600"),
+    Site("419642", "MIDRC-TCIA", "TCIA CTP Default", keeps_manufacturer=True, utc_offset="-0500"),
 )
 
 DEID_METHOD_CODES = (

@@ -1,8 +1,12 @@
--- One FHIR R4 ImagingStudy resource (JSON text) per study with DICOM headers,
--- as seed 002 builds them: identifier urn:dicom:uid / urn:oid:<Study UID>,
--- series with a DCM modality coding and a SNOMED CT bodySite (PS3.16 Annex L),
--- instances with their SOP Class and number. `started` is the study date only:
--- FHIR requires a time zone with a time, and DICOM headers rarely have one.
+-- One FHIR R4 ImagingStudy resource (JSON text) per study, whether we hold its
+-- DICOM headers or only the commons' record of it, as seed 002 builds them:
+-- identifier urn:dicom:uid / urn:oid:<Study UID>, the study's modalities, its
+-- LOINC procedure code (from the commons), series with a DCM modality coding
+-- and a SNOMED CT bodySite (PS3.16 Annex L), instances with their SOP Class and
+-- number. A study known only from the commons has no series: its headers were
+-- never read. `started` is a dateTime when the headers give the study's date,
+-- time and TimezoneOffsetFromUTC (FHIR requires a zone with a time), else the
+-- study date alone.
 with
 
 instances as (
@@ -14,11 +18,44 @@ series as (
 ),
 
 studies as (
-    select * from {{ ref('imaging_studies') }} where in_dicom
+    select * from {{ ref('imaging_studies') }}
 ),
 
 body_sites as (
     select * from {{ ref('dicom_body_part_snomed') }}
+),
+
+-- TimezoneOffsetFromUTC (0008,0201) as the headers write it: "-0500"
+study_utc_offsets as (
+    select
+        instances.study_instance_uid,
+        min(elements.value_text) as utc_offset
+    from {{ ref('stg_dicom__elements') }} as elements
+    inner join instances
+        on elements.file_id = instances.file_id
+    where elements.tag_path = '(0008,0201)'
+        and length(elements.value_text) = 5
+        and substr(elements.value_text, 1, 1) in ('+', '-')
+    group by instances.study_instance_uid
+),
+
+study_modalities as (
+    select distinct
+        studies.study_uid,
+        modality
+    from studies
+    {{ unnest_with_position('studies', 'modalities', 'modality', 'modality_index') }}
+),
+
+modality_json as (
+    select
+        study_uid,
+        {{ ordered_list_agg(json_without_nulls(make_struct([
+            ('system', "'http://dicom.nema.org/resources/ontology/DCM'"),
+            ('code', 'modality'),
+        ])), 'modality') }} as modalities
+    from study_modalities
+    group by study_uid
 ),
 
 instance_json as (
@@ -53,6 +90,21 @@ series_json as (
     group by series.study_instance_uid
 ),
 
+started as (
+    select
+        studies.study_uid,
+        case
+            when studies.study_time is not null and study_utc_offsets.utc_offset is not null
+                then {{ dbt.cast('studies.study_date', dbt.type_string()) }}
+                    || 'T' || {{ dbt.cast('studies.study_time', dbt.type_string()) }}
+                    || substr(study_utc_offsets.utc_offset, 1, 3) || ':' || substr(study_utc_offsets.utc_offset, 4, 2)
+            else {{ dbt.cast('studies.study_date', dbt.type_string()) }}
+        end as started
+    from studies
+    left join study_utc_offsets
+        on studies.study_uid = study_utc_offsets.study_instance_uid
+),
+
 final as (
     select
         studies.study_uid,
@@ -62,15 +114,21 @@ final as (
             ('id', 'studies.study_uid'),
             ('identifier', '[' ~ make_struct([('system', "'urn:dicom:uid'"), ('value', "'urn:oid:' || studies.study_uid")]) ~ ']'),
             ('status', "'available'"),
+            ('modality', 'modality_json.modalities'),
             ('subject', make_struct([('type', "'Patient'"), ('identifier', make_struct([('system', "'urn:cohortdb:case_id'"), ('value', "coalesce(studies.case_id, 'unknown')")]))])),
-            ('started', dbt.cast('studies.study_date', dbt.type_string())),
-            ('numberOfSeries', 'studies.n_series'),
-            ('numberOfInstances', 'studies.n_instances'),
+            ('started', 'started.started'),
+            ('numberOfSeries', 'case when studies.in_dicom then studies.n_series else studies.n_guppy_series end'),
+            ('numberOfInstances', 'case when studies.in_dicom then studies.n_instances end'),
+            ('procedureCode', "case when studies.loinc_code is not null then [" ~ make_struct([('coding', '[' ~ make_struct([('system', "'http://loinc.org'"), ('code', 'studies.loinc_code'), ('display', 'studies.loinc_long_common_name')]) ~ ']'), ('text', 'studies.loinc_long_common_name')]) ~ "] end"),
             ('description', 'studies.study_description'),
             ('series', 'series_json.series'),
         ]))) }} as resource_json
     from studies
-    inner join series_json
+    inner join started
+        on studies.study_uid = started.study_uid
+    left join modality_json
+        on studies.study_uid = modality_json.study_uid
+    left join series_json
         on studies.study_uid = series_json.study_instance_uid
 )
 

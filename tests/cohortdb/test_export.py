@@ -29,7 +29,7 @@ def test_fhir_ndjson_validates(built: Settings, tmp_path: Path) -> None:
     result = _cli(built, "export", "fhir", "--out", str(out))
     assert result.exit_code == 0, result.output
     lines = out.read_text().splitlines()
-    expected = rows(built, "select study_uid from marts.imaging_studies where in_dicom order by study_uid")
+    expected = rows(built, "select study_uid from marts.imaging_studies order by study_uid")
     assert [json.loads(line)["id"] for line in lines] == [r["study_uid"] for r in expected]
     for line in lines:
         ImagingStudy.model_validate_json(line)

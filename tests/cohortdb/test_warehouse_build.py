@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
@@ -156,19 +157,41 @@ def test_columns_users_trip_on_are_documented(built: Settings) -> None:
 
 
 def test_fhir_resources_validate_and_match_the_marts(built: Settings) -> None:
-    rows = _rows(built, "select f.study_uid, f.resource_json, s.n_series, s.n_instances "
+    rows = _rows(built, "select f.study_uid, f.resource_json, s.in_dicom, s.n_series, s.n_instances, "
+                        "s.n_guppy_series, s.modalities, s.loinc_code, s.study_date, s.study_time "
                         "from marts.fhir_imaging_studies f join marts.imaging_studies s using (study_uid)")
-    dicom_studies = _rows(built, "select count(*) as n from marts.imaging_studies where in_dicom")[0]["n"]
-    assert len(rows) == dicom_studies
+    assert len(rows) == _rows(built, "select count(*) as n from marts.imaging_studies")[0]["n"]
+    offsets = {r["study_instance_uid"]: r["utc_offset"] for r in _rows(
+        built, "select i.study_instance_uid, min(e.value_text) as utc_offset from raw.dicom_elements e "
+               "join raw.dicom_instances i using (file_id) where e.tag = '00080201' group by 1")}
+    assert offsets and any(r["in_dicom"] and r["study_uid"] not in offsets for r in rows)  # both kinds
     for row in rows:
         document = json.loads(row["resource_json"])
         study = ImagingStudy.model_validate(document)
         assert study.identifier[0].value == f"urn:oid:{row['study_uid']}"
-        assert study.numberOfSeries == row["n_series"] == len(study.series)
-        assert study.numberOfInstances == row["n_instances"] == sum(len(s.instance) for s in study.series)
-        assert all(s.modality.system == "http://dicom.nema.org/resources/ontology/DCM" for s in study.series)
+        assert sorted(m.code for m in study.modality or []) == sorted(set(row["modalities"] or []))
+        assert all(m.system == "http://dicom.nema.org/resources/ontology/DCM" for m in study.modality or [])
+        if row["loinc_code"] is not None:
+            assert study.procedureCode[0].coding[0].code == row["loinc_code"]
+            assert study.procedureCode[0].coding[0].system == "http://loinc.org"
+        if row["in_dicom"]:
+            assert study.numberOfSeries == row["n_series"] == len(study.series)
+            assert study.numberOfInstances == row["n_instances"] == sum(len(s.instance) for s in study.series)
+            assert all(s.modality.system == "http://dicom.nema.org/resources/ontology/DCM" for s in study.series)
+            offset = offsets.get(row["study_uid"])
+            if offset is None or row["study_time"] is None:
+                assert document["started"] == row["study_date"].isoformat()
+            else:
+                when = datetime.datetime.fromisoformat(document["started"])
+                assert (when.date(), when.time()) == (row["study_date"], row["study_time"])
+                hours, minutes = int(offset[:3]), int(offset[0] + offset[3:])  # "-0530": -5 h -30 min
+                assert when.utcoffset() == datetime.timedelta(hours=hours, minutes=minutes)
+        else:  # known only from the commons: no headers, so no series, instances or start
+            assert "series" not in document and "started" not in document and "numberOfInstances" not in document
+            assert document.get("numberOfSeries") == (row["n_guppy_series"] or None)
         assert "null" not in row["resource_json"]
-    chest = [s for r in rows for s in json.loads(r["resource_json"])["series"] if "bodySite" in s]
+    assert any(not row["in_dicom"] for row in rows)
+    chest = [s for r in rows for s in json.loads(r["resource_json"]).get("series", []) if "bodySite" in s]
     assert chest and chest[0]["bodySite"]["system"] == "http://snomed.info/sct"
 
 
