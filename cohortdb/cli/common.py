@@ -104,6 +104,11 @@ class _PlainArgument(TyperArgument):
         return name if self.required else f"[{name}]"
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 error``, ``2 errors`` (nouns that take an s)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def progress() -> Progress:
     """A transient progress bar on stderr (silent when stderr is not a terminal)."""
     return Progress(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cohortdb.cli.common import progress, state, stderr, warn
+from cohortdb.cli.common import counted, progress, state, stderr, warn
 from ingest.errors import UserError
 from ingest.settings import Settings
 from ingest.sources.guppy.ingest import IndexReport, Records, ingest_indices
@@ -51,12 +51,13 @@ def ingest_dicom_command(
     # --strict: the errors recorded for these paths, of this run or of an earlier one (unchanged since)
     n_errors = errors_recorded(settings, paths, chosen_shard) if strict else summary.n_errors
     if n_errors > summary.n_errors:
-        typer.echo(f"{n_errors - summary.n_errors} errors of earlier runs are still recorded for these paths "
-                   "(their sources are unchanged since)", err=True)
+        typer.echo(f"{counted(n_errors - summary.n_errors, 'error')} of earlier runs "
+                   "still recorded for these paths (their sources are unchanged since)", err=True)
     if n_errors or summary.n_warnings:
         where = settings.dicom_lake / "errors"
-        typer.echo(f"see raw.dicom_errors after `cohortdb load` (or {where}) for the {n_errors} errors "
-                   f"and {summary.n_warnings} warnings", err=True)
+        problems = [counted(n, noun) for n, noun in ((n_errors, "error"), (summary.n_warnings, "warning")) if n]
+        typer.echo(f"see raw.dicom_errors after `cohortdb load` (or {where}) for the {' and '.join(problems)}",
+                   err=True)
     if strict and n_errors:
         raise typer.Exit(1)
 

@@ -92,6 +92,6 @@ def test_strict_counts_the_errors_an_earlier_run_left(tmp_path: Path) -> None:
     assert run_cli(*args).exit_code == 1
     again = run_cli(*args)  # notes.txt is unchanged: not read again, still not DICOM
     assert again.exit_code == 1 and "0 errors" in again.stdout, again.output
-    assert "1 errors of earlier runs are still recorded" in again.stderr
+    assert "1 error of earlier runs still recorded" in again.stderr
     (source / "notes.txt").unlink()
     assert run_cli(*args).exit_code == 0
