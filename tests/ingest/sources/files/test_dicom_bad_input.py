@@ -124,10 +124,10 @@ def test_strict_fails_on_errors_not_on_a_truncated_instance(tmp_path: Path) -> N
     shutil.copy(get_testdata_file("MR_truncated.dcm"), source)
     strict = _cli("--warehouse", str(tmp_path / "w"), "ingest", "dicom", "--strict", str(source), cwd=tmp_path)
     assert strict.returncode == 0, strict.stderr
-    assert "1 instances (1 truncated), 0 errors" in strict.stdout and "1 warnings" in strict.stderr
+    assert "1 instances (1 truncated), 0 errors" in strict.stdout and "for the 1 warning\n" in strict.stderr
     (source / "notes.txt").write_text("not DICOM")
     strict = _cli("--warehouse", str(tmp_path / "w"), "ingest", "dicom", "--strict", str(source), cwd=tmp_path)
-    assert strict.returncode == 1 and "1 errors" in strict.stderr
+    assert strict.returncode == 1 and "for the 1 error\n" in strict.stderr
 
 
 def test_missing_path_is_one_line_and_nonzero(tmp_path: Path) -> None:
