@@ -97,6 +97,9 @@ def _keyword(row: Mapping[str, Any]) -> str:
         name = html.escape(keyword) + " " if keyword else ""
         return f"<span class='private'>{name}private · {html.escape(str(creator))}</span>"
     if not keyword:
+        tag = str(row.get("tag") or "")
+        if len(tag) == 8 and int(tag[3], 16) % 2 == 1 and 0x10 <= int(tag[4:], 16) <= 0xFF:
+            return "<span class='private'>private creator</span>"  # (gggg,00xx) of an odd group, PS3.5 7.8.1
         return "<span class='none'>(unknown)</span>"
     return html.escape(keyword)
 

@@ -128,6 +128,10 @@ def test_header_tree_nests_sequences_and_escapes(dash_built: Settings) -> None:
                  "value_text": "<script>alert(1)</script>"})
     html = header_tree.render(header_tree.build(rows))
     assert "<script>alert" not in html and "&lt;script&gt;" in html and "private · ACME" in html
+    creator = {"tag_path": "(0009,0010)", "tag": "00090010", "keyword": "", "vr": "LO", "value_text": "ACME"}
+    unknown = {"tag_path": "(0008,0002)", "tag": "00080002", "keyword": "", "vr": "UN", "value_text": ""}
+    assert "private creator" in header_tree.render(header_tree.build([creator]))
+    assert "(unknown)" in header_tree.render(header_tree.build([unknown]))
     kept = header_tree.filtered(rows, "CodeValue")
     assert all("CodeValue" in r["tag_path"] + (r.get("keyword_path") or "") or r["vr"] == "SQ" for r in kept)
 
