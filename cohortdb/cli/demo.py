@@ -40,6 +40,8 @@ def demo_command(
         f"\nNext: {_this_command()} --warehouse {shlex.quote(str(w))} sql {query}\n"
         f"      (marts: imaging_studies, imaging_series, dicom_instances, patients, data_files,\n"
         f"       tag_catalog, phi_audit, reconciliation, fhir_imaging_studies; raw.* is the loaded lake)\n"
+        f"      or browse it: {_this_command()} --warehouse {shlex.quote(str(w))} dashboard"
+        "   (then open http://127.0.0.1:8501)\n"
         f"      or in Python: from cohortdb import Warehouse; Warehouse({str(w)!r}).sql(\"select ...\")\n"
         f"      or open {warehouse.location} with DuckDB; the Parquet lake is in {current.settings.lake_dir}"
     )
