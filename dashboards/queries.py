@@ -573,13 +573,13 @@ def selection_manifest(source: WarehouseReader, selection: Selection) -> list[di
     """The data files of the selection as gen3 manifest entries (``gen3 drs-pull manifest``)."""
     entity = ENTITIES[selection.entity]
     where, params = where_sql(selection, guppy_filter_sql=guppy_filter_sql(source, selection))
-    join = {"studies": "f.study_uid = m.study_uid", "series": "f.series_uid = m.series_instance_uid",
-            "cases": "f.case_id = m.case_id", "files": "f.object_id = m.object_id"}[entity.name]
+    link, column = {"studies": ("study_uid", "study_uid"), "series": ("series_instance_uid", "series_uid"),
+                    "cases": ("case_id", "case_id"), "files": ("object_id", "object_id")}[entity.name]
     rows = source.query(f"""
+        with chosen as (select distinct m.{link} as k from marts.{entity.mart} as m where {where})
         select {", ".join(f"f.{c}" for c in MANIFEST_COLUMNS)}
-        from marts.data_files as f
+        from chosen join marts.data_files as f on f.{column} = chosen.k
         where f.object_id is not null
-          and exists (select 1 from marts.{entity.mart} as m where {join} and {where})
         order by f.object_id""", params).to_pylist()
     return manifest_entries(rows)
 
@@ -588,10 +588,11 @@ def selection_fhir(source: WarehouseReader, selection: Selection) -> list[str]:
     """The FHIR R4 ImagingStudy resources (JSON text) of the selection's studies."""
     entity = ENTITIES[selection.entity]
     where, params = where_sql(selection, guppy_filter_sql=guppy_filter_sql(source, selection))
-    join = {"studies": "m.study_uid = r.study_uid", "series": "m.study_instance_uid = r.study_uid",
-            "cases": "m.case_id = r.case_id", "files": "m.study_uid = r.study_uid"}[entity.name]
+    link, column = {"studies": ("study_uid", "study_uid"), "series": ("study_instance_uid", "study_uid"),
+                    "cases": ("case_id", "case_id"), "files": ("study_uid", "study_uid")}[entity.name]
     rows = source.query(f"""
-        select r.resource_json from marts.fhir_imaging_studies as r
-        where exists (select 1 from marts.{entity.mart} as m where {join} and {where})
+        with chosen as (select distinct m.{link} as k from marts.{entity.mart} as m where {where})
+        select r.resource_json
+        from chosen join marts.fhir_imaging_studies as r on r.{column} = chosen.k
         order by r.study_uid""", params)
     return [str(v) for v in rows.column(0).to_pylist()]

@@ -90,6 +90,26 @@ def test_exports_of_a_selection(dash_built: Settings) -> None:
     assert len(manifest) == expected > 0 and all("object_id" in entry for entry in manifest)
     resources = [json.loads(line) for line in queries.selection_fhir(source, selection)]
     assert resources and {r["resourceType"] for r in resources} == {"ImagingStudy"}
+    # every tab: the files and studies linked to its selected rows, each once, sorted
+    links = {"studies": ("study_uid", "study_uid", "study_uid"),
+             "series": ("series_instance_uid", "series_uid", "study_instance_uid"),
+             "cases": ("case_id", "case_id", "case_id"), "files": ("object_id", "object_id", "study_uid")}
+    for tab, (key, file_column, study_link) in links.items():
+        column_value = {"studies": ("sex", "Female"), "cases": ("sex", "Female"), "series": ("modality", "CR"),
+                        "files": None}[tab]
+        chosen, ignored = parse_params({"tab": [tab], **({column_value[0]: [column_value[1]]} if column_value else {})})
+        assert not ignored
+        mart = f"marts.{ENTITIES[tab].mart}"
+        condition = f"m.{column_value[0]} = '{column_value[1]}'" if column_value else "true"
+        files = [r[0] for r in truth(dash_built, f"select distinct f.object_id from marts.data_files f join {mart} m "
+                                                 f"on f.{file_column} = m.{key} where {condition} and "
+                                                 "f.object_id is not null order by 1")]
+        assert [e["object_id"] for e in queries.selection_manifest(source, chosen)] == files, tab
+        column = "study_uid" if study_link != "case_id" else "case_id"
+        studies = [r[0] for r in truth(dash_built, f"select r.study_uid from marts.fhir_imaging_studies r where "
+                                                   f"r.{column} in (select m.{study_link} from {mart} m "
+                                                   f"where {condition}) order by 1")]
+        assert [json.loads(line)["id"] for line in queries.selection_fhir(source, chosen)] == studies, tab
     rows = queries.selection_rows(source, selection)
     assert rows.height == dict(queries.explore(source, selection).metrics)["Studies"]
 
