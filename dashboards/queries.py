@@ -62,6 +62,7 @@ _lock = threading.Lock()
 _readers: dict[Path, WarehouseReader] = {}
 _cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 CACHE_ENTRIES = 512
+_static: dict[tuple[Any, ...], Any] = {}
 
 
 def target(warehouse_dir: Path | str | None = None) -> WarehouseTarget:
@@ -89,7 +90,20 @@ def reader(warehouse: WarehouseTarget) -> WarehouseReader | None:
     with _lock:
         # the old reader is only dropped, not closed: another session may be mid-query on it
         _readers[key] = opened
+        for stale in [k for k in _static if k[1] != opened.version and k[2] == id(current)]:
+            del _static[stale]
+    threading.Thread(target=_warm, args=(opened,), daemon=True, name="cohortdb-warm").start()
     return opened
+
+
+def _warm(source: WarehouseReader) -> None:
+    """Compute what is static for a new version (every tab's landing view), so the first
+    visitor after a build does not wait for it; a failure is left to the page that asks."""
+    try:
+        for entity in ENTITIES:
+            explore(source, Selection(entity=entity))
+    except Exception:  # noqa: BLE001 - a page asking again shows the error
+        return
 
 
 def close_readers() -> None:
@@ -99,12 +113,35 @@ def close_readers() -> None:
             opened.close()
         _readers.clear()
         _cache.clear()
+        _static.clear()
 
 
 def forget_results() -> None:
-    """Forget every cached result (the bench times queries cold)."""
+    """Forget every cached result of a selection (the bench times queries cold); what is
+    :func:`static` to a version stays."""
     with _lock:
         _cache.clear()
+
+
+def static(function: Callable[P, R]) -> Callable[P, R]:
+    """Keep ``function``'s results for as long as its reader's version is the live one (what
+    does not depend on a selection: slider bounds, the tag list, each tab's landing view)."""
+
+    @wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        source = args[0]
+        assert hasattr(source, "version")
+        key = (function.__qualname__, source.version, id(source), tuple(_hashable(a) for a in args[1:]),
+               tuple(sorted(kwargs.items())))
+        with _lock:
+            if key in _static:
+                return _static[key]  # type: ignore[no-any-return]
+        result = function(*args, **kwargs)
+        with _lock:
+            _static[key] = result
+        return result
+
+    return wrapper
 
 
 def cached(function: Callable[P, R]) -> Callable[P, R]:
@@ -283,9 +320,21 @@ def _split(rows: pl.DataFrame) -> tuple[dict[str, FacetCounts], dict[str, pl.Dat
     return facets, charts
 
 
-@cached
 def explore(source: WarehouseReader, selection: Selection) -> Explored:
     """Metrics, facet counts (each ignoring its own selection) and chart data of a selection."""
+    if not selection.active_facets() and selection.header is None and selection.guppy_filter is None:
+        return _landing(source, selection.entity)
+    return _explore(source, selection)
+
+
+@static
+def _landing(source: WarehouseReader, entity_name: str) -> Explored:
+    """A tab with nothing selected: the same for every visitor of a version."""
+    return _explore(source, Selection(entity=entity_name))
+
+
+@cached
+def _explore(source: WarehouseReader, selection: Selection) -> Explored:
     entity = ENTITIES[selection.entity]
     guppy_sql = guppy_filter_sql(source, selection)
     where, params = where_sql(selection, guppy_filter_sql=guppy_sql)
@@ -316,7 +365,7 @@ def explore(source: WarehouseReader, selection: Selection) -> Explored:
     return Explored(metrics=metrics, facets=facets, charts=charts)
 
 
-@cached
+@static
 def range_bounds(source: WarehouseReader, entity_name: str) -> dict[str, tuple[float, float]]:
     """The whole mart's (min, max) of each range facet of a tab: the sliders' ends."""
     entity = ENTITIES[entity_name]
@@ -369,7 +418,7 @@ def _mart_columns(source: WarehouseReader, mart: str) -> tuple[str, ...]:
 
 # --------------------------------------------------------------------------- the header facet
 
-@cached
+@static
 def tag_choices(source: WarehouseReader) -> pl.DataFrame:
     """The tag path patterns of ``marts.tag_catalog``, most common first: ``tag_path_pattern``,
     ``keyword_path_pattern``, ``vr``, ``n_instances``, ``numeric`` (a range fits), ``label``."""
