@@ -40,6 +40,7 @@ from dashboards.selection import (
     HeaderSelection,
     Selection,
     header_condition,
+    header_links_sql,
     to_params,
     where_sql,
 )
@@ -247,6 +248,29 @@ def guppy_filter_sql(source: WarehouseReader, selection: Selection) -> str | Non
     return f"select {INDICES[entity.guppy_index].record_key} from {table} as g where {condition}"
 
 
+def _where(source: WarehouseReader, selection: Selection, exclude: str | None = None) -> tuple[str, list[Any]]:
+    """:func:`~dashboards.selection.where_sql` with the pasted guppy filter compiled and the
+    header facet's matches looked up once per selection (not joined again in every query)."""
+    links = None
+    if selection.header is not None and selection.header.active and exclude != PATTERN_PARAM:
+        links = header_links(source, selection.entity, selection.header)
+    return where_sql(selection, exclude=exclude, guppy_filter_sql=guppy_filter_sql(source, selection),
+                     header_links=links)
+
+
+HEADER_LINKS_MAX = 100_000
+"""Above this many matches the header facet stays a subquery (a parameter that long costs more)."""
+
+
+@cached
+def header_links(source: WarehouseReader, entity_name: str, header: HeaderSelection) -> tuple[str, ...] | None:
+    """The tab's link values of the instances the header facet matches (None: too many)."""
+    sql, params = header_links_sql(Selection(entity=entity_name, header=header))
+    found = source.query(f"select distinct link from ({sql}) as h(link) limit {HEADER_LINKS_MAX + 1}",
+                         params).column(0).to_pylist()
+    return tuple(found) if len(found) <= HEADER_LINKS_MAX else None
+
+
 @cached
 def _schema(source: WarehouseReader, table: str) -> pa.Schema:
     assert table in relations(source)  # a name from the allow-list, checked against the catalog
@@ -336,8 +360,7 @@ def _landing(source: WarehouseReader, entity_name: str) -> Explored:
 @cached
 def _explore(source: WarehouseReader, selection: Selection) -> Explored:
     entity = ENTITIES[selection.entity]
-    guppy_sql = guppy_filter_sql(source, selection)
-    where, params = where_sql(selection, guppy_filter_sql=guppy_sql)
+    where, params = _where(source, selection)
     ranges = [f for f in entity.facets if not f.categorical]
     aggregates = [f"cast({sql} as bigint)" for _, sql in entity.metrics] + _ranges_sql(ranges)
     row = list(source.query(f"select {', '.join(aggregates)} from marts.{entity.mart} as m where {where}",
@@ -353,7 +376,7 @@ def _explore(source: WarehouseReader, selection: Selection) -> Explored:
         facet = entity.facet(column)
         if facet is None:
             continue
-        own_where, own_params = where_sql(selection, exclude=column, guppy_filter_sql=guppy_sql)
+        own_where, own_params = _where(source, selection, exclude=column)
         if facet.categorical:
             own = run(source, _selected_cte(entity, own_where, [facet], None) + _counts_sql([facet], None),
                       own_params)
@@ -394,7 +417,7 @@ def table_page(source: WarehouseReader, selection: Selection, page: int, page_si
                ) -> pl.DataFrame:
     """Rows ``(page-1)*page_size`` … of the selection (1-based pages), sorted by the mart's key."""
     entity = ENTITIES[selection.entity]
-    where, params = where_sql(selection, guppy_filter_sql=guppy_filter_sql(source, selection))
+    where, params = _where(source, selection)
     columns = ", ".join(entity.table_columns)
     return run(source, f"select {columns} from marts.{entity.mart} as m where {where} "
                        f"order by m.{entity.key} limit ? offset ?",
@@ -405,7 +428,7 @@ def selection_rows(source: WarehouseReader, selection: Selection, columns: Seque
                    ) -> pl.DataFrame:
     """Every row of the selection (all the mart's columns unless ``columns``), sorted by key."""
     entity = ENTITIES[selection.entity]
-    where, params = where_sql(selection, guppy_filter_sql=guppy_filter_sql(source, selection))
+    where, params = _where(source, selection)
     chosen = "*" if columns is None else ", ".join(c for c in columns if c in _mart_columns(source, entity.mart))
     return run(source, f"select {chosen} from marts.{entity.mart} as m where {where} order by m.{entity.key}",
                params)
@@ -439,7 +462,7 @@ def header_values(source: WarehouseReader, selection: Selection, limit: int = 20
     range of its numbers."""
     assert selection.header is not None
     entity = ENTITIES[selection.entity]
-    where, params = where_sql(selection, exclude=PATTERN_PARAM, guppy_filter_sql=guppy_filter_sql(source, selection))
+    where, params = _where(source, selection, exclude=PATTERN_PARAM)
     condition, condition_params = header_condition(HeaderSelection(pattern=selection.header.pattern))
     link = entity.dicom_link
     sql = (f"with selected as materialized (select m.{entity.link_column} as link from marts.{entity.mart} as m "
@@ -621,7 +644,7 @@ def cohort_diff(source: WarehouseReader, first: str, second: str, key: str, limi
 def selection_manifest(source: WarehouseReader, selection: Selection) -> list[dict[str, object]]:
     """The data files of the selection as gen3 manifest entries (``gen3 drs-pull manifest``)."""
     entity = ENTITIES[selection.entity]
-    where, params = where_sql(selection, guppy_filter_sql=guppy_filter_sql(source, selection))
+    where, params = _where(source, selection)
     link, column = {"studies": ("study_uid", "study_uid"), "series": ("series_instance_uid", "series_uid"),
                     "cases": ("case_id", "case_id"), "files": ("object_id", "object_id")}[entity.name]
     rows = source.query(f"""
@@ -636,7 +659,7 @@ def selection_manifest(source: WarehouseReader, selection: Selection) -> list[di
 def selection_fhir(source: WarehouseReader, selection: Selection) -> list[str]:
     """The FHIR R4 ImagingStudy resources (JSON text) of the selection's studies."""
     entity = ENTITIES[selection.entity]
-    where, params = where_sql(selection, guppy_filter_sql=guppy_filter_sql(source, selection))
+    where, params = _where(source, selection)
     link, column = {"studies": ("study_uid", "study_uid"), "series": ("study_instance_uid", "study_uid"),
                     "cases": ("case_id", "case_id"), "files": ("study_uid", "study_uid")}[entity.name]
     rows = source.query(f"""

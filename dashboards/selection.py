@@ -407,8 +407,18 @@ def header_instances_sql(header: HeaderSelection) -> tuple[str, list[Any]]:
     return f"select e.file_id from raw.dicom_elements as e where {condition}", params
 
 
+def header_links_sql(selection: Selection) -> tuple[str, list[Any]]:
+    """A query of the tab's link values (``study_instance_uid``, …) of the instances the
+    header facet matches (which must be set)."""
+    assert selection.header is not None
+    instances, values = header_instances_sql(selection.header)
+    link = ENTITIES[selection.entity].dicom_link
+    return f"select i.{link} from raw.dicom_instances as i where i.file_id in ({instances})", values
+
+
 def where_sql(selection: Selection, *, exclude: str | None = None, alias: str = "m",
-              guppy_filter_sql: str | None = None) -> tuple[str, list[Any]]:
+              guppy_filter_sql: str | None = None,
+              header_links: Sequence[str] | None = None) -> tuple[str, list[Any]]:
     """The ``where`` condition (over the tab's mart as ``alias``) and its parameters.
 
     Args:
@@ -417,6 +427,8 @@ def where_sql(selection: Selection, *, exclude: str | None = None, alias: str = 
         guppy_filter_sql: the pasted guppy filter compiled by the one translation
             (:mod:`cohortdb.cohorts.filter_sql`) over its raw table as ``g``, with
             the key expression to match: a subquery giving the mart's link values.
+        header_links: the mart's link values of the instances the header facet matches,
+            when the caller has them (one parameter instead of a join of every instance).
     """
     entity = ENTITIES[selection.entity]
     parts: list[str] = []
@@ -429,10 +441,13 @@ def where_sql(selection: Selection, *, exclude: str | None = None, alias: str = 
         parts.append(sql)
         params += values
     if selection.header is not None and selection.header.active and exclude != PATTERN_PARAM:
-        instances, values = header_instances_sql(selection.header)
-        parts.append(f"{alias}.{entity.link_column} in (select i.{entity.dicom_link} from raw.dicom_instances as i "
-                     f"where i.file_id in ({instances}))")
-        params += values
+        if header_links is not None:
+            parts.append(f"{alias}.{entity.link_column} in (select unnest(?::varchar[]))")
+            params.append(list(header_links))
+        else:
+            links, values = header_links_sql(selection)
+            parts.append(f"{alias}.{entity.link_column} in ({links})")
+            params += values
     if guppy_filter_sql:
         parts.append(f"{alias}.{entity.key} in ({guppy_filter_sql})")
     return (" and ".join(parts) if parts else "true"), params

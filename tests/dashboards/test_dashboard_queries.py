@@ -61,6 +61,26 @@ def test_header_facet_selects_by_element_value(dash_built: Settings) -> None:
     assert values.lo is not None and values.hi is not None and values.lo <= 80 <= 100 <= values.hi
 
 
+@pytest.mark.parametrize("tab", ["studies", "series", "cases", "files"])
+def test_header_facet_as_looked_up_links_or_as_a_subquery(dash_built: Settings, tab: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    source = queries.reader(queries.target(dash_built.warehouse_dir))
+    assert source is not None
+    selection, _ = parse_params({"tab": [tab], "tag_path_pattern": ["(0008,0060)"], "value_text": ["CR", "CT"]})
+    looked_up = queries.explore(source, selection)
+    assert queries.header_links(source, tab, selection.header) is not None
+    queries.forget_results()
+    monkeypatch.setattr(queries, "HEADER_LINKS_MAX", 0)  # every match is too many: the subquery
+    assert queries.header_links(source, tab, selection.header) is None
+    joined = queries.explore(source, selection)
+    assert joined.metrics == looked_up.metrics and looked_up.metrics[0][1] > 0
+    assert joined.facets.keys() == looked_up.facets.keys()
+    for name, counts in looked_up.facets.items():
+        other = joined.facets[name]
+        assert (other.lo, other.hi, other.no_data) == (counts.lo, counts.hi, counts.no_data), name
+        assert sorted(other.counts.rows()) == sorted(counts.counts.rows()), name
+
+
 def test_the_sql_box_is_read_only_capped_and_timed(dash_built: Settings) -> None:
     source = queries.reader(queries.target(dash_built.warehouse_dir))
     assert source is not None
