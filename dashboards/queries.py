@@ -14,6 +14,7 @@ SQL text is written here only from fixed strings and the allow-listed column nam
 from __future__ import annotations
 
 import json
+import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -656,15 +657,30 @@ def selection_manifest(source: WarehouseReader, selection: Selection) -> list[di
     return manifest_entries(rows)
 
 
-def selection_fhir(source: WarehouseReader, selection: Selection) -> list[str]:
-    """The FHIR R4 ImagingStudy resources (JSON text) of the selection's studies."""
+def selection_fhir(source: WarehouseReader, selection: Selection) -> bytes:
+    """The FHIR R4 ImagingStudy resources of the selection's studies as NDJSON (UTF-8, one
+    resource per line, by Study UID)."""
     entity = ENTITIES[selection.entity]
     where, params = _where(source, selection)
     link, column = {"studies": ("study_uid", "study_uid"), "series": ("study_instance_uid", "study_uid"),
                     "cases": ("case_id", "case_id"), "files": ("study_uid", "study_uid")}[entity.name]
-    rows = source.query(f"""
+    lines = source.query(f"""
         with chosen as (select distinct m.{link} as k from marts.{entity.mart} as m where {where})
-        select r.resource_json
+        select r.resource_json || chr(10) as line
         from chosen join marts.fhir_imaging_studies as r on r.{column} = chosen.k
-        order by r.study_uid""", params)
-    return [str(v) for v in rows.column(0).to_pylist()]
+        order by r.study_uid""", params).column(0)
+    return ndjson_bytes(lines)
+
+
+def ndjson_bytes(lines: pa.ChunkedArray) -> bytes:
+    """The text of a string column whose values end with a newline, as one UTF-8 bytes object
+    (nulls skipped): a chunk's values are contiguous bytes, so none becomes a Python string."""
+    parts = []
+    for chunk in lines.chunks:
+        chunk = chunk.drop_null().cast(pa.large_string())
+        if len(chunk) == 0:
+            continue
+        _, offsets, data = chunk.buffers()
+        first, last = (struct.unpack_from("<q", offsets, 8 * i)[0] for i in (chunk.offset, chunk.offset + len(chunk)))
+        parts.append(memoryview(data)[first:last])
+    return b"".join(parts)

@@ -64,7 +64,7 @@ def main() -> None:
     st.caption("One FHIR R4 ImagingStudy per selected study, one JSON per line: series and instances where "
                "the headers were ingested, what the commons knows otherwise.")
     st.download_button("ImagingStudy NDJSON",
-                       lambda: "".join(r + "\n" for r in queries.selection_fhir(source, selection)),
+                       lambda: queries.selection_fhir(source, selection),
                        "imaging-studies.ndjson", "application/fhir+ndjson", key="export_fhir",
                        icon=":material/local_hospital:", on_click="ignore")
 
