@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -92,24 +91,28 @@ MANIFEST_COLUMNS = ("object_id", "file_name", "file_size_bytes", "md5sum", "comm
 """The columns of ``marts.data_files`` (and ``cohorts.*__files``) a manifest entry is made of."""
 
 
-def manifest_entries(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, object]]:
+def manifest_entries(table: pa.Table) -> list[dict[str, object]]:
     """gen3 manifest entries from data file rows with :data:`MANIFEST_COLUMNS`, in their order.
 
     An entry has ``object_id`` and, where known, ``file_name``, ``file_size``, ``md5sum`` and
     ``commons_url`` (the host of a commons the records came from over HTTP(S)).
     """
+    hosts: dict[str | None, str | None] = {}
     entries = []
-    for row in rows:
-        entry: dict[str, object] = {"object_id": row["object_id"]}
-        if row["file_name"]:
-            entry["file_name"] = row["file_name"]
-        if row["file_size_bytes"] is not None:
-            entry["file_size"] = int(row["file_size_bytes"])
-        if row["md5sum"]:
-            entry["md5sum"] = row["md5sum"]
-        commons = row["commons"]
-        if commons and commons.startswith(("http://", "https://")):
-            entry["commons_url"] = commons.split("://", 1)[1].split("/", 1)[0]
+    for object_id, name, size, md5, commons in zip(
+            *(table.column(column).to_pylist() for column in MANIFEST_COLUMNS), strict=True):
+        entry: dict[str, object] = {"object_id": object_id}
+        if name:
+            entry["file_name"] = name
+        if size is not None:
+            entry["file_size"] = int(size)
+        if md5:
+            entry["md5sum"] = md5
+        if commons not in hosts:
+            hosts[commons] = (commons.split("://", 1)[1].split("/", 1)[0]
+                              if commons and commons.startswith(("http://", "https://")) else None)
+        if hosts[commons]:
+            entry["commons_url"] = hosts[commons]
         entries.append(entry)
     return entries
 
@@ -142,10 +145,8 @@ def export_manifest(warehouse: WarehouseTarget, cohort: str, out: Path) -> int:
         raise UserError(f"no cohort named {cohort!r} in the warehouse; `cohortdb cohort list` "
                         "shows the definitions, `cohortdb build` builds them") from None
     source = warehouse.relation_sql(relation)
-    rows = warehouse.query(
-        f"select {', '.join(MANIFEST_COLUMNS)} from {source} where object_id is not null order by object_id"
-    ).to_pylist()
-    entries = manifest_entries(rows)
+    entries = manifest_entries(warehouse.query(
+        f"select {', '.join(MANIFEST_COLUMNS)} from {source} where object_id is not null order by object_id"))
     with _atomic(out) as partial:
         partial.write_bytes(manifest_json(entries))
     return len(entries)

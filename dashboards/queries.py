@@ -653,7 +653,7 @@ def selection_manifest(source: WarehouseReader, selection: Selection) -> list[di
         select {", ".join(f"f.{c}" for c in MANIFEST_COLUMNS)}
         from chosen join marts.data_files as f on f.{column} = chosen.k
         where f.object_id is not null
-        order by f.object_id""", params).to_pylist()
+        order by f.object_id""", params)
     return manifest_entries(rows)
 
 
