@@ -23,7 +23,14 @@ PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 INSTALL_HINT = "apt-get install -y orthanc orthanc-dicomweb (or `make apt`, which `make test` runs)"
 USER = "cohortdb"
 PASSWORD = "test-secret"  # a throwaway password of a throwaway server, never a real credential
-TOKEN = "test-bearer-token"  # likewise: Orthanc checks it as a bearer token (see `start`)
+TOKEN = "test-bearer-token"  # likewise: checked by a Lua filter in ``auth="token"`` mode (see `start`)
+GOOGLE_ROOT = "/v1/projects/p/locations/l/datasets/d/dicomStores/s/dicomWeb"
+"""Google Cloud Healthcare's DICOMweb path form, served by Orthanc in the token mode."""
+_TOKEN_FILTER = """
+function IncomingHttpRequestFilter(method, uri, ip, username, httpHeaders)
+  return httpHeaders['authorization'] == 'Bearer %s'
+end
+"""
 
 
 def missing() -> str | None:
@@ -50,7 +57,9 @@ class Orthanc:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
-    auth: tuple[str, str] = (USER, PASSWORD)
+    root: str = "/dicom-web"
+    token: bool = False
+    """Authentication by bearer token (a Lua filter) instead of HTTP Basic."""
     stopped: bool = field(default=False)
 
     @property
@@ -59,7 +68,15 @@ class Orthanc:
 
     @property
     def dicomweb(self) -> str:
-        return f"{self.url}/dicom-web"
+        return f"{self.url}{self.root}"
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        return None if self.token else (USER, PASSWORD)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {TOKEN}"} if self.token else {}
 
     @property
     def pid(self) -> int:
@@ -70,7 +87,8 @@ class Orthanc:
 
     def upload(self, data: bytes) -> dict[str, str] | None:
         """``POST /instances``: Orthanc's reply, None when it refuses the file (400/404)."""
-        response = requests.post(f"{self.url}/instances", data=data, auth=self.auth, timeout=60)
+        response = requests.post(f"{self.url}/instances", data=data, auth=self.auth, headers=self.headers,
+                                 timeout=60)
         if response.status_code in (400, 404):
             return None
         response.raise_for_status()
@@ -79,11 +97,13 @@ class Orthanc:
 
     def delete_study(self, study_uid: str) -> None:
         """Delete a study by its StudyInstanceUID (every Orthanc study of that UID)."""
-        found = requests.post(f"{self.url}/tools/lookup", data=study_uid, auth=self.auth, timeout=30)
+        found = requests.post(f"{self.url}/tools/lookup", data=study_uid, auth=self.auth, headers=self.headers,
+                              timeout=30)
         found.raise_for_status()
         for hit in found.json():
             if hit["Type"] == "Study":
-                requests.delete(f"{self.url}/studies/{hit['ID']}", auth=self.auth, timeout=60).raise_for_status()
+                requests.delete(f"{self.url}/studies/{hit['ID']}", auth=self.auth, headers=self.headers,
+                                timeout=60).raise_for_status()
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 10 s; waits for the process."""
@@ -104,13 +124,14 @@ class Orthanc:
         self.stopped = True
 
 
-def start(work: Path, *, threads: int | None = None) -> Orthanc:
-    """Start Orthanc with basic authentication (``USER``/``PASSWORD``), storage under ``work``,
-    DICOMweb at ``/dicom-web`` (full metadata), no DICOM port; wait until it answers.
+def start(work: Path, *, token: bool = False) -> Orthanc:
+    """Start Orthanc with storage under ``work``, DICOMweb with full metadata, no DICOM port;
+    wait until it answers.
 
-    ``threads``: Orthanc's HTTP threads (its default when None).
-    Bearer tokens: Orthanc 1.10 checks ``Authorization`` only as Basic, so the token
-    ``TOKEN`` is accepted as the Basic credentials it encodes? No: see ``token_header``.
+    Authentication: HTTP Basic (``USER``/``PASSWORD``), DICOMweb at ``/dicom-web``; with
+    ``token``, a bearer token (``TOKEN``, checked by a Lua ``IncomingHttpRequestFilter``: Orthanc
+    1.10 has no token authentication of its own; a wrong one gets 403) and DICOMweb at Google
+    Cloud Healthcare's path form (:data:`GOOGLE_ROOT`).
 
     Raises:
         RuntimeError: Orthanc is missing, exits, or does not answer within 30 s.
@@ -119,7 +140,7 @@ def start(work: Path, *, threads: int | None = None) -> Orthanc:
         raise RuntimeError(why)
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    config = {
+    config: dict[str, object] = {
         "Name": "cohortdb-test", "StorageDirectory": str(work / "db"), "IndexDirectory": str(work / "db"),
         "HttpPort": port, "RemoteAccessAllowed": False, "AuthenticationEnabled": True,
         "RegisteredUsers": {USER: PASSWORD}, "DicomServerEnabled": False, "OrthancExplorerEnabled": False,
@@ -127,19 +148,22 @@ def start(work: Path, *, threads: int | None = None) -> Orthanc:
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "Host": f"127.0.0.1:{port}",
                      "StudiesMetadata": "Full", "SeriesMetadata": "Full"},
     }
-    if threads:
-        config["HttpThreadsCount"] = threads
+    root = GOOGLE_ROOT if token else "/dicom-web"
+    if token:
+        (work / "token.lua").write_text(_TOKEN_FILTER % TOKEN)
+        config.update(AuthenticationEnabled=False, RegisteredUsers={}, LuaScripts=[str(work / "token.lua")])
+        config["DicomWeb"]["Root"] = root + "/"  # type: ignore[index]
     (work / "orthanc.json").write_text(json.dumps(config))
     log_path = work / "orthanc.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([ORTHANC, str(work / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT)
-    server = Orthanc(work, port, process, log_path)
+    server = Orthanc(work, port, process, log_path, root=root, token=token)
     deadline = time.monotonic() + 30
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"Orthanc exited with {process.returncode}: {server.log()}")
         try:
-            if requests.get(f"{server.url}/system", auth=server.auth, timeout=1).ok:
+            if requests.get(f"{server.url}/system", auth=server.auth, headers=server.headers, timeout=1).ok:
                 return server
         except requests.ConnectionError:
             pass

@@ -74,7 +74,7 @@ def _person_name(value: Any) -> str:
     empty groups dropped."""
     if not isinstance(value, dict):
         return "" if value is None else str(value)
-    groups = [value.get("Alphabetic") or "", value.get("Ideographic") or "", value.get("Phonetic") or ""]
+    groups = [(value.get(group) or "").rstrip("\0 ") for group in ("Alphabetic", "Ideographic", "Phonetic")]
     while groups and not groups[-1]:
         groups.pop()
     return "=".join(groups)
