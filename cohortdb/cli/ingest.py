@@ -187,7 +187,7 @@ def ingest_dicomweb_command(
         "Name of the environment variable holding a bearer token, e.g. "
         "export TOKEN=$(gcloud auth print-access-token) for Google Cloud Healthcare."))] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help=(
-        "Studies fetched at once."))] = 4,
+        "Worker processes, each reading a batch of studies over its own connection (1: none)."))] = 4,
     bulk_max_bytes: Annotated[int, typer.Option("--bulk-max-bytes", min=0, help=(
         "Fetch binary values up to this size from their BulkDataURI, so their hex matches a file's "
         "(0: fetch none); larger ones keep their URI."))] = 64,

@@ -138,6 +138,7 @@ def start(work: Path, *, token: bool = False) -> Orthanc:
     """
     if (why := missing()) is not None:
         raise RuntimeError(why)
+    work = work.resolve()  # (Orthanc reads relative paths against the configuration file's directory)
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config: dict[str, object] = {

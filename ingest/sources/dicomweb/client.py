@@ -172,6 +172,11 @@ class DicomWebClient:
 
     # ------------------------------------------------------------------ HTTP
 
+    def reset_connections(self) -> None:
+        """Forget every thread's session (a forked process must not share its parent's sockets)."""
+        self._local = threading.local()
+        self._count_lock = threading.Lock()
+
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:

@@ -5,11 +5,11 @@ StudyDate range, ``--study`` as UID lists, ``--modality`` checked here on each
 study's ModalitiesInStudy, which also avoids Orthanc 1.10's empty pages for
 ``ModalitiesInStudy`` with ``offset``), (2) compares each study's numbers of
 series and instances with the study state (:mod:`~ingest.sources.dicomweb.state`)
-and skips the unchanged, (3) fetches the others' WADO-RS metadata (per study,
-per series for big ones) on ``concurrency`` threads, with their small bulk values,
-and flattens the DICOM JSON straight to rows on this thread
-(:mod:`~ingest.sources.dicomweb.flatten`), written through
-:class:`~ingest.dicom.parts.BatchParts` as the file ingestor's are, and (4)
+and skips the unchanged, (3) reads the others in batches on ``concurrency`` forked
+processes (:mod:`~ingest.sources.dicomweb.batch`: WADO-RS metadata per study, per
+series for big ones, with the small bulk values; the DICOM JSON flattened straight
+to rows by :mod:`~ingest.sources.dicomweb.flatten` and written through
+:class:`~ingest.dicom.parts.BatchParts` as the file ingestor's are), and (4)
 commits everything in **one** transaction: the new rows, and the old rows of the
 studies read again and of those no longer on the server removed. A run that
 fails (server gone, credentials refused, Ctrl-C) leaves the lake as it was.
@@ -21,39 +21,35 @@ the state, on runs that list every study of the server (no ``--since`` and no
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import multiprocessing
 import re
+import signal
+import sys
+import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingest.arrow_setup import skip_pandas_check
-from ingest.collector import gc_paused
-from ingest.dicom.header import ReadError, describe_failure
-from ingest.dicom.parts import BatchParts
 from ingest.dicom.schema import TABLES
 from ingest.errors import UserError
 from ingest.lake import LakeLock, Transaction, new_part_id
 from ingest.settings import Settings
-from ingest.sources.dicomweb.client import PAGE_SIZE, DicomWebClient, NotFound, StudyListing
-from ingest.sources.dicomweb.flatten import BulkValue, bulk_uris, flatten_instance
-from ingest.sources.dicomweb.state import STUDIES, read_studies, studies_dir
+from ingest.sources.dicomweb.batch import STATE_PART, BatchResult, read_batch
+from ingest.sources.dicomweb.client import PAGE_SIZE, DicomWebClient, StudyListing
+from ingest.sources.dicomweb.state import read_studies, studies_dir
 
-SERIES_SPLIT = 2000
-"""Studies with more instances than this are fetched series by series (bounded responses)."""
-BATCH_INSTANCES = 5000
-"""Instances per set of part files (one set per batch, all committed together)."""
+BATCH_INSTANCES = 2000
+"""Instances per batch at most (one set of part files, read by one worker; all committed together)."""
 UID_CHUNK = 50
 """StudyInstanceUIDs per QIDO-RS query for ``--study`` (a list match, comma-separated)."""
-IN_FLIGHT_PER_THREAD = 2
-"""Studies fetched ahead per thread: bounds the JSON held in memory."""
 
 
 @dataclass
@@ -109,128 +105,11 @@ def _list_studies(
         yield from client.studies([*date_filter, ("StudyInstanceUID", chunk)], page_size=page_size)
 
 
-@dataclass
-class _Fetched:
-    """A study's instances as DICOM JSON with their fetched bulk values, or why it could not be read."""
-
-    listing: StudyListing
-    instances: list[Any]
-    bulk: dict[str, BulkValue]
-    error: ReadError | None = None
-
-
-def _fetch_study(client: DicomWebClient, listing: StudyListing, bulk_max_bytes: int) -> _Fetched:
-    """WADO-RS metadata of one study (per series when big), and its small bulk values (runs on a thread)."""
-    uid = listing.study_uid
-    try:
-        if listing.n_instances is not None and listing.n_instances > SERIES_SPLIT:
-            instances = [instance for series in client.series_uids(uid)
-                         for instance in client.series_metadata(uid, series)]
-        else:
-            instances = client.study_metadata(uid)
-    except NotFound:
-        error = ReadError("not_found", "the server lists this study but its metadata answers 404 "
-                          "(deleted meanwhile, or an inconsistent server)")
-        return _Fetched(listing, [], {}, error)
-    bulk: dict[str, BulkValue] = {}
-    if bulk_max_bytes > 0:
-        for instance in instances:
-            for uri in bulk_uris(instance) if isinstance(instance, dict) else []:
-                if uri not in bulk:
-                    try:
-                        bulk[uri] = client.bulk(uri, bulk_max_bytes)
-                    except NotFound:
-                        bulk[uri] = BulkValue(None, None)
-    return _Fetched(listing, instances, bulk)
-
-
-def _uid(instance: Any, tag: str) -> str | None:
-    if not isinstance(instance, dict):
-        return None
-    values = (instance.get(tag) or {}).get("Value") or []
-    return str(values[0]) if values and values[0] else None
-
-
-def instance_member(study_uid: str, instance: Any) -> str:
-    """The instance's WADO-RS path under the base URL (``source_member``)."""
-    series, sop = _uid(instance, "0020000E") or "?", _uid(instance, "00080018") or "?"
-    return f"studies/{study_uid}/series/{series}/instances/{sop}"
-
-
 def _study_of(member: str | None) -> str | None:
     """The study UID of a ``source_member`` written by this source."""
     if not member or not member.startswith("studies/"):
         return None
     return member.split("/", 2)[1]
-
-
-class _Batches:
-    """The part files of a run, a batch of up to :data:`BATCH_INSTANCES` instances at a time,
-    staged in one transaction with the study state of each batch."""
-
-    def __init__(self, settings: Settings, tx: Transaction, server: str, summary: DicomWebSummary) -> None:
-        self.settings = settings
-        self.tx = tx
-        self.server = server
-        self.summary = summary
-        self.ingested_at = dt.datetime.now(dt.UTC)
-        self.parts: BatchParts | None = None
-        self.part = ""
-        self.studies: list[dict[str, Any]] = []
-        self.n_instances = 0
-
-    def _open(self) -> BatchParts:
-        if self.parts is None:
-            self.part = new_part_id()
-            staging = self.tx.stage_path(self.part)
-            staging.mkdir(parents=True, exist_ok=True)
-            self.parts = BatchParts(staging, self.ingested_at)
-            self.studies, self.n_instances = [], 0
-        return self.parts
-
-    def add(self, fetched: _Fetched) -> None:
-        """One study's rows (an error row for a study, or per instance that cannot be read)."""
-        parts = self._open()
-        listing = fetched.listing
-        if fetched.error is not None:
-            parts.add_error(fetched.error, source_path=self.server, member=f"studies/{listing.study_uid}")
-        for instance in fetched.instances:
-            member = instance_member(listing.study_uid, instance)
-            parts.begin_source()
-            try:
-                header = flatten_instance(instance, parts.nodes, fetched.bulk)
-                parts.add_instance(header, source_path=self.server, member=member, mtime=None)
-            except ReadError as error:
-                parts.drop_source()
-                parts.add_error(error, source_path=self.server, member=member)
-            except Exception as exc:  # noqa: BLE001 - one instance's failure is its error row
-                parts.drop_source()
-                parts.add_error(ReadError("reader_failed", describe_failure(exc)), source_path=self.server,
-                                member=member)
-            parts.end_source()
-        self.summary.n_bulk += sum(value.data is not None for value in fetched.bulk.values())
-        self.studies.append({"server": self.server, "study_instance_uid": listing.study_uid,
-                             "n_series": listing.n_series, "n_instances": listing.n_instances, "part": self.part})
-        self.n_instances += len(fetched.instances)
-        if self.n_instances >= BATCH_INSTANCES:
-            self.close()
-
-    def close(self) -> None:
-        """Write the current batch's parts and stage them (nothing when there is no batch)."""
-        if self.parts is None:
-            return
-        counts = self.parts.close()
-        self.summary.n_instances += counts.n_instances
-        self.summary.n_errors += counts.n_errors
-        self.summary.n_elements += counts.n_elements
-        staging = self.parts.staging
-        for table in TABLES:
-            self.tx.add_file(staging / f"{table}.parquet", self.settings.dicom_lake / table / f"{self.part}.parquet")
-        state = staging / "studies.parquet"
-        pq.write_table(pa.Table.from_pylist(self.studies, schema=STUDIES), state)
-        self.tx.add_file(state, studies_dir(self.settings) / f"{self.part}.parquet")
-        self.summary.parts.append(self.part)
-        self.parts = None
 
 
 def _remove_studies(settings: Settings, state: pa.Table, doomed: set[str], server: str, tx: Transaction) -> None:
@@ -299,7 +178,8 @@ def ingest_dicomweb(
         study_uids: only these studies (their absence from the server removes them from the lake).
         modalities: only studies whose ModalitiesInStudy holds one of these.
         since: ``YYYYMMDD``: only studies of that date or later.
-        concurrency: studies fetched at once (threads, each with its own connection).
+        concurrency: worker processes, each reading a batch of studies (fetching the next study
+            while flattening one) with its own connections; 1: in this process.
         bulk_max_bytes: binary values up to this size are fetched from their BulkDataURI
             (0: none is); larger ones keep their URI (and length when the server says it).
         full: read every listed study, even unchanged ones.
@@ -341,14 +221,11 @@ def ingest_dicomweb(
         try:
             if doomed:
                 _remove_studies(settings, state, doomed, server, tx)
-            batches = _Batches(settings, tx, server, summary)
-            for fetched in _fetch_all(client, to_read, concurrency, bulk_max_bytes):
-                with gc_paused():
-                    batches.add(fetched)
-                summary.n_read += 1
+            for result in _read(client, tx, to_read, concurrency, bulk_max_bytes):
+                _stage(settings, tx, result, summary)
+                summary.n_read += result.n_studies
                 if on_progress:
                     on_progress(summary.n_read, len(to_read))
-            batches.close()
             tx.commit()
         except BaseException:
             tx.abort()
@@ -358,30 +235,97 @@ def ingest_dicomweb(
     return summary
 
 
-def _fetch_all(
-    client: DicomWebClient, studies: list[StudyListing], concurrency: int, bulk_max_bytes: int
-) -> Iterator[_Fetched]:
-    """Each study fetched on one of ``concurrency`` threads, a bounded number ahead, in order.
+def _batches(studies: list[StudyListing], workers: int) -> list[list[StudyListing]]:
+    """Studies in batches of about the same number of instances: at least ``4 × workers`` batches
+    when there are enough studies (so the workers finish together), at most :data:`BATCH_INSTANCES`
+    instances each (but a bigger study is a batch of its own)."""
+    sizes = [study.n_instances or 1 for study in studies]
+    target = max(1, min(BATCH_INSTANCES, -(-sum(sizes) // (4 * workers))))
+    batches: list[list[StudyListing]] = [[]]
+    filled = 0
+    for study, size in zip(studies, sizes, strict=True):
+        if batches[-1] and filled + size > target:
+            batches.append([])
+            filled = 0
+        batches[-1].append(study)
+        filled += size
+    return [batch for batch in batches if batch]
 
-    A failure stops the run: the studies not yet fetched are cancelled, and the error is raised.
+
+_worker_client: DicomWebClient | None = None
+"""The client of a pool worker (inherited by the fork, given its own connections)."""
+SWITCH_INTERVAL = 0.0005
+"""Seconds between GIL hand-overs while a batch is read: the fetching thread gets the socket's data
+without waiting out the flattening thread's default 5 ms turns (which made fetching no faster
+than one thread)."""
+
+
+def _worker_init(client: DicomWebClient) -> None:
+    global _worker_client
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    client.reset_connections()
+    _worker_client = client
+
+
+def _worker_read(job: tuple[Path, str, list[StudyListing], int, dt.datetime]) -> BatchResult:
+    assert _worker_client is not None
+    return read_batch(_worker_client, *job)
+
+
+@contextlib.contextmanager
+def _switch_interval(seconds: float) -> Iterator[None]:
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+def _read(
+    client: DicomWebClient, tx: Transaction, studies: list[StudyListing], concurrency: int, bulk_max_bytes: int
+) -> Iterator[BatchResult]:
+    """Each batch of ``studies`` read and staged under ``tx``: in this process when ``concurrency`` is 1,
+    else in ``concurrency`` forked processes (flattening is Python: threads would share one core).
+
+    A failure stops the run: the pool is terminated and the error raised.
     """
     if not studies:
         return
-    ahead = concurrency * IN_FLIGHT_PER_THREAD
-    with ThreadPoolExecutor(concurrency, thread_name_prefix="dicomweb") as pool:
-        pending: deque[Future[_Fetched]] = deque()
-        queue = iter(studies)
-        try:
-            for study in queue:
-                pending.append(pool.submit(_fetch_study, client, study, bulk_max_bytes))
-                if len(pending) >= ahead:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+    ingested_at = dt.datetime.now(dt.UTC)
+    jobs = []
+    for batch in _batches(studies, concurrency):
+        part = new_part_id()
+        jobs.append((tx.stage_path(part), part, batch, bulk_max_bytes, ingested_at))
+    if concurrency == 1:
+        with _switch_interval(SWITCH_INTERVAL):
+            for job in jobs:
+                yield read_batch(client, *job)
+        return
+    context = multiprocessing.get_context("fork")
+    main = threading.current_thread() is threading.main_thread()
+    interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # inherited: no window
+    try:
+        pool = context.Pool(min(concurrency, len(jobs)), initializer=_worker_init, initargs=(client,))
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, interrupt)
+    with pool:  # (terminated on the way out, whatever happened)
+        yield from pool.imap_unordered(_worker_read, jobs)
 
 
-__all__ = ["DicomWebSummary", "check_since", "ingest_dicomweb", "instance_member"]
+def _stage(settings: Settings, tx: Transaction, result: BatchResult, summary: DicomWebSummary) -> None:
+    """Move a read batch's parts (and its study state) into the lake when ``tx`` commits."""
+    staging = tx.stage_path(result.part)
+    for table in TABLES:
+        tx.add_file(staging / f"{table}.parquet", settings.dicom_lake / table / f"{result.part}.parquet")
+    tx.add_file(staging / STATE_PART, studies_dir(settings) / f"{result.part}.parquet")
+    summary.n_instances += result.n_instances
+    summary.n_errors += result.n_errors
+    summary.n_elements += result.n_elements
+    summary.n_bulk += result.n_bulk
+    summary.parts.append(result.part)
+
+
+__all__ = ["DicomWebSummary", "check_since", "ingest_dicomweb"]
