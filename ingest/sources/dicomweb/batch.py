@@ -52,6 +52,7 @@ class BatchResult:
     n_errors: int = 0
     n_elements: int = 0
     n_bulk: int = 0
+    n_requests: int = 0
     studies: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -126,6 +127,7 @@ def read_batch(
     staging.mkdir(parents=True, exist_ok=True)
     parts = BatchParts(staging, ingested_at)
     result = BatchResult(part, len(studies))
+    requests_before = client.n_requests
     with ThreadPoolExecutor(1, thread_name_prefix="dicomweb-fetch") as fetcher:
         ahead: deque[Future[Fetched]] = deque()
         waiting = iter(studies)
@@ -142,6 +144,7 @@ def read_batch(
     counts = parts.close()
     result.n_instances, result.n_errors, result.n_elements = counts.n_instances, counts.n_errors, counts.n_elements
     pq.write_table(pa.Table.from_pylist(result.studies, schema=STUDIES), staging / STATE_PART)
+    result.n_requests = client.n_requests - requests_before
     return result
 
 

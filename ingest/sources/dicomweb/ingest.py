@@ -221,6 +221,7 @@ def ingest_dicomweb(
         try:
             if doomed:
                 _remove_studies(settings, state, doomed, server, tx)
+            summary.n_requests = client.n_requests  # (listing; each batch counts its own)
             for result in _read(client, tx, to_read, concurrency, bulk_max_bytes):
                 _stage(settings, tx, result, summary)
                 summary.n_read += result.n_studies
@@ -230,7 +231,6 @@ def ingest_dicomweb(
         except BaseException:
             tx.abort()
             raise
-    summary.n_requests = client.n_requests
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -325,6 +325,7 @@ def _stage(settings: Settings, tx: Transaction, result: BatchResult, summary: Di
     summary.n_errors += result.n_errors
     summary.n_elements += result.n_elements
     summary.n_bulk += result.n_bulk
+    summary.n_requests += result.n_requests
     summary.parts.append(result.part)
 
 
