@@ -62,6 +62,8 @@ _TAG_INFO: dict[str, tuple[int, str, str, str]] = {}
 def _tag_info(key: str) -> tuple[int, str, str, str]:
     info = _TAG_INFO.get(key)
     if info is None:
+        if len(key) != 8:
+            raise ValueError(key)
         tag = int(key, 16)
         entry = DicomDictionary.get(tag)
         info = (tag, tag_string(tag >> 16, tag & 0xFFFF), f"{tag:08X}", entry[4] if entry else "")
