@@ -186,8 +186,9 @@ def ingest_dicomweb_command(
     token_env: Annotated[str | None, typer.Option("--token-env", metavar="VAR", help=(
         "Name of the environment variable holding a bearer token, e.g. "
         "export TOKEN=$(gcloud auth print-access-token) for Google Cloud Healthcare."))] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help=(
-        "Worker processes, each reading a batch of studies over its own connection (1: none)."))] = 4,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, max=64, help=(
+        "Worker processes, each reading a batch of studies over its own connections "
+        "(1: none; default: one per core)."))] = None,
     bulk_max_bytes: Annotated[int, typer.Option("--bulk-max-bytes", min=0, help=(
         "Fetch binary values up to this size from their BulkDataURI, so their hex matches a file's "
         "(0: fetch none); larger ones keep their URI."))] = 64,

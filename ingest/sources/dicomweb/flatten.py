@@ -133,8 +133,10 @@ class _Flattener:
             raise ReadError("too_deep", f"sequences nested more than {MAX_DEPTH} levels deep")
         if len(self.rows) > MAX_ELEMENTS:
             raise ReadError("too_large", f"more than {MAX_ELEMENTS} elements in one header")
-        for key in sorted(dataset, key=str.upper):
-            tag, tag_text, tag8, keyword = _tag_info(key.upper())
+        rows = self.rows
+        places = rows.nodes.item_map(("dicomweb", prefix))  # tag → (vr, node, tag path, keyword path)
+        for key in sorted(dataset):  # (PS3.18 F.2: keys are uppercase hex, so this is tag order)
+            tag, tag_text, tag8, keyword = _tag_info(key)
             if depth == 0 and tag >= 0x7FE00008:
                 # a file's reader stops at the pixel data: what follows (padding) is no row either
                 self.has_pixel_data = self.has_pixel_data or tag in PIXEL_TAGS
@@ -145,24 +147,24 @@ class _Flattener:
             if not isinstance(element, dict):
                 raise ReadError("invalid", f"element {tag_text} is not a DICOM JSON object")
             vr = str(element.get("vr") or "UN")
-            path = prefix + tag_text
-            kw_path = kw_prefix + (keyword or tag_text)
+            place = places.get(tag)
+            if place is None or place[0] != vr:
+                path, kw_path = prefix + tag_text, kw_prefix + (keyword or tag_text)
+                place = places[tag] = (vr, rows.nodes.intern(path, kw_path, tag8, keyword, vr, depth), path, kw_path)
+            node = place[1]
             creator = self.creator(dataset, tag) if tag >> 16 & 1 else None
             if vr == "SQ":
                 items = element.get("Value") or []
-                self.rows.add(path, kw_path, tag8, keyword, vr, len(items), depth, creator, [],
-                              float(len(items)), None)
+                rows.add_row(node, len(items), creator, [], float(len(items)), None)
                 for index, item in enumerate(items):
-                    self.walk(item or {}, f"{path}__{index}__", f"{kw_path}[{index}].", depth + 1)
+                    self.walk(item or {}, f"{place[2]}__{index}__", f"{place[3]}[{index}].", depth + 1)
                 continue
             if vr in BINARY_VRS and "Value" not in element:
                 values, length = self.binary(element)
-                vm = 1 if values or length else 0
-                self.rows.add(path, kw_path, tag8, keyword, vr, vm, depth, creator, values, None, length)
+                rows.add_row(node, 1 if values or length else 0, creator, values, None, length)
                 continue
             values = _texts(vr, element.get("Value") or [])
-            self.rows.add(path, kw_path, tag8, keyword, vr, len(values), depth, creator, values,
-                          first_number(vr, values), None)
+            rows.add_row(node, len(values), creator, values, first_number(vr, values), None)
 
     @staticmethod
     def creator(dataset: dict[str, Any], tag: int) -> str | None:

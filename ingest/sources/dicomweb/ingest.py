@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import multiprocessing
+import os
 import re
 import signal
 import sys
@@ -164,7 +165,7 @@ def ingest_dicomweb(
     study_uids: list[str] | None = None,
     modalities: list[str] | None = None,
     since: str | None = None,
-    concurrency: int = 4,
+    concurrency: int | None = None,
     bulk_max_bytes: int = 64,
     full: bool = False,
     page_size: int = PAGE_SIZE,
@@ -179,7 +180,7 @@ def ingest_dicomweb(
         modalities: only studies whose ModalitiesInStudy holds one of these.
         since: ``YYYYMMDD``: only studies of that date or later.
         concurrency: worker processes, each reading a batch of studies (fetching the next study
-            while flattening one) with its own connections; 1: in this process.
+            while flattening one) with its own connections; 1: in this process; default: one per core.
         bulk_max_bytes: binary values up to this size are fetched from their BulkDataURI
             (0: none is); larger ones keep their URI (and length when the server says it).
         full: read every listed study, even unchanged ones.
@@ -193,6 +194,7 @@ def ingest_dicomweb(
     started = time.perf_counter()
     if since is not None:
         check_since(since)
+    concurrency = concurrency or os.cpu_count() or 1
     if concurrency < 1:
         raise UserError("--concurrency must be at least 1")
     wanted = {m.strip().upper() for m in modalities or [] if m.strip()}
