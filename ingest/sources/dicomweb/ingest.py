@@ -45,7 +45,7 @@ from ingest.lake import LakeLock, Transaction, new_part_id
 from ingest.settings import Settings
 from ingest.sources.dicomweb.batch import STATE_PART, BatchResult, read_batch
 from ingest.sources.dicomweb.client import PAGE_SIZE, DicomWebClient, StudyListing
-from ingest.sources.dicomweb.state import read_studies, studies_dir
+from ingest.sources.dicomweb.state import orphans, read_studies, studies_dir
 
 BATCH_INSTANCES = 2000
 """Instances per batch at most (one set of part files, read by one worker; all committed together)."""
@@ -201,7 +201,7 @@ def ingest_dicomweb(
     summary = DicomWebSummary()
     skip_pandas_check()
     server = client.url
-    with LakeLock(settings.lake_dir):
+    with LakeLock(settings.lake_dir) as lock:
         listed = list(_list_studies(client, study_uids, since, page_size))
         if wanted:
             listed = [study for study in listed if wanted & {m.upper() for m in study.modalities}]
@@ -223,8 +223,9 @@ def ingest_dicomweb(
         try:
             if doomed:
                 _remove_studies(settings, state, doomed, server, tx)
+            tx.delete(orphans(settings))
             summary.n_requests = client.n_requests  # (listing; each batch counts its own)
-            for result in _read(client, tx, to_read, concurrency, bulk_max_bytes):
+            for result in _read(client, tx, to_read, concurrency, bulk_max_bytes, lock.fd):
                 _stage(settings, tx, result, summary)
                 summary.n_read += result.n_studies
                 if on_progress:
@@ -262,8 +263,9 @@ without waiting out the flattening thread's default 5 ms turns (which made fetch
 than one thread)."""
 
 
-def _worker_init(client: DicomWebClient) -> None:
+def _worker_init(client: DicomWebClient, lock_fd: int) -> None:
     global _worker_client
+    os.close(lock_fd)  # the parent's lake lock: a worker outliving it must not hold it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     sys.setswitchinterval(SWITCH_INTERVAL)
     client.reset_connections()
@@ -286,7 +288,8 @@ def _switch_interval(seconds: float) -> Iterator[None]:
 
 
 def _read(
-    client: DicomWebClient, tx: Transaction, studies: list[StudyListing], concurrency: int, bulk_max_bytes: int
+    client: DicomWebClient, tx: Transaction, studies: list[StudyListing], concurrency: int, bulk_max_bytes: int,
+    lock_fd: int,
 ) -> Iterator[BatchResult]:
     """Each batch of ``studies`` read and staged under ``tx``: in this process when ``concurrency`` is 1,
     else in ``concurrency`` forked processes (flattening is Python: threads would share one core).
@@ -309,7 +312,8 @@ def _read(
     main = threading.current_thread() is threading.main_thread()
     interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # inherited: no window
     try:
-        pool = context.Pool(min(concurrency, len(jobs)), initializer=_worker_init, initargs=(client,))
+        pool = context.Pool(min(concurrency, len(jobs)), initializer=_worker_init,
+                            initargs=(client, lock_fd))
     finally:
         if main:
             signal.signal(signal.SIGINT, interrupt)

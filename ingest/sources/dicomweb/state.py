@@ -43,4 +43,10 @@ def read_studies(settings: Settings, server: str) -> pa.Table:
     return table.filter(pc.is_in(table["part"], pa.array(present, pa.string()))).combine_chunks()
 
 
-__all__ = ["STUDIES", "read_studies", "studies_dir"]
+def orphans(settings: Settings) -> list[Path]:
+    """State part files whose lake part is gone (their rows are ignored; a run deletes them)."""
+    present = {path.stem for path in part_files(settings.dicom_lake / "instances")}
+    return [path for path in part_files(studies_dir(settings)) if path.stem not in present]
+
+
+__all__ = ["STUDIES", "orphans", "read_studies", "studies_dir"]

@@ -199,3 +199,18 @@ def test_bearer_token_at_google_cloud_healthcare_url_form(
                                          "credentials (HTTP 403): check the token in --token-env")
     finally:
         server.stop()
+
+
+def test_studies_whose_parts_were_dropped_are_read_again(
+    fresh: Orthanc, generated: list[Path], settings: Settings
+) -> None:
+    """`ingest dicom --full` in another shard layout drops every DICOM part: the study state
+    left without its parts is ignored (the studies are read again) and deleted."""
+    first = ingest_dicomweb(settings, _client(fresh), concurrency=1)
+    for table in ("instances", "elements", "errors"):
+        for path in (settings.dicom_lake / table).glob("*.parquet"):
+            path.unlink()
+    again = ingest_dicomweb(settings, _client(fresh), concurrency=1)
+    assert (again.n_read, again.n_unchanged) == (first.n_read, 0)
+    assert sorted(path.stem for path in studies_dir(settings).glob("*.parquet")) == sorted(again.parts)
+    assert sum(_instances(settings).values()) == len(generated)
