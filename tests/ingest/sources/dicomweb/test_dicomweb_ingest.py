@@ -214,3 +214,20 @@ def test_studies_whose_parts_were_dropped_are_read_again(
     assert (again.n_read, again.n_unchanged) == (first.n_read, 0)
     assert sorted(path.stem for path in studies_dir(settings).glob("*.parquet")) == sorted(again.parts)
     assert sum(_instances(settings).values()) == len(generated)
+
+
+def test_big_studies_are_fetched_series_by_series(
+    fresh: Orthanc, generated: list[Path], settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest.sources.dicomweb import batch
+
+    whole = ingest_dicomweb(settings, _client(fresh), concurrency=1)
+    monkeypatch.setattr(batch, "SERIES_SPLIT", 1)
+    by_series = Settings(tmp_path / "by-series")
+    split = ingest_dicomweb(by_series, _client(fresh), concurrency=1)
+    assert split.n_requests > whole.n_requests  # a series listing and a metadata request per series
+    assert _instances(by_series) == _instances(settings)
+    elements = {name: read_table(where.dicom_lake / "elements", ELEMENTS).drop_columns(["file_id"]).sort_by(
+        [("sop_instance_uid", "ascending"), ("tag_path", "ascending")]) for name, where in
+        (("whole", settings), ("split", by_series))}
+    assert elements["whole"].equals(elements["split"])
