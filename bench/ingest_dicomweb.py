@@ -117,13 +117,26 @@ def _ceiling(server, study_uids: list[str], threads: int) -> int:  # type: ignor
         return sum(pool.map(fetch, study_uids))
 
 
-def _measure(server, run) -> tuple[int, float, float]:  # type: ignore[no-untyped-def]
+def _own_cpu() -> float:
+    """CPU seconds of this process and its reaped children (the ingest's worker processes)."""
+    import resource
+
+    return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+
+
+CPU_MS: dict[str, list[tuple[float, float]]] = {}
+"""Per measurement name: (Orthanc's, the client's) CPU milliseconds per instance, each round."""
+
+
+def _measure(server, run, name: str = "") -> tuple[int, float, float]:  # type: ignore[no-untyped-def]
     """(instances, seconds, Orthanc's CPU share of the machine) of ``run()``."""
-    cpu, started = _cpu(server.pid), time.perf_counter()
+    cpu, own, started = _cpu(server.pid), _own_cpu(), time.perf_counter()
     n = run()
     seconds = time.perf_counter() - started
-    share = (_cpu(server.pid) - cpu) / seconds / (os.cpu_count() or 1)
-    return n, seconds, share
+    orthanc_cpu = _cpu(server.pid) - cpu
+    CPU_MS.setdefault(name, []).append((1000 * orthanc_cpu / n, 1000 * (_own_cpu() - own) / n))
+    return n, seconds, orthanc_cpu / seconds / (os.cpu_count() or 1)
 
 
 def main() -> None:
@@ -149,8 +162,8 @@ def main() -> None:
         ratios, ceilings = [], []
         with tempfile.TemporaryDirectory(prefix="bench-dicomweb-") as tmp:
             for round_ in range(1, args.rounds + 1):
-                base_n, base_s, base_cpu = _measure(server, lambda: _baseline(server, study_uids))
-                top_n, top_s, top_cpu = _measure(server, lambda: _ceiling(server, study_uids, 4))
+                base_n, base_s, base_cpu = _measure(server, lambda: _baseline(server, study_uids), "baseline")
+                top_n, top_s, top_cpu = _measure(server, lambda: _ceiling(server, study_uids, 4), "fetch-only")
                 settings = resolve_settings(Path(tmp) / f"w{round_}")
                 summary = None
 
@@ -160,7 +173,7 @@ def main() -> None:
                                               concurrency=args.concurrency, bulk_max_bytes=args.bulk_max_bytes)
                     return summary.n_instances
 
-                ours_n, ours_s, ours_cpu = _measure(server, ingest)
+                ours_n, ours_s, ours_cpu = _measure(server, ingest, "cohortdb")
                 assert summary is not None and ours_n == base_n, (ours_n, base_n)
                 ratio = (ours_n / ours_s) / (base_n / base_s)
                 ratios.append(ratio)
@@ -176,6 +189,9 @@ def main() -> None:
             rerun = time.perf_counter() - rerun_started
         print(f"\nmedian ratio cohortdb / baseline: {statistics.median(ratios):.2f}x (target >= 2x) over "
               f"{len(ratios)} rounds; the fetch-only ceiling is {statistics.median(ceilings):.2f}x the baseline")
+        for name, values in CPU_MS.items():
+            print(f"CPU per instance, {name}: Orthanc {statistics.median(v[0] for v in values):.2f} ms, "
+                  f"client {statistics.median(v[1] for v in values):.2f} ms")
         print(f"incremental re-run (nothing changed): {rerun:.2f} s, {again.n_unchanged} studies unchanged, "
               f"{again.n_read} read")
     finally:

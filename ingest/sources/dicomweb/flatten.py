@@ -31,6 +31,7 @@ from ingest.dicom.flatten import (
     MAX_DEPTH,
     MAX_ELEMENTS,
     MAX_STORED_BYTES,
+    NUMERIC_VRS,
     ElementRows,
     Nodes,
     first_number,
@@ -103,13 +104,20 @@ def _at_text(value: Any) -> str:
     return text
 
 
+_NUMBER_TEXT_VRS = INTEGER_VRS | FLOAT_VRS | {"DS", "IS"}
+_SPECIAL_VRS = _NUMBER_TEXT_VRS | {"PN", "AT"}
+
+
 def _texts(vr: str, raw: list[Any]) -> list[str]:
     """The ``Value`` array of a non-sequence, non-binary element as the file's ``values``."""
+    if len(raw) == 1 and vr not in _SPECIAL_VRS and type(raw[0]) is str:  # most elements: one string
+        text = raw[0].rstrip("\0 ")
+        return [text] if text else []
     if vr == "PN":
         values = [_person_name(v) for v in raw]
     elif vr == "AT":
         values = ["" if v is None else _at_text(v) for v in raw]
-    elif vr in INTEGER_VRS or vr in FLOAT_VRS or vr in ("DS", "IS"):
+    elif vr in _NUMBER_TEXT_VRS:
         values = [_number_text(vr, v) for v in raw]
     else:
         values = ["" if v is None else str(v).rstrip("\0 ") for v in raw]
@@ -164,7 +172,8 @@ class _Flattener:
                 rows.add_row(node, 1 if values or length else 0, creator, values, None, length)
                 continue
             values = _texts(vr, element.get("Value") or [])
-            rows.add_row(node, len(values), creator, values, first_number(vr, values), None)
+            number = first_number(vr, values) if vr in NUMERIC_VRS else None
+            rows.add_row(node, len(values), creator, values, number, None)
 
     @staticmethod
     def creator(dataset: dict[str, Any], tag: int) -> str | None:
