@@ -4,8 +4,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# Debian packages the tests use; installed only when a command is missing.
-APT_PACKAGES ?= openssl chromium
+# Debian packages the tests use (openssl; chromium for the dashboard's browser tests; Orthanc and
+# its DICOMweb plugin for the DICOMweb source tests); installed only when a package is missing.
+APT_PACKAGES ?= openssl chromium orthanc orthanc-dicomweb
 
 LINT   := .venv-lint/bin
 # the linters live in a venv of their own: mypy's pathspec and dbt-core's disagree

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,6 +12,9 @@ from cohortdb.cli.common import counted, progress, state, stderr, warn
 from ingest.errors import UserError
 from ingest.settings import Settings
 from ingest.sources.guppy.ingest import IndexReport, Records, ingest_indices
+
+if TYPE_CHECKING:
+    from ingest.sources.dicomweb.client import Auth
 
 app = typer.Typer(no_args_is_help=True, help="Read sources into the Parquet lake.")
 
@@ -161,3 +165,84 @@ def _split_fields(fields: str | None) -> list[str] | None:
     if not names:
         raise UserError("--fields is empty; omit it to get every field")
     return names
+
+
+@app.command("dicomweb")
+def ingest_dicomweb_command(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(help=(
+        "The DICOMweb root: http://host:8042/dicom-web (Orthanc), or "
+        "https://healthcare.googleapis.com/v1/projects/P/locations/L/datasets/D/dicomStores/S/dicomWeb."))],
+    study: Annotated[list[str] | None, typer.Option("--study", help=(
+        "Only this StudyInstanceUID; repeatable. A given study gone from the server is removed from the lake."))]
+    = None,
+    modality: Annotated[str | None, typer.Option("--modality", metavar="CT,MR,…", help=(
+        "Only studies with one of these modalities (ModalitiesInStudy)."))] = None,
+    since: Annotated[str | None, typer.Option("--since", metavar="YYYYMMDD", help=(
+        "Only studies dated (StudyDate) on or after this day."))] = None,
+    user: Annotated[str | None, typer.Option("--user", help="HTTP Basic user (with --password-env).")] = None,
+    password_env: Annotated[str | None, typer.Option("--password-env", metavar="VAR", help=(
+        "Name of the environment variable holding the password (never the password itself)."))] = None,
+    token_env: Annotated[str | None, typer.Option("--token-env", metavar="VAR", help=(
+        "Name of the environment variable holding a bearer token, e.g. "
+        "export TOKEN=$(gcloud auth print-access-token) for Google Cloud Healthcare."))] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, max=64, help=(
+        "Worker processes, each reading a batch of studies over its own connections "
+        "(1: none; default: one per core)."))] = None,
+    bulk_max_bytes: Annotated[int, typer.Option("--bulk-max-bytes", min=0, help=(
+        "Fetch binary values up to this size from their BulkDataURI, so their hex matches a file's "
+        "(0: fetch none); larger ones keep their URI."))] = 64,
+    full: Annotated[bool, typer.Option("--full", help="Read every listed study, even unchanged ones.")] = False,
+    page_size: Annotated[int, typer.Option("--page-size", min=1, hidden=True, help="Studies per QIDO page.")]
+    = 500,
+    retries: Annotated[int, typer.Option("--retries", min=1, help="Attempts per request.")] = 4,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Per-request timeout, s.")] = 120.0,
+) -> None:
+    """Ingest DICOM headers from a DICOMweb server (QIDO-RS + WADO-RS metadata, no pixels); incremental."""
+    from ingest.sources.dicomweb.client import DicomWebClient, RetryPolicy
+    from ingest.sources.dicomweb.ingest import ingest_dicomweb
+
+    settings = state(ctx).settings
+    auth = _dicomweb_auth(user, password_env, token_env)
+    client = DicomWebClient(url, auth, RetryPolicy(attempts=retries, timeout=timeout))
+    modalities = [m for m in (modality or "").split(",") if m.strip()] or None
+    if modality is not None and not modalities:
+        raise UserError("--modality is empty; omit it to read every modality")
+    with progress() as bar:
+        task = bar.add_task("reading DICOMweb metadata", total=None)
+        summary = ingest_dicomweb(
+            settings, client, study_uids=study or None, modalities=modalities, since=since,
+            concurrency=concurrency, bulk_max_bytes=bulk_max_bytes, full=full, page_size=page_size,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    typer.echo(summary.line())
+    if summary.n_listed == 0:
+        typer.echo(f"warning: no studies found at {client.url}", err=True)
+    if summary.n_errors:
+        where = settings.dicom_lake / "errors"
+        typer.echo(f"see raw.dicom_errors after `cohortdb load` (or {where}) for the {summary.n_errors} errors",
+                   err=True)
+
+
+def _dicomweb_auth(user: str | None, password_env: str | None, token_env: str | None) -> Auth:
+    """Credentials from the environment variables named on the command line (never from arguments)."""
+    from ingest.sources.dicomweb.client import Auth
+
+    if token_env and (user or password_env):
+        raise UserError("give either --user with --password-env, or --token-env, not both")
+    if token_env:
+        return Auth(token=_secret(token_env, "--token-env"))
+    if password_env and not user:
+        raise UserError("--password-env needs --user")
+    if user:
+        if not password_env:
+            raise UserError("--user needs --password-env VAR, the environment variable holding the password")
+        return Auth(user=user, password=_secret(password_env, "--password-env"))
+    return Auth()
+
+
+def _secret(variable: str, option: str) -> str:
+    value = os.environ.get(variable)
+    if not value:
+        raise UserError(f"{option} {variable}: that environment variable is not set or empty")
+    return value

@@ -1,0 +1,1 @@
+"""A real Orthanc (Debian's ``orthanc`` + ``orthanc-dicomweb``) for tests and benches."""
