@@ -220,8 +220,8 @@ def ingest_dicomweb_command(
         typer.echo(f"warning: no studies found at {client.url}", err=True)
     if summary.n_errors:
         where = settings.dicom_lake / "errors"
-        typer.echo(f"see raw.dicom_errors after `cohortdb load` (or {where}) for the {summary.n_errors} errors",
-                   err=True)
+        typer.echo(f"see raw.dicom_errors after `cohortdb load` (or {where}) for the "
+                   f"{counted(summary.n_errors, 'error')}", err=True)
 
 
 def _dicomweb_auth(user: str | None, password_env: str | None, token_env: str | None) -> Auth:
