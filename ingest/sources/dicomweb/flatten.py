@@ -3,7 +3,7 @@
 One instance's JSON object becomes a :class:`~ingest.dicom.header.Header` whose rows
 follow the conventions of :mod:`ingest.dicom.flatten` (the reference): the same tag
 paths, keyword paths, VRs, depths, private creators, values as text, ``value_number``,
-``value_length``. It does not go through ``pydicom.Dataset.from_json`` (about 20×
+``value_length``. It does not go through ``pydicom.Dataset.from_json`` (much
 slower). Where DICOM JSON cannot carry what a file holds, rows differ; docs/tables.md
 lists each difference and why. In short:
 
