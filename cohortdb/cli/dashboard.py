@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -61,6 +63,29 @@ def dashboard_command(
                        COHORTDB_COHORTS=str(current.cohorts_dir))
     typer.echo(f"cohortdb dashboard of {current.settings.warehouse_dir}: http://{host}:{port} (Ctrl-C stops it)",
                err=True)
-    code = subprocess.call(streamlit_command(app, host, port), env=environment)
-    if code not in (0, -2, 130):
+    code = serve(streamlit_command(app, host, port), environment)
+    if code not in (0, -signal.SIGINT, -signal.SIGTERM, 130):
         raise typer.Exit(code)
+
+
+def serve(command: list[str], environment: dict[str, str]) -> int:
+    """Run the server until it exits; a SIGTERM or SIGHUP sent to this process reaches it too
+    (a service manager or ``kill`` stops both, never leaving the server behind). Ctrl-C
+    reaches both through the terminal; the server is then given 10 s to stop."""
+    process = subprocess.Popen(command, env=environment)
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        process.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return process.wait()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if process.poll() is None:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
