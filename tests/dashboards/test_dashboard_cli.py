@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -45,11 +46,6 @@ def test_sigterm_to_the_command_stops_the_server(dash_built: Settings, tmp_path:
             assert time.monotonic() < deadline, "the Streamlit server outlived cohortdb dashboard"
             time.sleep(0.2)
     finally:
-        if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):  # the command, or a server it left behind
             os.killpg(process.pid, signal.SIGKILL)
-        else:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)  # a server left behind (the failure above)
-            except ProcessLookupError:
-                pass
         log.close()
