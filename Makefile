@@ -8,11 +8,15 @@ BIN    := $(VENV)/bin
 # its DICOMweb plugin for the DICOMweb source tests); installed only when a package is missing.
 APT_PACKAGES ?= openssl chromium orthanc orthanc-dicomweb
 
+BQEMU  := .venv-bqemu/bin
+# the BigQuery emulator of the tests lives in a venv of its own: it needs duckdb 1.5.5 and the
+# spatial extension from a wheel (no download), which the project's duckdb pin does not allow
+BQEMU_PACKAGES ?= bqemulator==1.4.0 duckdb==1.5.5 duckdb-extensions==1.5.5 duckdb-extension-spatial==1.5.5 numpy pyarrow
 LINT   := .venv-lint/bin
 # the linters live in a venv of their own: mypy's pathspec and dbt-core's disagree
 LINTERS ?= ruff==0.17.6 mypy==2.4.1 import-linter==2.17
 
-.PHONY: demo test install install-test apt bench clean lint
+.PHONY: demo test install install-test apt bench clean lint bqemu
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +27,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test,bench,dbt,dashboard]"
+	$(BIN)/python -m pip install --quiet -e ".[test,bench,dbt,dashboard,bigquery]"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -41,6 +45,14 @@ apt:
 demo: install
 	$(BIN)/cohortdb --warehouse demo-warehouse demo
 
+$(BQEMU)/.installed: Makefile
+	$(PYTHON) -m venv .venv-bqemu
+	$(BQEMU)/python -m pip install --quiet $(BQEMU_PACKAGES)
+	$(BQEMU)/python -c "import duckdb, duckdb_extensions as e; e.import_extension('spatial', con=duckdb.connect())"
+	touch $@
+
+bqemu: $(BQEMU)/.installed
+
 $(LINT)/.installed: Makefile
 	$(PYTHON) -m venv .venv-lint
 	$(LINT)/python -m pip install --quiet $(LINTERS)
@@ -52,7 +64,7 @@ lint: $(LINT)/.installed
 	$(LINT)/mypy
 	PYTHONPATH=. $(LINT)/lint-imports
 
-test: apt install-test lint
+test: apt install-test lint bqemu
 	$(BIN)/python -m pytest -q
 
 bench: install-test

@@ -19,11 +19,28 @@ def _print_loaded(counts: dict[str, int], location: str) -> None:
     typer.echo(f"loaded into {location}")
 
 
-def load_command(ctx: typer.Context, target: TargetOption = Target.DUCKDB) -> None:
+def load_command(
+    ctx: typer.Context,
+    target: TargetOption = Target.DUCKDB,
+    project: Annotated[str | None, typer.Option("--project", metavar="P", help=(
+        "BigQuery project (default: $COHORTDB_BQ_PROJECT)."))] = None,
+    dataset_prefix: Annotated[str | None, typer.Option("--dataset-prefix", metavar="X", help=(
+        "BigQuery datasets X_raw, X_marts, … (default: $COHORTDB_BQ_DATASET_PREFIX)."))] = None,
+    location: Annotated[str | None, typer.Option("--location", metavar="L", help="BigQuery location.")] = None,
+    api_endpoint: Annotated[str | None, typer.Option("--api-endpoint", metavar="URL", help=(
+        "BigQuery API endpoint, e.g. an emulator's (default: $BIGQUERY_EMULATOR_HOST, else Google's)."))] = None,
+) -> None:
     """Load the lake into the warehouse's raw schema (replaces it; idempotent)."""
     from cohortdb.build import load
 
     current = state(ctx)
+    if target is Target.BIGQUERY:
+        from cohortdb.warehouse.bigquery import config_from, load_bigquery
+
+        config = config_from(project, dataset_prefix, location, api_endpoint)
+        counts = load_bigquery(current.settings, config)
+        _print_loaded(counts, f"{config.project}.{config.dataset('raw')}")
+        return
     _print_loaded(load(current.settings, target), current.warehouse(target).location)
 
 

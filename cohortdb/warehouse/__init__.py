@@ -10,6 +10,7 @@ import os
 from typing import assert_never
 
 from cohortdb.warehouse.base import Dialect, Relation, Target, WarehouseReader, WarehouseTarget
+from ingest.errors import UserError
 from ingest.settings import Settings, resolve_settings
 
 __all__ = ["Dialect", "Relation", "Target", "WarehouseReader", "WarehouseTarget", "open_directory", "open_target"]
@@ -26,6 +27,9 @@ def open_target(settings: Settings, target: Target | str = Target.DUCKDB) -> War
         from cohortdb.warehouse.duckdb import DuckDBWarehouse
 
         return DuckDBWarehouse(settings)
+    if chosen is Target.BIGQUERY:
+        raise UserError("on BigQuery only `cohortdb load --target bigquery` works so far "
+                        "(build, queries and exports are not written yet)")
     assert_never(chosen)
 
 

@@ -35,6 +35,7 @@ class Target(enum.StrEnum):
     """The warehouse engines ``--target`` accepts."""
 
     DUCKDB = "duckdb"
+    BIGQUERY = "bigquery"
 
 
 @dataclass(frozen=True)

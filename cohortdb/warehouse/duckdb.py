@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from cohortdb.warehouse.base import Dialect, Params, Publication, Relation, Target
 from cohortdb.warehouse.guppy_fields import conforming_select
-from cohortdb.warehouse.lake_tables import lake_tables, unified_schema
+from cohortdb.warehouse.lake_tables import LakeTable, lake_tables, unified_schema
 from ingest.errors import UserError
 from ingest.lake import lock_every_namespace
 from ingest.settings import Settings
@@ -331,6 +331,24 @@ class _WriterLock:
             self._fd = None
 
 
+def lake_select(con: duckdb.DuckDBPyConnection, table: LakeTable) -> str:
+    """The query of a lake table as ``raw`` holds it: its parts read by name, guppy tables
+    given every declared field, columns newer than a lake's parts there as null. It may
+    register ``_columns`` on ``con`` (an empty table of the schema), used by the query."""
+    if table.files:
+        files = ", ".join(_literal(str(f)) for f in table.files)
+        columns = "*"
+        if table.guppy_index is not None:
+            columns = conforming_select(table.guppy_index, unified_schema(table.files))
+        query = f"select {columns} from read_parquet([{files}], union_by_name = true)"
+        if table.schema is not None:  # a column newer than a lake's parts is there, null
+            con.register("_columns", table.schema.empty_table())
+            query = f"select * from _columns union all by name {query}"
+        return query
+    con.register("_columns", table.empty_schema().empty_table())
+    return "select * from _columns"
+
+
 def load_duckdb(settings: Settings, path: Path | None = None) -> dict[str, int]:
     """Replace every ``raw`` table of the file at ``path`` (the live warehouse when None)
     with the lake's current content, in one transaction.
@@ -347,19 +365,7 @@ def load_duckdb(settings: Settings, path: Path | None = None) -> dict[str, int]:
         con.execute("create schema if not exists raw")
         for table in lake_tables(settings):
             target = f"raw.{table.name}"
-            if table.files:
-                files = ", ".join(_literal(str(f)) for f in table.files)
-                columns = "*"
-                if table.guppy_index is not None:
-                    columns = conforming_select(table.guppy_index, unified_schema(table.files))
-                query = f"select {columns} from read_parquet([{files}], union_by_name = true)"
-                if table.schema is not None:  # a column newer than a lake's parts is there, null
-                    con.register("_columns", table.schema.empty_table())
-                    query = f"select * from _columns union all by name {query}"
-                con.execute(f"create or replace table {target} as {query}")
-            else:
-                con.register("_columns", table.empty_schema().empty_table())
-                con.execute(f"create or replace table {target} as select * from _columns")
+            con.execute(f"create or replace table {target} as {lake_select(con, table)}")
             con.unregister("_columns")
             counts[table.name] = con.execute(f"select count(*) from {target}").fetchall()[0][0]
         con.execute("commit")
