@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cohortdb.dbt import BuildOutcome, dbt_build, require_dbt
-from cohortdb.warehouse import Target, open_target
+from cohortdb.warehouse import Target, WarehouseTarget, open_target
 from ingest.errors import UserError
 from ingest.settings import Settings, make_warehouse_dir
 
@@ -26,11 +26,11 @@ class Built:
     failed_path: Path | None = None
 
 
-def load(settings: Settings, target: Target = Target.DUCKDB) -> dict[str, int]:
-    """Publish the live warehouse with ``raw`` replaced by the lake's content (the dbt
-    schemas above it are kept as they were); row counts by table."""
+def load(settings: Settings, warehouse: WarehouseTarget | None = None) -> dict[str, int]:
+    """Publish the live warehouse (default: the DuckDB one) with ``raw`` replaced by the lake's
+    content (the dbt schemas above it are kept as they were); row counts by table."""
     _check_lake(settings)
-    warehouse = open_target(settings, target)
+    warehouse = warehouse or open_target(settings, Target.DUCKDB)
     with warehouse.publishing(from_live=True):
         return warehouse.load()
 
@@ -44,8 +44,10 @@ def _check_lake(settings: Settings) -> None:
     make_warehouse_dir(settings)
 
 
-def build(settings: Settings, cohorts: Path, *, target: Target = Target.DUCKDB, select: str | None = None) -> Built:
-    """Load the lake and ``dbt build`` into the next warehouse; publish it if dbt succeeds.
+def build(settings: Settings, cohorts: Path, warehouse: WarehouseTarget | None = None, *,
+          select: str | None = None) -> Built:
+    """Load the lake and ``dbt build`` into the next ``warehouse`` (default: the DuckDB one);
+    publish it if dbt succeeds.
 
     Without ``select`` the next warehouse starts empty, so it holds exactly what this
     build made; with it, it starts as a copy of the live one (unselected models kept).
@@ -55,9 +57,9 @@ def build(settings: Settings, cohorts: Path, *, target: Target = Target.DUCKDB, 
         UserError: dbt is not installed, nothing ingested yet, a bad cohort definition, or another
             load or build at work.
     """
-    require_dbt()
+    require_dbt(warehouse.target if warehouse else Target.DUCKDB)
     _check_lake(settings)
-    warehouse = open_target(settings, target)
+    warehouse = warehouse or open_target(settings, Target.DUCKDB)
     with warehouse.publishing(from_live=select is not None) as publication:
         loaded = warehouse.load()
         outcome = dbt_build(warehouse, cohorts, select=select)

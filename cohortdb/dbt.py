@@ -31,7 +31,7 @@ from typing import Any
 
 from cohortdb.cohorts.compile import COHORT_SCHEMA, compile_cohorts, generated_models_dir, warehouse_project_dir
 from cohortdb.project import PROJECT_DIR
-from cohortdb.warehouse import WarehouseTarget
+from cohortdb.warehouse import Target, WarehouseTarget
 from ingest.errors import UserError, requires
 from ingest.settings import Settings
 
@@ -122,14 +122,19 @@ def prepare_project(settings: Settings) -> Path:
     return project
 
 
-def require_dbt() -> None:
-    """Check that dbt and its DuckDB adapter can be imported (the ``dbt`` extra).
+def require_dbt(target: Target = Target.DUCKDB) -> None:
+    """Check that dbt and the adapter of ``target`` can be imported (the ``dbt`` extra, and
+    ``bigquery`` for BigQuery).
 
     Raises:
         UserError: one of them cannot be; the message gives the install command.
     """
     with requires("dbt-core", DBT_INSTALL):
         import dbt.cli.main  # noqa: F401
+    if target is Target.BIGQUERY:
+        with requires("dbt-bigquery", "pip install 'cohortdb[bigquery]'"):
+            import dbt.adapters.bigquery  # noqa: F401
+        return
     with requires("dbt-duckdb", DBT_INSTALL):
         import dbt.adapters.duckdb  # noqa: F401
 
@@ -141,7 +146,7 @@ def run_dbt(warehouse: WarehouseTarget, args: Sequence[str]) -> DbtOutcome:
     Raises:
         UserError: dbt is not installed, or could not start (bad project or profile).
     """
-    require_dbt()
+    require_dbt(warehouse.target)
     from dbt.cli.main import dbtRunner
 
     settings = warehouse.settings

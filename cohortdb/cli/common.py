@@ -23,14 +23,38 @@ stderr = Console(stderr=True, highlight=False)
 
 
 @dataclass(frozen=True)
+class BigQueryOptions:
+    """``--project``, ``--dataset-prefix``, ``--location``, ``--api-endpoint`` as given (None: not given)."""
+
+    project: str | None = None
+    dataset_prefix: str | None = None
+    location: str | None = None
+    api_endpoint: str | None = None
+
+
+@dataclass(frozen=True)
 class State:
-    """What ``--warehouse`` and ``--cohorts`` resolved to (absolute paths)."""
+    """What ``--warehouse`` and ``--cohorts`` resolved to (absolute paths), and the warehouse
+    engine (``--target`` and BigQuery's options)."""
 
     settings: Settings
     cohorts_dir: Path
+    target: Target = Target.DUCKDB
+    bigquery: BigQueryOptions = BigQueryOptions()
 
-    def warehouse(self, target: Target = Target.DUCKDB) -> WarehouseTarget:
-        return open_target(self.settings, target)
+    def warehouse(self) -> WarehouseTarget:
+        """The warehouse on the chosen target.
+
+        Raises:
+            UserError: BigQuery without a project or dataset prefix (options or environment).
+        """
+        if self.target is Target.BIGQUERY:
+            from cohortdb.warehouse.bigquery import config_from
+
+            options = self.bigquery
+            config = config_from(options.project, options.dataset_prefix, options.location, options.api_endpoint)
+            return open_target(self.settings, self.target, config)
+        return open_target(self.settings, self.target)
 
 
 def state(ctx: typer.Context) -> State:
@@ -47,7 +71,6 @@ class OutputFormat(enum.StrEnum):
     JSON = "json"
 
 
-TargetOption = Annotated[Target, typer.Option("--target", help="Warehouse engine.")]
 FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="How to print the rows.")]
 LimitOption = Annotated[int | None, typer.Option(
     "--limit", min=1, help="Print at most N rows (default: a table shows 40, csv and json every row).")]

@@ -22,9 +22,10 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from cohortdb.cli import cohort, demo, download, export, ingest, warehouse
-from cohortdb.cli.common import State, plain_help, stderr
+from cohortdb.cli.common import BigQueryOptions, State, plain_help, stderr
 from cohortdb.cli.dashboard import dashboard_command
 from cohortdb.project import cohorts_dir
+from cohortdb.warehouse import Target
 from ingest.errors import UserError
 from ingest.settings import resolve_settings
 
@@ -34,7 +35,8 @@ _console = False
 """Running as the console script (:func:`main`), not as a library (typer's ``CliRunner``)."""
 
 
-_GLOBAL_OPTIONS = ("--warehouse", "-w", "--cohorts")
+_GLOBAL_OPTIONS = ("--warehouse", "-w", "--cohorts", "--target", "--project", "--dataset-prefix", "--location",
+                   "--api-endpoint")
 """The root's options that every command takes, before or after its name."""
 _GLOBAL_ASSIGNED = tuple(f"{name}=" for name in _GLOBAL_OPTIONS if name.startswith("--"))
 """The same given as ``--name=value``."""
@@ -136,10 +138,22 @@ def main_callback(
     cohorts: Annotated[Path | None, typer.Option(
         "--cohorts", help="Cohort definitions (default: $COHORTDB_COHORTS, else ./cohorts, "
                           "else the project's).")] = None,
+    target: Annotated[Target, typer.Option(
+        "--target", envvar="COHORTDB_TARGET", help="Warehouse engine (default: $COHORTDB_TARGET, else duckdb).",
+    )] = Target.DUCKDB,
+    project: Annotated[str | None, typer.Option(
+        "--project", metavar="P", help="BigQuery project (default: $COHORTDB_BQ_PROJECT).")] = None,
+    dataset_prefix: Annotated[str | None, typer.Option("--dataset-prefix", metavar="X", help=(
+        "BigQuery datasets X_raw, X_marts, … (default: $COHORTDB_BQ_DATASET_PREFIX)."))] = None,
+    location: Annotated[str | None, typer.Option("--location", metavar="L", help=(
+        "BigQuery location of new datasets (default: US)."))] = None,
+    api_endpoint: Annotated[str | None, typer.Option("--api-endpoint", metavar="URL", help=(
+        "BigQuery API endpoint, e.g. an emulator's (default: $BIGQUERY_EMULATOR_HOST, else Google's)."))] = None,
     _version: Annotated[bool, typer.Option(
         "--version", is_eager=True, callback=_print_version, help="Print cohortdb's version and exit.")] = False,
 ) -> None:
-    ctx.obj = State(settings=resolve_settings(warehouse_dir), cohorts_dir=cohorts_dir(cohorts))
+    ctx.obj = State(settings=resolve_settings(warehouse_dir), cohorts_dir=cohorts_dir(cohorts), target=target,
+                    bigquery=BigQueryOptions(project, dataset_prefix, location, api_endpoint))
 
 
 app.add_typer(ingest.app, name="ingest")

@@ -8,9 +8,8 @@ import click
 import typer
 from typer.core import TyperCommand
 
-from cohortdb.cli.common import FormatOption, LimitOption, OutputFormat, TargetOption, state
+from cohortdb.cli.common import FormatOption, LimitOption, OutputFormat, state
 from cohortdb.cli.output import print_table
-from cohortdb.warehouse import Target
 
 
 def _print_loaded(counts: dict[str, int], location: str) -> None:
@@ -19,48 +18,37 @@ def _print_loaded(counts: dict[str, int], location: str) -> None:
     typer.echo(f"loaded into {location}")
 
 
-def load_command(
-    ctx: typer.Context,
-    target: TargetOption = Target.DUCKDB,
-    project: Annotated[str | None, typer.Option("--project", metavar="P", help=(
-        "BigQuery project (default: $COHORTDB_BQ_PROJECT)."))] = None,
-    dataset_prefix: Annotated[str | None, typer.Option("--dataset-prefix", metavar="X", help=(
-        "BigQuery datasets X_raw, X_marts, … (default: $COHORTDB_BQ_DATASET_PREFIX)."))] = None,
-    location: Annotated[str | None, typer.Option("--location", metavar="L", help="BigQuery location.")] = None,
-    api_endpoint: Annotated[str | None, typer.Option("--api-endpoint", metavar="URL", help=(
-        "BigQuery API endpoint, e.g. an emulator's (default: $BIGQUERY_EMULATOR_HOST, else Google's)."))] = None,
-) -> None:
-    """Load the lake into the warehouse's raw schema (replaces it; idempotent)."""
+def load_command(ctx: typer.Context) -> None:
+    """Load the lake into the warehouse's raw schema (replaces it; idempotent).
+
+    On --target bigquery (with --project and --dataset-prefix) the tables go to the dataset
+    X_raw, each loaded beside the live one and swapped in once all have loaded."""
     from cohortdb.build import load
 
     current = state(ctx)
-    if target is Target.BIGQUERY:
-        from cohortdb.warehouse.bigquery import config_from, load_bigquery
-
-        config = config_from(project, dataset_prefix, location, api_endpoint)
-        counts = load_bigquery(current.settings, config)
-        _print_loaded(counts, f"{config.project}.{config.dataset('raw')}")
-        return
-    _print_loaded(load(current.settings, target), current.warehouse(target).location)
+    warehouse = current.warehouse()
+    _print_loaded(load(current.settings, warehouse), warehouse.location)
 
 
 def build_command(
     ctx: typer.Context,
-    target: TargetOption = Target.DUCKDB,
     select: Annotated[str | None, typer.Option("--select", "-s", help="dbt node selection (e.g. marts).")] = None,
 ) -> None:
     """Load the lake, compile the cohorts, 'dbt build' the models and their tests, then
-    publish the new warehouse (readers keep the previous one until then)."""
+    publish the new warehouse (readers keep the previous one until then; on BigQuery each
+    model's table is replaced as dbt builds it)."""
     from cohortdb.build import build
 
     current = state(ctx)
-    built = build(current.settings, current.cohorts_dir, target=target, select=select)
-    _print_loaded(built.loaded, current.warehouse(target).location)
+    warehouse = current.warehouse()
+    built = build(current.settings, current.cohorts_dir, warehouse, select=select)
+    _print_loaded(built.loaded, warehouse.location)
     typer.echo(built.outcome.summary())
     for line in built.outcome.report():
         typer.echo(line, err=True)
     if built.failed_path is not None:
         typer.echo(f"the previous warehouse stays live; the failed build is in {built.failed_path}", err=True)
+    if not built.outcome.success:
         raise typer.Exit(1)
 
 

@@ -72,6 +72,26 @@ def _sql_comment(text: str) -> str:
     return "\n".join(f"-- {line}".rstrip() for line in text.splitlines())
 
 
+def translate_condition(condition: str, dialect: Dialect) -> str:
+    """A DICOM condition (DuckDB SQL, as cohort files write them) in ``dialect``: itself for
+    DuckDB, sqlglot's translation for BigQuery.
+
+    Raises:
+        UserError: sqlglot cannot parse it, or has no BigQuery form for some part of it.
+    """
+    if dialect == "duckdb":
+        return condition
+    import sqlglot
+    from sqlglot.errors import ErrorLevel
+
+    try:
+        tree = sqlglot.parse_one(condition, read="duckdb")
+        return tree.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
+    except sqlglot.errors.SqlglotError as exc:
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"the DICOM condition {condition!r} has no {dialect} translation: {problem}") from None
+
+
 def cohort_select(cohort: Cohort, columns: Mapping[str, pa.DataType], dialect: Dialect, refs: Refs) -> str:
     """The query selecting the cohort's rows of its index's mart.
 
@@ -87,7 +107,7 @@ def cohort_select(cohort: Cohort, columns: Mapping[str, pa.DataType], dialect: D
     if cohort.dicom_conditions:
         # A CTE of its own, so that the conditions see dicom_instances' columns only (a
         # correlated subquery would bind a mistyped column to the mart's, or suggest those).
-        met = "\n      and ".join(f"({c})" for c in cohort.dicom_conditions)
+        met = "\n      and ".join(f"({translate_condition(c, dialect)})" for c in cohort.dicom_conditions)
         dicom_cte = f"""dicom_matching as (
     select instances.{shape.dicom_key} as dicom_key
     from {refs.model('dicom_instances')} as instances

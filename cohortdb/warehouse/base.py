@@ -50,10 +50,11 @@ class Relation:
 class Publication:
     """The next warehouse being written; :meth:`abandon` keeps it unpublished (a failed build).
 
-    ``failed_path`` is where an abandoned one was kept, once the block has ended.
+    ``path`` is its file (None on an engine that writes in place, BigQuery's); ``failed_path``
+    is where an abandoned one was kept, once the block has ended.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self.abandoned = False
         self.failed_path: Path | None = None

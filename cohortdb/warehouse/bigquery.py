@@ -1,16 +1,29 @@
-"""The BigQuery warehouse: the lake loaded into ``<prefix>_raw`` datasets (work in progress:
-``load`` only; ``build`` and reads are not written yet).
+"""The BigQuery target: the warehouse as datasets ``<prefix>_raw``, ``<prefix>_staging``, …
+``<prefix>_marts``, ``<prefix>_cohorts`` of one project.
 
-Each lake table is first conformed exactly as the DuckDB load does it (the same select over
-the same Parquet parts, run by an in-memory DuckDB that streams it to one Parquet file), then
-loaded by one load job with an explicit schema made from that file's Arrow schema. A load
-replaces the tables only once every table has loaded: each goes to a staging table first.
+Load: each lake table is first conformed exactly as the DuckDB load does it (the same
+select over the same Parquet parts, run by an in-memory DuckDB that streams it to one
+Parquet file), then loaded by one load job with an explicit schema made from that file's
+Arrow schema. A load replaces the tables only once every table has loaded: each goes to a
+staging table first, then is swapped in, clustered where queries select by it.
+
+Build: the same dbt project through dbt-bigquery (the ``bigquery`` output of
+``profiles.yml``); BigQuery has no file to rename, so dbt replaces each model's table in
+place, one at a time (a failed build leaves the models it did not reach as they were).
+
+Reads: a query names ``marts.x`` as on DuckDB; the user's box rewrites those names to the
+prefixed datasets (sqlglot) and lets only a SELECT through (BigQuery's own dry run says
+what a statement is). Results come back as Arrow over the REST API (no Storage API).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +32,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cohortdb.warehouse.duckdb import lake_select
+from cohortdb.warehouse.base import Dialect, Params, Publication, Relation, Target
+from cohortdb.warehouse.duckdb import COPY_OPTIONS, copy_relation, lake_select
 from cohortdb.warehouse.lake_tables import LakeTable, lake_tables
 from ingest.errors import UserError
 from ingest.lake import lock_every_namespace
@@ -29,6 +43,17 @@ PROJECT_ENV = "COHORTDB_BQ_PROJECT"
 PREFIX_ENV = "COHORTDB_BQ_DATASET_PREFIX"
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 STAGING_SUFFIX = "__staging"
+GOOGLE_ENDPOINT = "https://bigquery.googleapis.com"
+SCHEMAS = ("raw", "staging", "intermediate", "marts", "cohorts", "reference")
+"""The warehouse's schemas; on BigQuery each is the dataset ``<prefix>_<schema>``."""
+
+CLUSTERING: dict[str, list[str]] = {
+    "dicom_elements": ["tag", "sop_instance_uid"],
+    "dicom_instances": ["study_instance_uid", "series_instance_uid"],
+    "guppy_imaging_study": ["study_uid"],
+    "guppy_case": ["submitter_id"],
+}
+"""The raw tables' clustering columns (those present are used): what queries select by."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +68,11 @@ class BigQueryConfig:
 
     def dataset(self, schema: str) -> str:
         return f"{self.dataset_prefix}_{schema}"
+
+    @property
+    def anonymous(self) -> bool:
+        """Whether requests carry no Google credentials (an endpoint of its own: an emulator)."""
+        return self.api_endpoint is not None and self.api_endpoint.rstrip("/") != GOOGLE_ENDPOINT
 
 
 def config_from(project: str | None, dataset_prefix: str | None, location: str | None = None,
@@ -69,7 +99,7 @@ def client(config: BigQueryConfig) -> Any:
     from google.api_core.client_options import ClientOptions
     from google.cloud import bigquery
 
-    if config.api_endpoint is None:
+    if not config.anonymous:
         return bigquery.Client(project=config.project, location=config.location)
     from google.auth.credentials import AnonymousCredentials
 
@@ -117,10 +147,42 @@ def _field(name: str, kind: pa.DataType, mode: str = "NULLABLE") -> Any:
     return SchemaField(name, scalar, mode=mode)
 
 
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def without_null_items(value: str, kind: pa.DataType, depth: int = 0) -> str | None:
+    """A DuckDB expression of ``value`` (SQL of Arrow type ``kind``) with the NULL items of
+    every list in it dropped, at any depth; None when it holds no list (nothing to drop).
+    BigQuery stores no NULL array element, and to guppy a NULL item is no data anyway."""
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        item = f"item{depth}"
+        inner = without_null_items(item, kind.value_type, depth + 1)
+        kept = f"list_filter({value}, lambda {item}: {item} is not null)"
+        return f"list_transform({kept}, lambda {item}: {inner})" if inner else kept
+    if pa.types.is_struct(kind):
+        fields = [kind.field(i) for i in range(kind.num_fields)]
+        parts = [(f, without_null_items(f"{value}.{_quoted(f.name)}", f.type, depth)) for f in fields]
+        if not any(expression for _, expression in parts):
+            return None
+        packed = ", ".join(f"{_quoted(f.name)} := {expression or f'{value}.{_quoted(f.name)}'}"
+                           for f, expression in parts)
+        return f"case when {value} is null then null else struct_pack({packed}) end"
+    return None
+
+
 def _conformed_parquet(table: LakeTable, out: Path) -> pa.Schema:
-    """Stream one lake table, conformed as the DuckDB load conforms it, to ``out``."""
+    """Stream one lake table, conformed as the DuckDB load conforms it and without NULL list
+    items (:func:`without_null_items`), to ``out``."""
     with duckdb.connect(":memory:") as con:
-        con.execute(f"copy ({lake_select(con, table)}) to '{out}' (format parquet, compression zstd)")
+        select = lake_select(con, table)
+        schema = con.execute(f"select * from ({select}) limit 0").to_arrow_table().schema
+        columns = []
+        for field in schema:
+            expression = without_null_items(_quoted(field.name), field.type)
+            columns.append(f"{expression} as {_quoted(field.name)}" if expression else _quoted(field.name))
+        con.execute(f"copy (select {', '.join(columns)} from ({select})) to '{out}' "
+                    "(format parquet, compression zstd)")
     return pq.read_schema(out)
 
 
@@ -158,7 +220,10 @@ def load_bigquery(settings: Settings, config: BigQueryConfig, bq: Any | None = N
                 staged.append(table.name)
                 part.unlink()
             for name in staged:
-                bq.query(f"create or replace table `{dataset}.{name}` as "
+                columns = {f.name for f in bq.get_table(f"{dataset}.{name}{STAGING_SUFFIX}").schema}
+                cluster = [c for c in CLUSTERING.get(name, []) if c in columns]
+                clause = f"cluster by {', '.join(cluster)} " if cluster else ""
+                bq.query(f"create or replace table `{dataset}.{name}` {clause}as "
                          f"select * from `{dataset}.{name}{STAGING_SUFFIX}`").result()
                 bq.delete_table(f"{dataset}.{name}{STAGING_SUFFIX}", not_found_ok=True)
                 counts[name] = bq.get_table(f"{dataset}.{name}").num_rows
@@ -178,3 +243,265 @@ def _drop_staged(bq: Any, dataset: str, staged: list[str]) -> None:
             bq.delete_table(f"{dataset}.{name}{STAGING_SUFFIX}", not_found_ok=True)
         except Exception:  # noqa: BLE001 - the load's own error is the one to report
             continue
+
+
+def _api_error(exc: Exception) -> UserError:
+    """A refused request as one line: BigQuery's own message, without the HTTP preamble."""
+    errors = getattr(exc, "errors", None) or []
+    message = errors[0].get("message") if errors and isinstance(errors[0], dict) else None
+    text = (message or getattr(exc, "message", None) or str(exc)).strip()
+    return UserError(text.splitlines()[0] if text else type(exc).__name__)
+
+
+def _parameter(value: Any) -> Any:
+    """A positional query parameter of ``value``'s BigQuery type (a list: an ARRAY of its items' type)."""
+    from google.cloud import bigquery
+
+    if isinstance(value, list | tuple):
+        kinds = {_scalar_type(item) for item in value if item is not None}
+        return bigquery.ArrayQueryParameter(None, kinds.pop() if len(kinds) == 1 else "STRING", list(value))
+    return bigquery.ScalarQueryParameter(None, _scalar_type(value), value)
+
+
+def _scalar_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "BOOL"
+    if isinstance(value, int):
+        return "INT64"
+    if isinstance(value, float):
+        return "FLOAT64"
+    if isinstance(value, decimal.Decimal):
+        return "NUMERIC"
+    if isinstance(value, dt.datetime):
+        return "TIMESTAMP" if value.tzinfo else "DATETIME"
+    if isinstance(value, dt.date):
+        return "DATE"
+    if isinstance(value, bytes):
+        return "BYTES"
+    return "STRING"
+
+
+def qualify(sql: str, config: BigQueryConfig) -> str:
+    """``sql`` (GoogleSQL) with every table named by a warehouse schema (``marts.x``) renamed to
+    its dataset (`` `project.<prefix>_marts.x` ``); names already qualified otherwise are kept.
+
+    Raises:
+        UserError: not one statement, or sqlglot cannot parse it as GoogleSQL.
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="bigquery") if s is not None]
+    except sqlglot.errors.SqlglotError as exc:
+        raise UserError(f"not GoogleSQL: {str(exc).strip().splitlines()[0]}") from None
+    if not statements:
+        raise UserError("the query is empty (nothing but comments or spaces): give one SQL statement")
+    if len(statements) != 1:
+        raise UserError(f"give one SQL statement, not {len(statements)}")
+    tree = statements[0]
+    for table in tree.find_all(exp.Table):
+        if not table.catalog and table.db in SCHEMAS:
+            table.set("catalog", exp.to_identifier(config.project))
+            table.set("db", exp.to_identifier(config.dataset(table.db)))
+    return tree.sql(dialect="bigquery")
+
+
+class BigQueryReader:
+    """The :class:`~cohortdb.warehouse.base.WarehouseReader` of a BigQuery warehouse.
+
+    BigQuery tables are replaced in place, so unlike a DuckDB reader it cannot hold one
+    version: it reads what is there now, and :attr:`version` is the one seen when opened.
+    """
+
+    def __init__(self, warehouse: BigQueryWarehouse) -> None:
+        self._warehouse = warehouse
+        version = warehouse.version()
+        if version is None:
+            raise UserError(f"no warehouse in {warehouse.location}; run `cohortdb build --target bigquery` first")
+        self.version = version
+
+    def query(self, sql: str, params: Params = None) -> pa.Table:
+        return self._warehouse.query(sql, params)
+
+    def user_query(self, sql: str, params: Params = None, *, timeout_s: float = 30.0,
+                   max_rows: int = 10_000) -> tuple[pa.Table, bool]:
+        table = self._warehouse.user_query(sql, params, timeout_s=timeout_s, max_rows=max_rows + 1)
+        return table.slice(0, max_rows), table.num_rows > max_rows
+
+    def relations(self) -> list[Relation]:
+        return self._warehouse.relations()
+
+    def close(self) -> None:
+        return None
+
+
+class BigQueryWarehouse:
+    """The :class:`~cohortdb.warehouse.base.WarehouseTarget` of datasets ``<prefix>_*`` of a project."""
+
+    target = Target.BIGQUERY
+    dialect: Dialect = "bigquery"
+
+    def __init__(self, settings: Settings, config: BigQueryConfig) -> None:
+        self.settings = settings
+        self.config = config
+        self.location = f"{config.project}.{config.dataset_prefix}_*"
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = client(self.config)
+        return self._client
+
+    def _table_id(self, relation: Relation) -> str:
+        return f"{self.config.project}.{self.config.dataset(relation.schema)}.{relation.name}"
+
+    def load(self) -> dict[str, int]:
+        return load_bigquery(self.settings, self.config, self.client)
+
+    @contextmanager
+    def publishing(self, *, from_live: bool) -> Iterator[Publication]:
+        """BigQuery is written in place (:meth:`load` swaps each raw table in, dbt replaces each
+        model's table): an abandoned build keeps what it replaced, nothing is kept aside."""
+        yield Publication()
+
+    def dbt_environment(self) -> dict[str, str]:
+        environment = {
+            "COHORTDB_BQ_PROJECT": self.config.project,
+            "COHORTDB_BQ_DATASET_PREFIX": self.config.dataset_prefix,
+            "COHORTDB_BQ_LOCATION": self.config.location or "US",
+            "COHORTDB_BQ_API_ENDPOINT": self.config.api_endpoint or GOOGLE_ENDPOINT,
+            "COHORTDB_BQ_METHOD": "oauth",
+        }
+        if self.config.anonymous:  # a static token that never refreshes: nothing goes to Google
+            environment |= {"COHORTDB_BQ_METHOD": "oauth-secrets", "COHORTDB_BQ_TOKEN": "emulator"}
+        return environment
+
+    def exists(self) -> bool:
+        return self.version() is not None
+
+    def version(self) -> str | None:
+        """When the last build (its ``marts.imaging_studies``), else the last load, replaced its table."""
+        from google.api_core.exceptions import GoogleAPIError, NotFound
+
+        for relation in (Relation("marts", "imaging_studies", "table"), Relation("raw", "dicom_instances", "table"),
+                         Relation("raw", "guppy_imaging_study", "table")):
+            try:
+                modified = self.client.get_table(self._table_id(relation)).modified
+            except NotFound:
+                continue
+            except GoogleAPIError as exc:
+                raise _api_error(exc) from None
+            return f"{relation.schema}.{relation.name}@{modified.isoformat()}" if modified else relation.name
+        return None
+
+    def reader(self) -> BigQueryReader:
+        return BigQueryReader(self)
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        yield self.client
+
+    def connect(self) -> AbstractContextManager[Any]:
+        return self._connection()
+
+    def _job(self, sql: str, params: Params, **config: Any) -> Any:
+        from google.api_core.exceptions import GoogleAPIError
+        from google.cloud import bigquery
+
+        job_config = bigquery.QueryJobConfig(
+            query_parameters=[_parameter(p) for p in params or []], **config)
+        try:
+            return self.client.query(sql, job_config=job_config)
+        except GoogleAPIError as exc:
+            raise _api_error(exc) from None
+
+    def _rows(self, sql: str, params: Params, **result: Any) -> Any:
+        from google.api_core.exceptions import GoogleAPIError
+
+        try:
+            return self._job(sql, params).result(**result)
+        except GoogleAPIError as exc:
+            raise _api_error(exc) from None
+
+    def query(self, sql: str, params: Params = None) -> pa.Table:
+        return self._rows(sql, params).to_arrow(create_bqstorage_client=False)
+
+    def user_query(self, sql: str, params: Params = None, *, allow_files: bool = False,
+                   timeout_s: float | None = None, max_rows: int | None = None) -> pa.Table:
+        """A user's one SELECT (GoogleSQL, ``marts.x`` names), checked by a dry run first;
+        ``allow_files`` means nothing here (BigQuery reads no local file)."""
+        query = qualify(sql, self.config)
+        kind = self._job(query, params, dry_run=True, use_query_cache=False).statement_type
+        if kind != "SELECT":
+            raise UserError(f"the warehouse is read-only here: a {str(kind).lower()} statement is not allowed "
+                            "(one SELECT)")
+        from google.api_core.exceptions import GoogleAPIError
+
+        job = self._job(query, params, job_timeout_ms=int(timeout_s * 1000) if timeout_s else None)
+        try:
+            rows = job.result(timeout=timeout_s, max_results=max_rows)
+            return rows.to_arrow(create_bqstorage_client=False)
+        except GoogleAPIError as exc:
+            raise _api_error(exc) from None
+        except TimeoutError:
+            job.cancel()
+            raise UserError(f"the query ran longer than {timeout_s:g} s and was stopped") from None
+
+    def query_batches(self, sql: str, params: Params = None, batch_rows: int = 10_000) -> Iterator[pa.RecordBatch]:
+        yield from self._rows(sql, params, page_size=batch_rows).to_arrow_iterable()
+
+    def relations(self) -> list[Relation]:
+        from google.api_core.exceptions import GoogleAPIError, NotFound
+
+        found: list[Relation] = []
+        for schema in SCHEMAS:
+            try:
+                tables = list(self.client.list_tables(f"{self.config.project}.{self.config.dataset(schema)}"))
+            except NotFound:
+                continue
+            except GoogleAPIError as exc:
+                raise _api_error(exc) from None
+            found += [Relation(schema, t.table_id, "view" if t.table_type == "VIEW" else "table")
+                      for t in tables if not t.table_id.endswith(STAGING_SUFFIX)]
+        return sorted(found, key=lambda r: (r.schema, r.name))
+
+    def export_table(self, relation: Relation, path: Path, fmt: str) -> int:
+        """As the DuckDB target writes it: the rows come over as Parquet, which DuckDB turns into
+        CSV or TSV by the same code (one convention for every engine)."""
+        if fmt not in COPY_OPTIONS:
+            raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(COPY_OPTIONS)}")
+        rows = 0
+        with tempfile.TemporaryDirectory(prefix="cohortdb-bq-") as tmp:
+            part = path if fmt == "parquet" else Path(tmp) / "rows.parquet"
+            writer: pq.ParquetWriter | None = None
+            try:
+                for batch in self.query_batches(f"select * from {self.relation_sql(relation)}"):
+                    if writer is None:
+                        writer = pq.ParquetWriter(part, batch.schema, compression="zstd")
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+                if writer is None:
+                    empty = self.query(f"select * from {self.relation_sql(relation)} limit 0")
+                    writer = pq.ParquetWriter(part, empty.schema, compression="zstd")
+            finally:
+                if writer is not None:
+                    writer.close()
+            if fmt != "parquet":
+                with duckdb.connect(":memory:") as con:
+                    con.execute(f"create view result_rows as select * from read_parquet('{part}')")
+                    copy_relation(con, "result_rows", path, fmt)
+        return rows
+
+    def prune(self, schema: str, keep: set[str]) -> list[str]:
+        dropped = [r.name for r in self.relations() if r.schema == schema and r.name not in keep]
+        for name in dropped:
+            self.client.delete_table(self._table_id(Relation(schema, name, "table")), not_found_ok=True)
+        return dropped
+
+    def quote(self, identifier: str) -> str:
+        return "`" + identifier.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+    def relation_sql(self, relation: Relation) -> str:
+        return self.quote(self._table_id(relation))

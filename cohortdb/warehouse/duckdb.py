@@ -49,7 +49,7 @@ USER_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.E
 DATABASE_PATH_ENV = "COHORTDB_DUCKDB_PATH"
 """Read by ``profiles.yml``: dbt-duckdb resolves a relative path against the cwd, not the project."""
 
-_COPY_OPTIONS = {
+COPY_OPTIONS = {
     "csv": "(format csv, header {header})",
     "tsv": "(format csv, header {header}, delimiter '\t')",
     "parquet": "(format parquet, compression zstd)",
@@ -95,7 +95,7 @@ def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _copy(con: duckdb.DuckDBPyConnection, source: str, path: Path, fmt: str, *, header: bool = True) -> None:
+def copy_relation(con: duckdb.DuckDBPyConnection, source: str, path: Path, fmt: str, *, header: bool = True) -> None:
     """Write ``source`` (a relation's SQL name) to ``path`` as ``fmt``: in CSV and TSV, a nested
     value (list, array, struct, map, union) is JSON, a boolean ``true``/``false``, NULL an empty
     cell and '' a quoted empty string (DuckDB's own text for the rest: ISO dates, ``1.5``)."""
@@ -105,19 +105,19 @@ def _copy(con: duckdb.DuckDBPyConnection, source: str, path: Path, fmt: str, *, 
         select = ", ".join(
             f"to_json({_identifier(name)}) as {_identifier(name)}" if kind.id in NESTED_TYPES else _identifier(name)
             for name, kind in zip(relation.columns, relation.types, strict=True))
-    options = _COPY_OPTIONS[fmt].format(header=str(header).lower())
+    options = COPY_OPTIONS[fmt].format(header=str(header).lower())
     con.execute(f"copy (select {select} from {source}) to {_literal(str(path))} {options}")
 
 
 def write_delimited(table: pa.Table, out: IO[str], fmt: str = "csv") -> None:
     """Write a query's result to ``out`` as CSV or TSV, each cell as :meth:`DuckDBWarehouse.export_table`
-    writes it (:func:`_copy`), under a header of the table's own column names."""
+    writes it (:func:`copy_relation`), under a header of the table's own column names."""
     csv.writer(out, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n").writerow(table.column_names)
     positional = table.rename_columns([f"c{i}" for i in range(table.num_columns)])  # names may repeat
     with tempfile.TemporaryDirectory(prefix="cohortdb-") as directory, duckdb.connect(":memory:") as con:
         con.register("result_rows", positional)
         path = Path(directory) / f"rows.{fmt}"
-        _copy(con, "result_rows", path, fmt, header=False)
+        copy_relation(con, "result_rows", path, fmt, header=False)
         with path.open(encoding="utf-8", newline="") as text:
             shutil.copyfileobj(text, out)
 
@@ -403,34 +403,35 @@ class DuckDBWarehouse:
             UserError: another ``load`` or ``build`` is writing this warehouse.
         """
         with _WriterLock(self.settings.warehouse_dir / LOCK_FILE):
-            publication = Publication(self.settings.warehouse_dir / NEXT_FILE)
-            _remove_database(publication.path)
+            next_path = self.settings.warehouse_dir / NEXT_FILE
+            publication = Publication(next_path)
+            _remove_database(next_path)
             if from_live and self.path.exists():
                 for suffix in ("", ".wal"):
                     source = self.path.with_name(self.path.name + suffix)
                     if source.exists():
-                        shutil.copyfile(source, publication.path.with_name(publication.path.name + suffix))
-            self.write_path = publication.path
+                        shutil.copyfile(source, next_path.with_name(next_path.name + suffix))
+            self.write_path = next_path
             try:
                 yield publication
             except BaseException:
-                _remove_database(publication.path)
+                _remove_database(next_path)
                 raise
             finally:
                 self.write_path = self.path
             if publication.abandoned:
                 failed = self.settings.warehouse_dir / FAILED_FILE
                 _remove_database(failed)
-                if publication.path.exists():
-                    os.replace(publication.path, failed)
+                if next_path.exists():
+                    os.replace(next_path, failed)
                 publication.failed_path = failed
                 return
-            with _open(publication.path, read_only=False) as con:
+            with _open(next_path, read_only=False) as con:
                 con.execute("checkpoint")  # everything in the file: a .wal must never travel with it
-            publication.path.with_name(publication.path.name + ".wal").unlink(missing_ok=True)
+            next_path.with_name(next_path.name + ".wal").unlink(missing_ok=True)
             # a stale .wal of the old file would be replayed into the new one
             self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
-            os.replace(publication.path, self.path)
+            os.replace(next_path, self.path)
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -483,12 +484,12 @@ class DuckDBWarehouse:
                 for schema, name, kind in zip(*(table.column(i).to_pylist() for i in range(3)), strict=True)]
 
     def export_table(self, relation: Relation, path: Path, fmt: str) -> int:
-        if fmt not in _COPY_OPTIONS:
-            raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(_COPY_OPTIONS)}")
+        if fmt not in COPY_OPTIONS:
+            raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(COPY_OPTIONS)}")
         source = self.relation_sql(relation)
         with connect(self.settings, read_only=True) as con:
             try:
-                _copy(con, source, path, fmt)
+                copy_relation(con, source, path, fmt)
                 count = con.execute(f"select count(*) from {source}").fetchall()[0][0]
             except duckdb.Error as exc:
                 raise _failure(exc) from None

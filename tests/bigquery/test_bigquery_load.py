@@ -67,7 +67,7 @@ def test_a_failed_load_leaves_the_previous_tables(built: Settings, bq_config: Bi
         assert bq.get_table(f"{dataset}.{name}").num_rows == n, name
 
 
-def test_the_cli_loads_into_bigquery_and_says_what_is_not_there_yet(built: Settings, bq_emulator: str,
+def test_the_cli_loads_into_bigquery(built: Settings, bq_emulator: str,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COHORTDB_BQ_PROJECT", raising=False)
     monkeypatch.delenv("BIGQUERY_EMULATOR_HOST", raising=False)
@@ -79,6 +79,4 @@ def test_the_cli_loads_into_bigquery_and_says_what_is_not_there_yet(built: Setti
     assert loaded.exit_code == 0, loaded.output
     instances = rows(built, "select count(*) as n from raw.dicom_instances")[0]["n"]
     assert f"raw.dicom_instances: {instances} rows" in loaded.stdout
-    assert "loaded into test-project.cli_raw" in loaded.stdout
-    built_there = run_cli("-w", w, "build", "--target", "bigquery")
-    assert built_there.exit_code == 2 and "not written yet" in built_there.stderr
+    assert "loaded into test-project.cli_*" in loaded.stdout

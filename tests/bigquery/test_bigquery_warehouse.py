@@ -1,0 +1,188 @@
+"""The same lake, the same dbt project, the same answers: the test warehouse built on DuckDB
+and on BigQuery (the emulator) holds equal marts and cohorts, and the reads (`sql`, `cohort`,
+`export`, the Python API) give equal results on both."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+
+from cohortdb.api import Warehouse
+from cohortdb.build import build
+from cohortdb.project import SHIPPED_COHORTS_DIR
+from cohortdb.warehouse.base import Relation
+from cohortdb.warehouse.bigquery import BigQueryConfig, BigQueryWarehouse
+from cohortdb.warehouse.duckdb import DuckDBWarehouse
+from ingest.errors import UserError
+from ingest.settings import Settings, resolve_settings
+from tests.bigquery.conftest import PROJECT
+from tests.cli import run_cli
+
+PREFIX = "engines"
+
+KNOWN_DIFFERENCES = {
+    "NULL vs []": "BigQuery has no NULL array: a NULL list reads back as [] (the emulator keeps NULL "
+                  "internally but its REST reads return [] too), so both count as 'no items'.",
+}
+"""What the comparison allows, and why (docs/scale.md says the same)."""
+
+
+@pytest.fixture(scope="module")
+def engines(built: Settings, bq_emulator: str, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[tuple[DuckDBWarehouse, BigQueryWarehouse]]:
+    """The test warehouse on DuckDB, and its lake built on BigQuery (a copy of the directory,
+    so the DuckDB build's compiled cohorts stay as they are)."""
+    directory = tmp_path_factory.mktemp("bq-built") / "warehouse"
+    shutil.copytree(built.warehouse_dir / "lake", directory / "lake")
+    settings = resolve_settings(directory)
+    bigquery = BigQueryWarehouse(settings, BigQueryConfig(PROJECT, PREFIX, api_endpoint=bq_emulator))
+    outcome = build(settings, SHIPPED_COHORTS_DIR, bigquery)
+    assert outcome.outcome.success, [line for node in outcome.outcome.failures() for line in node.report()]
+    yield DuckDBWarehouse(built), bigquery
+
+
+def _normal(value: Any) -> Any:
+    """A value both engines' results can be compared by: [] and NULL alike (KNOWN_DIFFERENCES),
+    JSON text parsed, floats to 9 significant digits, decimals as floats."""
+    if isinstance(value, list):
+        return tuple(_normal(v) for v in value) or None
+    if isinstance(value, dict):
+        return tuple(sorted((k, _normal(v)) for k, v in value.items()))
+    if isinstance(value, decimal.Decimal):
+        value = float(value)
+    if isinstance(value, float):
+        return float(f"{value:.9g}") if math.isfinite(value) else repr(value)
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return _normal(json.loads(value))
+        except ValueError:
+            return value
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC)
+    return value
+
+
+def _rows(table: pa.Table) -> list[tuple[Any, ...]]:
+    rows = [tuple(_normal(v) for v in row.values()) for row in table.to_pylist()]
+    return sorted(rows, key=repr)
+
+
+def _relations(warehouse: DuckDBWarehouse | BigQueryWarehouse, schema: str) -> list[str]:
+    return sorted(r.name for r in warehouse.relations() if r.schema == schema)
+
+
+@pytest.mark.parametrize("schema", ["marts", "cohorts"])
+def test_every_mart_and_cohort_is_equal_row_for_row(
+        engines: tuple[DuckDBWarehouse, BigQueryWarehouse], schema: str) -> None:
+    duck, bq = engines
+    names = _relations(duck, schema)
+    assert names and _relations(bq, schema) == names
+    for name in names:
+        relation = Relation(schema, name, "table")
+        left = duck.query(f"select * from {duck.relation_sql(relation)}")
+        right = bq.query(f"select * from {bq.relation_sql(relation)}")
+        assert right.column_names == left.column_names, name
+        assert right.num_rows == left.num_rows, name
+        expected, got = _rows(left), _rows(right)
+        for row_expected, row_got in zip(expected, got, strict=True):
+            assert row_got == row_expected, (name, {c: (e, g) for c, e, g in zip(
+                left.column_names, row_expected, row_got, strict=True) if e != g})
+
+
+def test_fhir_resources_keep_their_camel_case_keys(engines: tuple[DuckDBWarehouse, BigQueryWarehouse]) -> None:
+    _, bq = engines
+    resources = bq.query(f"select to_json_string(resource_json) as r from "
+                         f"{bq.relation_sql(Relation('marts', 'fhir_imaging_studies', 'table'))}")
+    first = json.loads(resources.column("r")[0].as_py())
+    assert first["resourceType"] == "ImagingStudy" and "numberOfSeries" in first
+
+
+def _cli(warehouse: Settings, bq_emulator: str, *args: str) -> Any:
+    return run_cli("-w", str(warehouse.warehouse_dir), "--target", "bigquery", "--project", PROJECT,
+                   "--dataset-prefix", PREFIX, "--api-endpoint", bq_emulator, *args)
+
+
+def test_sql_names_the_schemas_as_on_duckdb_and_stays_read_only(
+        engines: tuple[DuckDBWarehouse, BigQueryWarehouse], bq_emulator: str) -> None:
+    duck, bq = engines
+    query = "select modality, count(*) as n from marts.dicom_instances group by modality order by modality"
+    result = _cli(bq.settings, bq_emulator, "sql", "-f", "csv", query)
+    assert result.exit_code == 0, result.output
+    expected = run_cli("-w", str(duck.settings.warehouse_dir), "sql", "-f", "csv", query)
+    assert result.stdout == expected.stdout and result.stdout.count("\n") > 2
+    for bad, says in [("delete from marts.dicom_instances where true", "read-only"),
+                      ("select 1; select 2", "one SQL statement"),
+                      ("drop table marts.imaging_studies", "read-only"),
+                      ("select * from marts.no_such_table", "no_such_table")]:
+        refused = _cli(bq.settings, bq_emulator, "sql", bad)
+        assert refused.exit_code == 2 and says in refused.stderr, (bad, refused.output)
+        assert "Traceback" not in refused.output
+    assert bq.query("select count(*) as n from " + bq.relation_sql(Relation("marts", "imaging_studies", "table"))
+                    ).column("n")[0].as_py() == duck.query("select count(*) as n from marts.imaging_studies"
+                                                           ).column("n")[0].as_py()
+
+
+def test_cohort_commands_select_alike(engines: tuple[DuckDBWarehouse, BigQueryWarehouse], bq_emulator: str,
+                                     tmp_path: Path) -> None:
+    duck, bq = engines
+    filter_ = tmp_path / "filter.json"
+    filter_.write_text(json.dumps({"AND": [{"IN": {"study_modality": ["CR", "DX"]}}, {">=": {"age_at_index": 20}}]}))
+    for args in (["cohort", "--index", "imaging_study", "--filter", str(filter_), "-f", "ids"],
+                 ["cohort", "--index", "imaging_study", "--filter", str(filter_), "-f", "csv"],
+                 ["cohort", "list", "-f", "csv"]):
+        on_bq = _cli(bq.settings, bq_emulator, *args)
+        on_duck = run_cli("-w", str(duck.settings.warehouse_dir), *args)
+        assert on_bq.exit_code == 0 == on_duck.exit_code, (args, on_bq.output, on_duck.output)
+        assert on_bq.stdout == on_duck.stdout and on_bq.stdout.count("\n") > 1, args
+
+
+def test_exports_are_equal(engines: tuple[DuckDBWarehouse, BigQueryWarehouse], bq_emulator: str,
+                           tmp_path: Path) -> None:
+    duck, bq = engines
+    for kind, args in [("manifest", ["--cohort", "seed000_covid_chest_xr"]), ("csv", ["--model", "imaging_studies"]),
+                       ("parquet", ["--model", "imaging_series"]), ("fhir", [])]:
+        outs = {}
+        for engine, settings in (("duckdb", duck.settings), ("bigquery", bq.settings)):
+            out = tmp_path / f"{kind}-{engine}"
+            runner = _cli if engine == "bigquery" else (lambda s, _u, *a: run_cli("-w", str(s.warehouse_dir), *a))
+            result = runner(settings, bq_emulator, "export", kind, *args, "--out", str(out))
+            assert result.exit_code == 0, (kind, engine, result.output)
+            outs[engine] = out
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            assert _rows(pq.read_table(outs["bigquery"])) == _rows(pq.read_table(outs["duckdb"]))
+        elif kind == "csv":
+            left, right = (pacsv.read_csv(outs[e]) for e in ("duckdb", "bigquery"))
+            assert right.column_names == left.column_names and _rows(right) == _rows(left)
+        elif kind == "fhir":
+            def lines(path: Path) -> list[Any]:
+                return sorted((json.loads(line) for line in path.read_text().splitlines()), key=lambda r: r["id"])
+            assert lines(outs["bigquery"]) == lines(outs["duckdb"])
+        else:
+            assert json.loads(outs["bigquery"].read_text()) == json.loads(outs["duckdb"].read_text())
+
+
+def test_the_python_api_reads_bigquery(engines: tuple[DuckDBWarehouse, BigQueryWarehouse], bq_emulator: str,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    duck, bq = engines
+    monkeypatch.setenv("COHORTDB_BQ_PROJECT", PROJECT)
+    monkeypatch.setenv("COHORTDB_BQ_DATASET_PREFIX", PREFIX)
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", bq_emulator)
+    on_bq = Warehouse(bq.settings.warehouse_dir, target="bigquery")
+    on_duck = Warehouse(duck.settings.warehouse_dir)
+    query = "select study_uid from marts.imaging_studies where n_instances > ? order by study_uid"
+    assert on_bq.sql(query, [1]).equals(on_duck.sql(query, [1])) and len(on_duck.sql(query, [1])) > 0
+    assert on_bq.cohort("seed000_covid_chest_xr").height == on_duck.cohort("seed000_covid_chest_xr").height
+    with pytest.raises(UserError, match="read-only"):
+        on_bq.sql("insert into marts.imaging_studies (study_uid) values ('x')")
