@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import textwrap
 import threading
 from collections import Counter
@@ -34,6 +35,8 @@ from cohortdb.project import PROJECT_DIR
 from cohortdb.warehouse import Target, WarehouseTarget
 from ingest.errors import UserError, requires
 from ingest.settings import Settings
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 FAILED = ("fail", "error", "runtime error")
 """The statuses of a node that failed (a model that did not build, a test that found rows)."""
@@ -63,7 +66,8 @@ class NodeResult:
         """What went wrong, for a person: a header naming the node and its file, then dbt's
         message (DuckDB's hints and caret lines kept), indented; no blank lines."""
         where = f"{self.resource_type.split('.')[-1]} {self.name}" + (f" ({self.path})" if self.path else "")
-        lines = [line.rstrip() for line in (self.message or "").splitlines() if line.strip()]
+        text = ANSI_ESCAPE.sub("", self.message or "")  # sqlglot underlines the error's token
+        lines = [line.rstrip() for line in text.splitlines() if line.strip()]
         if lines and where in lines[0]:  # dbt's own header: "Runtime Error in model x (path)"
             header, body = lines[0].strip(), lines[1:]
         elif len(lines) == 1:

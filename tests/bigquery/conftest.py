@@ -2,59 +2,23 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cohortdb.warehouse.bigquery import BigQueryConfig, client
-
-ROOT = Path(__file__).resolve().parents[2]
-EMULATOR = ROOT / ".venv-bqemu" / "bin" / "bqemulator"
-PROJECT = "test-project"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.bigquery.emulator import PROJECT, EmulatorError, running_emulator
 
 
 @pytest.fixture(scope="session")
 def bq_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The emulator's REST endpoint; it is stopped by its PID at the end of the session."""
-    if not EMULATOR.exists():
-        pytest.fail(f"no BigQuery emulator at {EMULATOR}: run `make bqemu` (make test does)")
-    rest, grpc = _free_port(), _free_port()
-    log_path = tmp_path_factory.mktemp("bqemu") / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [str(EMULATOR), "start", "--rest-host", "127.0.0.1", "--rest-port", str(rest), "--grpc-host",
-             "127.0.0.1", "--grpc-port", str(grpc), "--project", PROJECT, "--log-level", "warning"],
-            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{rest}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/healthz", timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"bqemulator did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.1)
-    yield url
-    process.terminate()
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        with running_emulator(tmp_path_factory.mktemp("bqemu") / "server.log") as (url, _):
+            yield url
+    except EmulatorError as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from cohortdb.cohorts.filter_sql import filter_to_sql
 from cohortdb.warehouse.base import Relation
 from cohortdb.warehouse.bigquery import BigQueryConfig, BigQueryWarehouse
 from ingest.settings import resolve_settings
-from tests.bigquery.conftest import PROJECT
+from tests.bigquery.emulator import PROJECT
 from tests.cohortdb.cohorts.test_guppy_filter_sql import (  # noqa: F401 - fixtures
     INDICES,
     SPECIAL_TEXT,

@@ -25,7 +25,7 @@ from cohortdb.warehouse.bigquery import BigQueryConfig, BigQueryWarehouse
 from cohortdb.warehouse.duckdb import DuckDBWarehouse
 from ingest.errors import UserError
 from ingest.settings import Settings, resolve_settings
-from tests.bigquery.conftest import PROJECT
+from tests.bigquery.emulator import PROJECT
 from tests.cli import run_cli
 
 PREFIX = "engines"

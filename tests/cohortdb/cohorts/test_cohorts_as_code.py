@@ -159,3 +159,15 @@ def test_two_warehouses_of_one_checkout_keep_their_own_cohorts(tmp_path: Path) -
             "_cohorts__models.yml", f"only_{name}.sql", f"only_{name}__files.sql"]
         assert not (generated / f"only_{other}.sql").exists()
     assert not (SHIPPED_COHORTS_DIR.parent / "models" / "cohorts" / "generated").exists()
+
+
+def test_dicom_conditions_are_translated_for_bigquery_or_refused_by_name() -> None:
+    from cohortdb.cohorts.compile import translate_condition
+
+    assert translate_condition("kvp > 80", "duckdb") == "kvp > 80"
+    assert translate_condition("\"Rows\" >= 512 and kvp::int > 80", "bigquery") == (
+        "`Rows` >= 512 AND CAST(kvp AS INT64) > 80")
+    assert translate_condition("regexp_matches(manufacturer, '^CARE')", "bigquery") == (
+        "REGEXP_CONTAINS(manufacturer, '^CARE')")
+    with pytest.raises(UserError, match="'kvp >' has no bigquery translation"):
+        translate_condition("kvp >", "bigquery")
