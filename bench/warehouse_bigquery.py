@@ -126,7 +126,8 @@ def peak_rss_mib(pid: int) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--studies", type=int, default=100_000, help="guppy imaging_study records (default: %(default)s)")
+    parser.add_argument("--studies", type=int, default=100_000,
+                        help="guppy imaging_study records (default: %(default)s)")
     parser.add_argument("--skip-generate", action="store_true", help="use the cached lake whatever its version")
     args = parser.parse_args(argv)
 
