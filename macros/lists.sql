@@ -23,8 +23,11 @@
 {% macro distinct_list_agg(expression) -%}
   {{ return(adapter.dispatch('distinct_list_agg', 'cohortdb')(expression)) }}
 {%- endmacro %}
+{#- Not array_agg(distinct … ignore nulls order by …): the BigQuery emulator's
+    translation of it fails (FILTER (WHERE NOT DISTINCT …)). An intermediate
+    array may hold nulls on BigQuery; the subquery drops them. [] for no values. -#}
 {% macro default__distinct_list_agg(expression) -%}
-  array_agg(distinct {{ expression }} ignore nulls order by {{ expression }})
+  array(select _v from unnest(array_agg(distinct {{ expression }})) as _v where _v is not null order by _v)
 {%- endmacro %}
 {% macro duckdb__distinct_list_agg(expression) -%}
   coalesce(list_sort(list_distinct(array_agg({{ expression }}))), [])
@@ -41,13 +44,16 @@
   array_agg({{ expression }} order by {{ order_by }}) filter (where {{ expression }} is not null)
 {%- endmacro %}
 
-{#- Join each row to the items of its list column, with the 0-based position.
-    DuckDB 1.5 names an unaliased unnest column `unnest`; BigQuery has WITH OFFSET. -#}
+{#- Join each row to the items of its list column, with the 0-based position
+    (read it with unnested_position). DuckDB 1.5 names an unaliased unnest column
+    `unnest`; BigQuery has WITH OFFSET, named apart from `position` (the emulator
+    turns WITH OFFSET into a 1-based ordinality and corrects it only where the
+    offset column is projected under its own name). -#}
 {% macro unnest_with_position(relation_alias, column, item, position) -%}
   {{ return(adapter.dispatch('unnest_with_position', 'cohortdb')(relation_alias, column, item, position)) }}
 {%- endmacro %}
 {% macro default__unnest_with_position(relation_alias, column, item, position) -%}
-  cross join unnest({{ relation_alias }}.{{ column }}) as {{ item }} with offset as {{ position }}
+  cross join unnest({{ relation_alias }}.{{ column }}) as {{ item }} with offset as _offset_{{ position }}
 {%- endmacro %}
 {% macro duckdb__unnest_with_position(relation_alias, column, item, position) -%}
   cross join unnest({{ relation_alias }}.{{ column }}) with ordinality as _unnest_{{ item }}({{ item }}, {{ position }}_1)
@@ -57,5 +63,5 @@
 {% macro unnested_position(position) -%}
   {{ return(adapter.dispatch('unnested_position', 'cohortdb')(position)) }}
 {%- endmacro %}
-{% macro default__unnested_position(position) -%} {{ position }} {%- endmacro %}
+{% macro default__unnested_position(position) -%} _offset_{{ position }} {%- endmacro %}
 {% macro duckdb__unnested_position(position) -%} ({{ position }}_1 - 1) {%- endmacro %}

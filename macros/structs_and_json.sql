@@ -24,6 +24,21 @@
   json_merge_patch('{}', to_json({{ struct_expression }}))
 {%- endmacro %}
 
+{#- A JSON object from (name, expression) pairs, without the keys whose value is
+    null. On BigQuery this is JSON_OBJECT, not TO_JSON(STRUCT(…)): the emulator
+    lowercases a struct's keys (numberOfSeries → numberofseries) when it reads a
+    column. Nested structs keep make_struct; give them lowercase keys or nest
+    this macro. On DuckDB it is json_without_nulls(make_struct(fields)). -#}
+{% macro json_object_without_nulls(fields) -%}
+  {{ return(adapter.dispatch('json_object_without_nulls', 'cohortdb')(fields)) }}
+{%- endmacro %}
+{% macro default__json_object_without_nulls(fields) -%}
+  json_strip_nulls(json_object({% for name, expression in fields %}'{{ name }}', {{ expression }}{{ ", " if not loop.last }}{% endfor %}))
+{%- endmacro %}
+{% macro duckdb__json_object_without_nulls(fields) -%}
+  {{ cohortdb.duckdb__json_without_nulls(cohortdb.duckdb__make_struct(fields)) }}
+{%- endmacro %}
+
 {#- A JSON value as compact text. -#}
 {% macro json_text(json_expression) -%}
   {{ return(adapter.dispatch('json_text', 'cohortdb')(json_expression)) }}
@@ -36,7 +51,7 @@
   {{ return(adapter.dispatch('first_distinct_values', 'cohortdb')(expression, n)) }}
 {%- endmacro %}
 {% macro default__first_distinct_values(expression, n) -%}
-  array_agg(distinct {{ expression }} ignore nulls order by {{ expression }} limit {{ n }})
+  array(select _v from unnest(array_agg(distinct {{ expression }})) as _v where _v is not null order by _v limit {{ n }})
 {%- endmacro %}
 {% macro duckdb__first_distinct_values(expression, n) -%}
   coalesce(list_slice(list_sort(list_distinct(array_agg({{ expression }}))), 1, {{ n }}), [])
@@ -46,8 +61,9 @@
 {% macro sorted_list_text(column) -%}
   {{ return(adapter.dispatch('sorted_list_text', 'cohortdb')(column)) }}
 {%- endmacro %}
+{#- coalesce: BigQuery's string_agg over no rows is null, DuckDB's array_to_string of [] is ''. -#}
 {% macro default__sorted_list_text(column) -%}
-  (select string_agg(distinct _value, ',' order by _value) from unnest({{ column }}) as _value)
+  coalesce((select string_agg(distinct _value, ',' order by _value) from unnest({{ column }}) as _value), '')
 {%- endmacro %}
 {% macro duckdb__sorted_list_text(column) -%}
   array_to_string(list_sort(list_distinct({{ column }})), ',')

@@ -50,10 +50,10 @@ study_modalities as (
 modality_json as (
     select
         study_uid,
-        {{ ordered_list_agg(json_without_nulls(make_struct([
+        {{ ordered_list_agg(json_object_without_nulls([
             ('system', "'http://dicom.nema.org/resources/ontology/DCM'"),
             ('code', 'modality'),
-        ])), 'modality') }} as modalities
+        ]), 'modality') }} as modalities
     from study_modalities
     group by study_uid
 ),
@@ -61,11 +61,11 @@ modality_json as (
 instance_json as (
     select
         series_instance_uid,
-        {{ ordered_list_agg(json_without_nulls(make_struct([
+        {{ ordered_list_agg(json_object_without_nulls([
             ('uid', 'sop_instance_uid'),
             ('sopClass', make_struct([('system', "'urn:ietf:rfc:3986'"), ('code', "'urn:oid:' || sop_class_uid")])),
             ('number', 'instance_number'),
-        ])), 'instance_number, sop_instance_uid') }} as instances
+        ]), 'instance_number, sop_instance_uid') }} as instances
     from instances
     group by series_instance_uid
 ),
@@ -73,7 +73,7 @@ instance_json as (
 series_json as (
     select
         series.study_instance_uid,
-        {{ ordered_list_agg(json_without_nulls(make_struct([
+        {{ ordered_list_agg(json_object_without_nulls([
             ('uid', 'series.series_instance_uid'),
             ('number', 'series.series_number'),
             ('modality', make_struct([('system', "'http://dicom.nema.org/resources/ontology/DCM'"), ('code', 'series.modality')])),
@@ -81,7 +81,7 @@ series_json as (
             ('numberOfInstances', 'series.n_instances'),
             ('bodySite', "case when body_sites.snomed_code is not null then " ~ make_struct([('system', "'http://snomed.info/sct'"), ('code', 'body_sites.snomed_code'), ('display', 'body_sites.snomed_display')]) ~ " end"),
             ('instance', 'instance_json.instances'),
-        ])), 'series.series_number, series.series_instance_uid') }} as series
+        ]), 'series.series_number, series.series_instance_uid') }} as series
     from series
     inner join instance_json
         on series.series_instance_uid = instance_json.series_instance_uid
@@ -109,7 +109,7 @@ final as (
     select
         studies.study_uid,
         studies.case_id,
-        {{ json_text(json_without_nulls(make_struct([
+        {{ json_text(json_object_without_nulls([
             ('resourceType', "'ImagingStudy'"),
             ('id', 'studies.study_uid'),
             ('identifier', '[' ~ make_struct([('system', "'urn:dicom:uid'"), ('value', "'urn:oid:' || studies.study_uid")]) ~ ']'),
@@ -122,7 +122,7 @@ final as (
             ('procedureCode', "case when studies.loinc_code is not null then [" ~ make_struct([('coding', '[' ~ make_struct([('system', "'http://loinc.org'"), ('code', 'studies.loinc_code'), ('display', 'studies.loinc_long_common_name')]) ~ ']'), ('text', 'studies.loinc_long_common_name')]) ~ "] end"),
             ('description', 'studies.study_description'),
             ('series', 'series_json.series'),
-        ]))) }} as resource_json
+        ])) }} as resource_json
     from studies
     inner join started
         on studies.study_uid = started.study_uid

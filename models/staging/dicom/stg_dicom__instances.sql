@@ -74,7 +74,7 @@ final as (
         slice_thickness,
         spacing_between_slices,
         magnetic_field_strength,
-        rows as pixel_rows,
+        {{ adapter.quote('rows') }} as pixel_rows,  -- ROWS is reserved in GoogleSQL
         columns as pixel_columns,
         number_of_frames,
         bits_allocated,

@@ -5,8 +5,15 @@
 {{ config(materialized='table') }}
 with
 
+-- The columns are listed: the BigQuery emulator loses a `select *` CTE's
+-- columns behind the correlated UNNEST below.
 studies as (
-    select * from {{ source('guppy', 'guppy_imaging_study') }}
+    select
+        study_uid,
+        submitter_id,
+        _imaging_study_id,
+        imaging_study_annotations
+    from {{ source('guppy', 'guppy_imaging_study') }}
 ),
 
 unnested as (
