@@ -129,6 +129,21 @@ def quote_identifier(name: str, dialect: Dialect = "duckdb") -> str:
 # --- dialects: the only place DuckDB and BigQuery differ -------------------------------
 
 
+# GoogleSQL's named escapes, written in preference to \xNN: the BigQuery emulator
+# (bqemulator 1.4) reads only these, and keeps \x0a as four characters.
+_NAMED_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+                  "\t": "\\t", "\v": "\\v", "\\": "\\\\", "'": "\\'"}
+
+
+def _googlesql_char(c: str) -> str:
+    """``c`` as it is written inside a GoogleSQL quoted string."""
+    if c in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[c]
+    if ord(c) < 0x20 or c == "\x7f":
+        return f"\\x{ord(c):02x}"
+    return c
+
+
 @dataclass(frozen=True)
 class _Sql:
     name: Dialect
@@ -140,10 +155,7 @@ class _Sql:
 
     def string(self, text: str) -> str:
         if self.name == "bigquery":  # GoogleSQL: backslash escapes, no quote doubling
-            escaped = "".join(
-                "\\" + c if c in "\\'" else f"\\x{ord(c):02x}" if ord(c) < 0x20 or c == "\x7f"
-                else c for c in text)
-            return f"'{escaped}'"
+            return "'" + "".join(map(_googlesql_char, text)) + "'"
         return "'" + text.replace("'", "''") + "'"
 
     def column(self, alias: str | None, name: str) -> str:
