@@ -4,8 +4,10 @@ and on BigQuery (the emulator) holds equal marts and cohorts, and the reads (`sq
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import decimal
+import io
 import json
 import math
 import shutil
@@ -14,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pytest
 
 from cohortdb.api import Warehouse
@@ -77,6 +78,12 @@ def _rows(table: pa.Table) -> list[tuple[Any, ...]]:
     return sorted(rows, key=repr)
 
 
+def _csv_rows(text: str) -> list[tuple[Any, ...]]:
+    """CSV text's header, then its rows sorted, each cell :func:`_normal` (an empty cell NULL)."""
+    header, *rows = csv.reader(io.StringIO(text))
+    return [tuple(header), *sorted((tuple(_normal(c) if c else None for c in row) for row in rows), key=repr)]
+
+
 def _relations(warehouse: DuckDBWarehouse | BigQueryWarehouse, schema: str) -> list[str]:
     return sorted(r.name for r in warehouse.relations() if r.schema == schema)
 
@@ -101,9 +108,9 @@ def test_every_mart_and_cohort_is_equal_row_for_row(
 
 def test_fhir_resources_keep_their_camel_case_keys(engines: tuple[DuckDBWarehouse, BigQueryWarehouse]) -> None:
     _, bq = engines
-    resources = bq.query(f"select to_json_string(resource_json) as r from "
+    resources = bq.query(f"select resource_json from "
                          f"{bq.relation_sql(Relation('marts', 'fhir_imaging_studies', 'table'))}")
-    first = json.loads(resources.column("r")[0].as_py())
+    first = json.loads(resources.column(0)[0].as_py())
     assert first["resourceType"] == "ImagingStudy" and "numberOfSeries" in first
 
 
@@ -143,7 +150,7 @@ def test_cohort_commands_select_alike(engines: tuple[DuckDBWarehouse, BigQueryWa
         on_bq = _cli(bq.settings, bq_emulator, *args)
         on_duck = run_cli("-w", str(duck.settings.warehouse_dir), *args)
         assert on_bq.exit_code == 0 == on_duck.exit_code, (args, on_bq.output, on_duck.output)
-        assert on_bq.stdout == on_duck.stdout and on_bq.stdout.count("\n") > 1, args
+        assert _csv_rows(on_bq.stdout) == _csv_rows(on_duck.stdout) and on_bq.stdout.count("\n") > 1, args
 
 
 def test_exports_are_equal(engines: tuple[DuckDBWarehouse, BigQueryWarehouse], bq_emulator: str,
@@ -163,8 +170,7 @@ def test_exports_are_equal(engines: tuple[DuckDBWarehouse, BigQueryWarehouse], b
 
             assert _rows(pq.read_table(outs["bigquery"])) == _rows(pq.read_table(outs["duckdb"]))
         elif kind == "csv":
-            left, right = (pacsv.read_csv(outs[e]) for e in ("duckdb", "bigquery"))
-            assert right.column_names == left.column_names and _rows(right) == _rows(left)
+            assert _csv_rows(outs["bigquery"].read_text()) == _csv_rows(outs["duckdb"].read_text())
         elif kind == "fhir":
             def lines(path: Path) -> list[Any]:
                 return sorted((json.loads(line) for line in path.read_text().splitlines()), key=lambda r: r["id"])
