@@ -20,7 +20,6 @@ from ingest.settings import resolve_settings
 from tests.bigquery.emulator import PROJECT
 from tests.cohortdb.cohorts.test_guppy_filter_sql import (  # noqa: F401 - fixtures
     INDICES,
-    SPECIAL_TEXT,
     Catalog,
     columns,
     con,
@@ -68,10 +67,3 @@ def test_random_filters_select_on_bigquery_what_the_fake_commons_selects(
     check()
     assert hits["some"] >= sum(hits.values()) // 4, hits
 
-
-def test_odd_text_is_matched_exactly(on_bigquery: BigQueryWarehouse,
-                                     records: dict[str, list[dict[str, Any]]],  # noqa: F811
-                                     columns: dict[str, dict[str, pa.DataType]]) -> None:  # noqa: F811
-    special = {"=": {"study_description": SPECIAL_TEXT}}
-    where = filter_to_sql(special, columns["imaging_study"], "bigquery", relation_alias="g")
-    assert _select(on_bigquery, "imaging_study", where) == {records["imaging_study"][0]["submitter_id"]}

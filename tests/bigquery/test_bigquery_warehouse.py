@@ -88,8 +88,8 @@ def _relations(warehouse: DuckDBWarehouse | BigQueryWarehouse, schema: str) -> l
     return sorted(r.name for r in warehouse.relations() if r.schema == schema)
 
 
-@pytest.mark.parametrize("schema", ["marts", "cohorts"])
-def test_every_mart_and_cohort_is_equal_row_for_row(
+@pytest.mark.parametrize("schema", ["staging", "intermediate", "marts", "cohorts"])
+def test_every_model_and_cohort_is_equal_row_for_row(
         engines: tuple[DuckDBWarehouse, BigQueryWarehouse], schema: str) -> None:
     duck, bq = engines
     names = _relations(duck, schema)
