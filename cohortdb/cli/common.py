@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from cohortdb.warehouse import Target, WarehouseTarget, open_target
+from ingest.errors import UserError
 from ingest.settings import Settings
 
 stderr = Console(stderr=True, highlight=False)
@@ -55,6 +56,16 @@ class State:
             config = config_from(options.project, options.dataset_prefix, options.location, options.api_endpoint)
             return open_target(self.settings, self.target, config)
         return open_target(self.settings, self.target)
+
+    def require_duckdb(self, what: str) -> None:
+        """Refuse ``--target bigquery`` for a command that works on the embedded warehouse only.
+
+        Raises:
+            UserError: the target is not DuckDB.
+        """
+        if self.target is not Target.DUCKDB:
+            raise UserError(f"{what} works on the embedded DuckDB warehouse only, not on --target {self.target} "
+                            "(drop --target, or unset $COHORTDB_TARGET)")
 
 
 def state(ctx: typer.Context) -> State:

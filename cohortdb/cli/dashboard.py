@@ -58,6 +58,7 @@ def dashboard_command(
     """Browse the warehouse in a web browser: the cohort explorer, studies and their DICOM
     headers, data quality, a read-only SQL box, cohorts and exports."""
     current = state(ctx)
+    current.require_duckdb("the dashboard")
     app = app_path()
     environment = dict(os.environ, COHORTDB_WAREHOUSE=str(current.settings.warehouse_dir),
                        COHORTDB_COHORTS=str(current.cohorts_dir))

@@ -24,6 +24,7 @@ def demo_command(
     from cohortdb.demo import EXAMPLES, run_demo
 
     current = state(ctx)
+    current.require_duckdb("the demo")
     run_demo(current.settings, current.cohorts_dir, echo=typer.echo, force=force)
     warehouse = current.warehouse()
     for title, query in EXAMPLES:

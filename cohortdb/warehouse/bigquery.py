@@ -53,7 +53,8 @@ CLUSTERING: dict[str, list[str]] = {
     "guppy_imaging_study": ["study_uid"],
     "guppy_case": ["submitter_id"],
 }
-"""The raw tables' clustering columns (those present are used): what queries select by."""
+"""The raw tables' clustering columns, those present and scalar (a commons may make a field
+a list): what the models and cohorts select by."""
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,8 @@ def load_bigquery(settings: Settings, config: BigQueryConfig, bq: Any | None = N
                 staged.append(table.name)
                 part.unlink()
             for name in staged:
-                columns = {f.name for f in bq.get_table(f"{dataset}.{name}{STAGING_SUFFIX}").schema}
+                columns = {f.name for f in bq.get_table(f"{dataset}.{name}{STAGING_SUFFIX}").schema
+                           if f.mode != "REPEATED" and f.field_type not in ("RECORD", "STRUCT")}  # clusterable
                 cluster = [c for c in CLUSTERING.get(name, []) if c in columns]
                 clause = f"cluster by {', '.join(cluster)} " if cluster else ""
                 bq.query(f"create or replace table `{dataset}.{name}` {clause}as "

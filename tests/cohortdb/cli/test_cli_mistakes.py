@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ingest.settings import Settings
 from tests.cli import run_cli
 
@@ -95,3 +97,18 @@ def test_strict_counts_the_errors_an_earlier_run_left(tmp_path: Path) -> None:
     assert "1 error of earlier runs still recorded" in again.stderr
     (source / "notes.txt").unlink()
     assert run_cli(*args).exit_code == 0
+
+
+def test_bigquery_mistakes_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("COHORTDB_BQ_PROJECT", "COHORTDB_BQ_DATASET_PREFIX", "COHORTDB_TARGET"):
+        monkeypatch.delenv(name, raising=False)
+    w = str(tmp_path / "w")
+    assert "--project and --dataset-prefix" in _one_error_line(run_cli("-w", w, "sql", "select 1", "--target",
+                                                                       "bigquery"))
+    for command in (["dashboard"], ["demo"]):
+        line = _one_error_line(run_cli("-w", w, "--target", "bigquery", "--project", "p", "--dataset-prefix", "x",
+                                       *command))
+        assert "embedded DuckDB warehouse only" in line, line
+    assert not (tmp_path / "w").exists()
+    monkeypatch.setenv("COHORTDB_TARGET", "bigquery")
+    assert "--project and --dataset-prefix" in _one_error_line(run_cli("-w", w, "sql", "select 1"))
