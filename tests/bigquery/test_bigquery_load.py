@@ -80,3 +80,17 @@ def test_the_cli_loads_into_bigquery(built: Settings, bq_emulator: str,
     instances = rows(built, "select count(*) as n from raw.dicom_instances")[0]["n"]
     assert f"raw.dicom_instances: {instances} rows" in loaded.stdout
     assert "loaded into test-project.cli_*" in loaded.stdout
+
+
+def test_a_load_the_server_refuses_half_way_leaves_the_previous_tables(built: Settings, bq_config: BigQueryConfig,
+                                                                       bq: Any) -> None:
+    before = load_bigquery(built, bq_config, bq)
+    dataset = f"{bq_config.project}.{bq_config.dataset('raw')}"
+    # a view where the fourth table's staging table goes: BigQuery refuses to load into a view
+    bq.query(f"create view `{dataset}.guppy_case__staging` as select 1 as x").result()
+    with pytest.raises(UserError, match="BigQuery refused the load"):
+        load_bigquery(built, bq_config, bq)
+    # the three tables staged before it are dropped; the view, not the load's, stays
+    assert {t.table_id for t in bq.list_tables(dataset)} == {*before, "guppy_case__staging"}
+    for name, n in before.items():
+        assert bq.get_table(f"{dataset}.{name}").num_rows == n, name

@@ -192,3 +192,16 @@ def test_the_python_api_reads_bigquery(engines: tuple[DuckDBWarehouse, BigQueryW
     assert on_bq.cohort("seed000_covid_chest_xr").height == on_duck.cohort("seed000_covid_chest_xr").height
     with pytest.raises(UserError, match="read-only"):
         on_bq.sql("insert into marts.imaging_studies (study_uid) values ('x')")
+
+
+def test_a_reader_caps_rows_and_names_its_version(engines: tuple[DuckDBWarehouse, BigQueryWarehouse]) -> None:
+    _, bq = engines
+    reader = bq.reader()
+    assert reader.version == bq.version() and reader.version.startswith("marts.imaging_studies@")
+    table, more = reader.user_query("select study_uid from marts.imaging_studies order by study_uid", max_rows=5)
+    assert table.num_rows == 5 and more
+    table, more = reader.user_query("select count(*) as n from marts.imaging_studies", max_rows=5)
+    assert table.num_rows == 1 and not more
+    assert reader.relations() == bq.relations()
+    with pytest.raises(UserError, match="read-only"):
+        reader.user_query("delete from marts.imaging_studies where true")
