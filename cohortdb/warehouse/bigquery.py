@@ -21,7 +21,9 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import os
+import socket
 import tempfile
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -96,7 +98,12 @@ def config_from(project: str | None, dataset_prefix: str | None, location: str |
 
 
 def client(config: BigQueryConfig) -> Any:
-    """A ``google.cloud.bigquery.Client``: the standard Google credentials, or none for an emulator."""
+    """A ``google.cloud.bigquery.Client``: the standard Google credentials, or none for an
+    endpoint of its own (an emulator), which must answer a connection first.
+
+    Raises:
+        UserError: the endpoint of its own cannot be reached (the client would retry for 10 minutes).
+    """
     from google.api_core.client_options import ClientOptions
     from google.cloud import bigquery
 
@@ -104,8 +111,19 @@ def client(config: BigQueryConfig) -> Any:
         return bigquery.Client(project=config.project, location=config.location)
     from google.auth.credentials import AnonymousCredentials
 
+    _check_reachable(str(config.api_endpoint))
+
     return bigquery.Client(project=config.project, location=config.location, credentials=AnonymousCredentials(),
                            client_options=ClientOptions(api_endpoint=config.api_endpoint))
+
+
+def _check_reachable(url: str, timeout_s: float = 5.0) -> None:
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname or "", port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UserError(f"cannot reach the BigQuery API at {url}: {exc.strerror or exc}") from None
 
 
 _SCALARS: dict[str, str] = {

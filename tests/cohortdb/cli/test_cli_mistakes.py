@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,9 @@ def test_bigquery_mistakes_are_one_line(tmp_path: Path, monkeypatch: pytest.Monk
     assert not (tmp_path / "w").exists()
     monkeypatch.setenv("COHORTDB_TARGET", "bigquery")
     assert "--project and --dataset-prefix" in _one_error_line(run_cli("-w", w, "sql", "select 1"))
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    line = _one_error_line(run_cli("-w", w, "--project", "p", "--dataset-prefix", "x", "--api-endpoint", endpoint,
+                                   "sql", "select 1"))
+    assert f"cannot reach the BigQuery API at {endpoint}" in line, line
