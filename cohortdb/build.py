@@ -23,7 +23,7 @@ class Built:
 
     loaded: dict[str, int]
     outcome: BuildOutcome
-    failed_path: Path | None = None
+    failed_at: str | None = None
 
 
 def load(settings: Settings, warehouse: WarehouseTarget | None = None) -> dict[str, int]:
@@ -51,7 +51,7 @@ def build(settings: Settings, cohorts: Path, warehouse: WarehouseTarget | None =
 
     Without ``select`` the next warehouse starts empty, so it holds exactly what this
     build made; with it, it starts as a copy of the live one (unselected models kept).
-    A failed build is kept aside (:attr:`Built.failed_path`); the live one stays.
+    A failed build is kept aside (:attr:`Built.failed_at`); the live one stays.
 
     Raises:
         UserError: dbt is not installed, nothing ingested yet, a bad cohort definition, or another
@@ -65,4 +65,4 @@ def build(settings: Settings, cohorts: Path, warehouse: WarehouseTarget | None =
         outcome = dbt_build(warehouse, cohorts, select=select)
         if not outcome.success:
             publication.abandon()
-    return Built(loaded=loaded, outcome=outcome, failed_path=publication.failed_path)
+    return Built(loaded=loaded, outcome=outcome, failed_at=publication.failed_at)

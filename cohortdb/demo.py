@@ -159,8 +159,8 @@ def run_demo(settings: Settings, cohorts: Path, echo: Callable[[str], None] = pr
     ingest_linked_guppy(settings, echo=echo)
     built = build(settings, cohorts)
     echo(built.outcome.summary())
-    if built.failed_path is not None:
+    if built.failed_at is not None:
         for line in built.outcome.report():
             echo(line)
-        raise UserError(f"the demo's dbt build failed (kept in {built.failed_path})")
+        raise UserError(f"the demo's dbt build failed (kept in {built.failed_at})")
     return built.outcome

@@ -46,8 +46,8 @@ def build_command(
     typer.echo(built.outcome.summary())
     for line in built.outcome.report():
         typer.echo(line, err=True)
-    if built.failed_path is not None:
-        typer.echo(f"the previous warehouse stays live; the failed build is in {built.failed_path}", err=True)
+    if built.failed_at is not None:
+        typer.echo(f"the previous warehouse stays live; the failed build is in {built.failed_at}", err=True)
     if not built.outcome.success:
         raise typer.Exit(1)
 

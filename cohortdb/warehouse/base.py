@@ -50,14 +50,14 @@ class Relation:
 class Publication:
     """The next warehouse being written; :meth:`abandon` keeps it unpublished (a failed build).
 
-    ``path`` is its file (None on an engine that writes in place, BigQuery's); ``failed_path``
-    is where an abandoned one was kept, once the block has ended.
+    ``path`` is its file (None on an engine without one: BigQuery's); ``failed_at`` is where
+    an abandoned one was kept (a file, datasets), once the block has ended.
     """
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self.abandoned = False
-        self.failed_path: Path | None = None
+        self.failed_at: str | None = None
 
     def abandon(self) -> None:
         self.abandoned = True

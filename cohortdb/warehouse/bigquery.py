@@ -8,8 +8,8 @@ Arrow schema. A load replaces the tables only once every table has loaded: each 
 staging table first, then is swapped in, clustered where queries select by it.
 
 Build: the same dbt project through dbt-bigquery (the ``bigquery`` output of
-``profiles.yml``); BigQuery has no file to rename, so dbt replaces each model's table in
-place, one at a time (a failed build leaves the models it did not reach as they were).
+``profiles.yml``), into the datasets of the next warehouse (``<prefix>__next_*``), copied
+over the live ones only when dbt succeeded (:meth:`BigQueryWarehouse.publishing`).
 
 Reads: a query names ``marts.x`` as on DuckDB; the user's box rewrites those names to the
 prefixed datasets (sqlglot) and lets only a SELECT through (BigQuery's own dry run says
@@ -18,6 +18,7 @@ what a statement is). Results come back as Arrow over the REST API (no Storage A
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 import os
@@ -45,6 +46,8 @@ PROJECT_ENV = "COHORTDB_BQ_PROJECT"
 PREFIX_ENV = "COHORTDB_BQ_DATASET_PREFIX"
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 STAGING_SUFFIX = "__staging"
+NEXT_SUFFIX = "__next"
+"""The next warehouse's datasets are ``<prefix>__next_<schema>`` while a load or build writes them."""
 GOOGLE_ENDPOINT = "https://bigquery.googleapis.com"
 SCHEMAS = ("raw", "staging", "intermediate", "marts", "cohorts", "reference")
 """The warehouse's schemas; on BigQuery each is the dataset ``<prefix>_<schema>``."""
@@ -223,7 +226,7 @@ def load_bigquery(settings: Settings, config: BigQueryConfig, bq: Any | None = N
     counts: dict[str, int] = {}
     staged: list[str] = []
     try:
-        bq.create_dataset(bigquery.Dataset(dataset), exists_ok=True)
+        bq.create_dataset(new_dataset(config, dataset), exists_ok=True)
         with lock_every_namespace(settings.lake_dir), tempfile.TemporaryDirectory(prefix="cohortdb-bq-") as tmp:
             for table in lake_tables(settings):
                 part = Path(tmp) / f"{table.name}.parquet"
@@ -239,12 +242,7 @@ def load_bigquery(settings: Settings, config: BigQueryConfig, bq: Any | None = N
                 staged.append(table.name)
                 part.unlink()
             for name in staged:
-                columns = {f.name for f in bq.get_table(f"{dataset}.{name}{STAGING_SUFFIX}").schema
-                           if f.mode != "REPEATED" and f.field_type not in ("RECORD", "STRUCT")}  # clusterable
-                cluster = [c for c in CLUSTERING.get(name, []) if c in columns]
-                clause = f"cluster by {', '.join(cluster)} " if cluster else ""
-                bq.query(f"create or replace table `{dataset}.{name}` {clause}as "
-                         f"select * from `{dataset}.{name}{STAGING_SUFFIX}`").result()
+                _replace_table(bq, f"{dataset}.{name}{STAGING_SUFFIX}", f"{dataset}.{name}")
                 bq.delete_table(f"{dataset}.{name}{STAGING_SUFFIX}", not_found_ok=True)
                 counts[name] = bq.get_table(f"{dataset}.{name}").num_rows
     except GoogleAPIError as exc:
@@ -254,6 +252,25 @@ def load_bigquery(settings: Settings, config: BigQueryConfig, bq: Any | None = N
         _drop_staged(bq, dataset, staged)
         raise
     return counts
+
+
+def new_dataset(config: BigQueryConfig, dataset_id: str) -> Any:
+    """A ``bigquery.Dataset`` to create, in the configured location (BigQuery's default: US)."""
+    from google.cloud import bigquery
+
+    dataset = bigquery.Dataset(dataset_id)
+    dataset.location = config.location or "US"
+    return dataset
+
+
+def _replace_table(bq: Any, source: str, target: str) -> None:
+    """``CREATE OR REPLACE`` table ``target`` as a copy of ``source`` (``project.dataset.name``
+    both), clustered as :data:`CLUSTERING` says for its name (on its scalar columns)."""
+    columns = {f.name for f in bq.get_table(source).schema
+               if f.mode != "REPEATED" and f.field_type not in ("RECORD", "STRUCT")}
+    cluster = [c for c in CLUSTERING.get(target.rsplit(".", 1)[-1], []) if c in columns]
+    clause = f"cluster by {', '.join(cluster)} " if cluster else ""
+    bq.query(f"create or replace table `{target}` {clause}as select * from `{source}`").result()
 
 
 def _drop_staged(bq: Any, dataset: str, staged: list[str]) -> None:
@@ -366,6 +383,9 @@ class BigQueryWarehouse:
         self.settings = settings
         self.config = config
         self.location = f"{config.project}.{config.dataset_prefix}_*"
+        self.write_prefix = config.dataset_prefix
+        """Whose datasets :meth:`load`, dbt and :meth:`prune` write: the next warehouse's inside
+        :meth:`publishing`."""
         self._client: Any = None
 
     @property
@@ -378,18 +398,90 @@ class BigQueryWarehouse:
         return f"{self.config.project}.{self.config.dataset(relation.schema)}.{relation.name}"
 
     def load(self) -> dict[str, int]:
-        return load_bigquery(self.settings, self.config, self.client)
+        return load_bigquery(self.settings, dataclasses.replace(self.config, dataset_prefix=self.write_prefix),
+                             self.client)
 
     @contextmanager
     def publishing(self, *, from_live: bool) -> Iterator[Publication]:
-        """BigQuery is written in place (:meth:`load` swaps each raw table in, dbt replaces each
-        model's table): an abandoned build keeps what it replaced, nothing is kept aside."""
-        yield Publication()
+        """Write the next warehouse into datasets ``<prefix>__next_*`` (``from_live``: starting
+        as a copy of the live one), then copy it over the live datasets, table by table, and
+        drop it; unless abandoned (kept as it is, for a look) or an exception ends the block
+        (dropped). The live datasets are not touched before the next one is complete.
+
+        Tables are copied by ``CREATE OR REPLACE … AS SELECT`` (copy jobs would cost nothing,
+        but the emulator the tests run has none), views recreated on the live datasets; a
+        reader may see old and new tables side by side for the seconds the copies take.
+        """
+        live, next_prefix = self.config.dataset_prefix, self.config.dataset_prefix + NEXT_SUFFIX
+        self._drop_prefix(next_prefix)  # what a killed build left
+        if from_live:
+            self._replicate(live, next_prefix)
+        publication = Publication()
+        self.write_prefix = next_prefix
+        try:
+            yield publication
+        except BaseException:
+            self._drop_prefix(next_prefix)
+            raise
+        finally:
+            self.write_prefix = live
+        if publication.abandoned:
+            publication.failed_at = f"{self.config.project}.{next_prefix}_*"
+            return
+        self._replicate(next_prefix, live, prune=True)
+        self._drop_prefix(next_prefix)
+
+    def _dataset_id(self, prefix: str, schema: str) -> str:
+        return f"{self.config.project}.{prefix}_{schema}"
+
+    def _tables(self, prefix: str, schema: str) -> list[Any]:
+        """The tables and views of a dataset (none when it does not exist), staging tables aside."""
+        from google.api_core.exceptions import NotFound
+
+        try:
+            return [t for t in self.client.list_tables(self._dataset_id(prefix, schema))
+                    if not t.table_id.endswith(STAGING_SUFFIX)]
+        except NotFound:
+            return []
+
+    def _replicate(self, source: str, target: str, *, prune: bool = False) -> None:
+        """Make the datasets of prefix ``target`` hold what those of ``source`` hold: tables
+        copied, then views recreated reading ``target``'s tables; with ``prune``, what
+        ``source`` lacks is dropped from ``target``."""
+        from google.api_core.exceptions import GoogleAPIError
+
+        try:
+            for schema in SCHEMAS:
+                found = self._tables(source, schema)
+                if not found and not prune:
+                    continue
+                self.client.create_dataset(new_dataset(self.config, self._dataset_id(target, schema)), exists_ok=True)
+                for table in (t for t in found if t.table_type != "VIEW"):
+                    _replace_table(self.client, f"{self._dataset_id(source, schema)}.{table.table_id}",
+                                   f"{self._dataset_id(target, schema)}.{table.table_id}")
+                if any(t.table_type == "VIEW" for t in found):
+                    views = self.client.query("select table_name, view_definition from "
+                                              f"`{self._dataset_id(source, schema)}.INFORMATION_SCHEMA.VIEWS`")
+                    for name, definition in views.result():
+                        query = definition.replace(f"`{source}_", f"`{target}_")  # dbt quotes each part
+                        self.client.query(f"create or replace view `{self._dataset_id(target, schema)}.{name}` "
+                                          f"as {query}").result()
+                if prune:
+                    names = {t.table_id for t in found}
+                    for stale in self._tables(target, schema):
+                        if stale.table_id not in names:
+                            self.client.delete_table(stale.reference, not_found_ok=True)
+        except GoogleAPIError as exc:
+            raise _api_error(exc) from None
+
+    def _drop_prefix(self, prefix: str) -> None:
+        for schema in SCHEMAS:
+            self.client.delete_dataset(self._dataset_id(prefix, schema), delete_contents=True, not_found_ok=True)
 
     def dbt_environment(self) -> dict[str, str]:
         environment = {
             "COHORTDB_BQ_PROJECT": self.config.project,
-            "COHORTDB_BQ_DATASET_PREFIX": self.config.dataset_prefix,
+            "COHORTDB_BQ_DATASET_PREFIX": self.write_prefix,
             "COHORTDB_BQ_LOCATION": self.config.location or "US",
             "COHORTDB_BQ_API_ENDPOINT": self.config.api_endpoint or GOOGLE_ENDPOINT,
             "COHORTDB_BQ_METHOD": "oauth",
@@ -473,19 +565,14 @@ class BigQueryWarehouse:
         yield from self._rows(sql, params, page_size=batch_rows).to_arrow_iterable()
 
     def relations(self) -> list[Relation]:
-        from google.api_core.exceptions import GoogleAPIError, NotFound
+        from google.api_core.exceptions import GoogleAPIError
 
-        found: list[Relation] = []
-        for schema in SCHEMAS:
-            try:
-                tables = list(self.client.list_tables(f"{self.config.project}.{self.config.dataset(schema)}"))
-            except NotFound:
-                continue
-            except GoogleAPIError as exc:
-                raise _api_error(exc) from None
-            found += [Relation(schema, t.table_id, "view" if t.table_type == "VIEW" else "table")
-                      for t in tables if not t.table_id.endswith(STAGING_SUFFIX)]
-        return sorted(found, key=lambda r: (r.schema, r.name))
+        try:
+            return sorted((Relation(schema, t.table_id, "view" if t.table_type == "VIEW" else "table")
+                           for schema in SCHEMAS for t in self._tables(self.config.dataset_prefix, schema)),
+                          key=lambda r: (r.schema, r.name))
+        except GoogleAPIError as exc:
+            raise _api_error(exc) from None
 
     def export_table(self, relation: Relation, path: Path, fmt: str) -> int:
         """As the DuckDB target writes it: the rows come over as Parquet, which DuckDB turns into
@@ -515,10 +602,10 @@ class BigQueryWarehouse:
         return rows
 
     def prune(self, schema: str, keep: set[str]) -> list[str]:
-        dropped = [r.name for r in self.relations() if r.schema == schema and r.name not in keep]
-        for name in dropped:
-            self.client.delete_table(self._table_id(Relation(schema, name, "table")), not_found_ok=True)
-        return dropped
+        dropped = [t for t in self._tables(self.write_prefix, schema) if t.table_id not in keep]
+        for table in dropped:
+            self.client.delete_table(table.reference, not_found_ok=True)
+        return sorted(t.table_id for t in dropped)
 
     def quote(self, identifier: str) -> str:
         return "`" + identifier.replace("\\", "\\\\").replace("`", "\\`") + "`"

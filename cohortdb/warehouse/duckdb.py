@@ -424,7 +424,7 @@ class DuckDBWarehouse:
                 _remove_database(failed)
                 if next_path.exists():
                     os.replace(next_path, failed)
-                publication.failed_path = failed
+                publication.failed_at = str(failed)
                 return
             with _open(next_path, read_only=False) as con:
                 con.execute("checkpoint")  # everything in the file: a .wal must never travel with it

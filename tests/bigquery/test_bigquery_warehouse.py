@@ -22,7 +22,7 @@ from cohortdb.api import Warehouse
 from cohortdb.build import build
 from cohortdb.project import SHIPPED_COHORTS_DIR
 from cohortdb.warehouse.base import Relation
-from cohortdb.warehouse.bigquery import BigQueryConfig, BigQueryWarehouse
+from cohortdb.warehouse.bigquery import NEXT_SUFFIX, BigQueryConfig, BigQueryWarehouse
 from cohortdb.warehouse.duckdb import DuckDBWarehouse
 from ingest.errors import UserError
 from ingest.settings import Settings, resolve_settings
@@ -205,3 +205,45 @@ def test_a_reader_caps_rows_and_names_its_version(engines: tuple[DuckDBWarehouse
     assert reader.relations() == bq.relations()
     with pytest.raises(UserError, match="read-only"):
         reader.user_query("delete from marts.imaging_studies where true")
+
+
+def test_a_failed_build_leaves_the_live_datasets_and_a_good_one_replaces_them(
+        engines: tuple[DuckDBWarehouse, BigQueryWarehouse], tmp_path: Path) -> None:
+    _, bq = engines
+    datasets = {d.dataset_id for d in bq.client.list_datasets()}
+    assert f"{PREFIX}_marts" in datasets and not any(NEXT_SUFFIX in d for d in datasets)  # the fixture's build
+    before = {r: bq.query(f"select count(*) as n from {bq.relation_sql(r)}").column(0)[0].as_py()
+              for r in bq.relations() if r.schema in ("marts", "cohorts")}
+    version = bq.version()
+    broken = tmp_path / "cohorts"
+    broken.mkdir()
+    (broken / "only_ct.yml").write_text("index: imaging_study\nfilter: {IN: {study_modality: [CT]}}\n")
+    (broken / "bad_column.yml").write_text(
+        "index: imaging_study\nfilter: {}\ndicom_conditions: [no_such_column > 1]\n")
+    failed = build(bq.settings, broken, bq)
+    assert not failed.outcome.success and failed.failed_at == f"{PROJECT}.{PREFIX}{NEXT_SUFFIX}_*"
+    assert any(n.name == "bad_column" for n in failed.outcome.failures())
+    assert bq.version() == version  # nothing live was replaced
+    assert {r: bq.query(f"select count(*) as n from {bq.relation_sql(r)}").column(0)[0].as_py()
+            for r in bq.relations() if r.schema in ("marts", "cohorts")} == before
+    (broken / "bad_column.yml").unlink()
+    rebuilt = build(bq.settings, broken, bq)
+    assert rebuilt.outcome.success and rebuilt.failed_at is None
+    assert bq.version() != version
+    assert sorted(r.name for r in bq.relations() if r.schema == "cohorts") == ["only_ct", "only_ct__files"]
+    assert not any(NEXT_SUFFIX in d.dataset_id for d in bq.client.list_datasets())
+    build(bq.settings, SHIPPED_COHORTS_DIR, bq)  # as the other tests found it
+
+
+def test_publishing_recreates_views_on_the_live_datasets(engines: tuple[DuckDBWarehouse, BigQueryWarehouse]) -> None:
+    _, bq = engines
+    target = BigQueryWarehouse(bq.settings, BigQueryConfig(PROJECT, "views", api_endpoint=bq.config.api_endpoint))
+    with target.publishing(from_live=False):
+        dataset = f"{PROJECT}.views{NEXT_SUFFIX}_marts"
+        target.client.create_dataset(dataset, exists_ok=True)
+        target.client.query(f"create table `{dataset}.t` as select 1 as k union all select 2").result()
+        target.client.query(f"create view `{PROJECT}`.`views{NEXT_SUFFIX}_marts`.`v` as "
+                            f"select k from `{PROJECT}`.`views{NEXT_SUFFIX}_marts`.`t` where k > 1").result()
+    assert [(r.name, r.kind) for r in target.relations()] == [("t", "table"), ("v", "view")]
+    assert target.query(f"select k from `{PROJECT}.views_marts.v`").column(0).to_pylist() == [2]
+    assert not any(NEXT_SUFFIX in d.dataset_id for d in target.client.list_datasets())
