@@ -31,7 +31,7 @@ def load(settings: Settings, warehouse: WarehouseTarget | None = None) -> dict[s
     content (the dbt schemas above it are kept as they were); row counts by table."""
     _check_lake(settings)
     warehouse = warehouse or open_target(settings, Target.DUCKDB)
-    with warehouse.publishing(from_live=True):
+    with warehouse.publishing(from_live=True, only=("raw",)):
         return warehouse.load()
 
 

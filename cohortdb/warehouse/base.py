@@ -112,11 +112,15 @@ class WarehouseTarget(Protocol):
         """Replace the ``raw`` schema with the lake's content; row counts by table name."""
         ...
 
-    def publishing(self, *, from_live: bool) -> AbstractContextManager[Publication]:
+    def publishing(self, *, from_live: bool,
+                   only: Sequence[str] | None = None) -> AbstractContextManager[Publication]:
         """Write the next warehouse (a copy of the live one when ``from_live``, else empty)
         while the block runs — :meth:`load` and dbt write there — and make it the live one,
         atomically, when the block ends; unless abandoned (kept aside) or an exception
         ends the block (discarded). Readers never wait for it nor see it half-built.
+
+        ``only``: the schemas the block writes, whole (``raw`` for a load); an engine that
+        publishes schema by schema then copies and replaces those alone.
 
         Raises:
             UserError: another writer holds the warehouse.

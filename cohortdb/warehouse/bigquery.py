@@ -25,7 +25,7 @@ import os
 import socket
 import tempfile
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -402,11 +402,12 @@ class BigQueryWarehouse:
                              self.client)
 
     @contextmanager
-    def publishing(self, *, from_live: bool) -> Iterator[Publication]:
+    def publishing(self, *, from_live: bool, only: Sequence[str] | None = None) -> Iterator[Publication]:
         """Write the next warehouse into datasets ``<prefix>__next_*`` (``from_live``: starting
         as a copy of the live one), then copy it over the live datasets, table by table, and
         drop it; unless abandoned (kept as it is, for a look) or an exception ends the block
-        (dropped). The live datasets are not touched before the next one is complete.
+        (dropped). The live datasets are not touched before the next one is complete. With
+        ``only`` (a load: ``raw``), nothing is copied in and only those schemas are replaced.
 
         Tables are copied by ``CREATE OR REPLACE … AS SELECT`` (copy jobs would cost nothing,
         but the emulator the tests run has none), views recreated on the live datasets; a
@@ -414,8 +415,9 @@ class BigQueryWarehouse:
         """
         live, next_prefix = self.config.dataset_prefix, self.config.dataset_prefix + NEXT_SUFFIX
         self._drop_prefix(next_prefix)  # what a killed build left
-        if from_live:
-            self._replicate(live, next_prefix)
+        schemas = tuple(only) if only is not None else SCHEMAS
+        if from_live and only is None:
+            self._replicate(live, next_prefix, SCHEMAS)
         publication = Publication()
         self.write_prefix = next_prefix
         try:
@@ -428,7 +430,7 @@ class BigQueryWarehouse:
         if publication.abandoned:
             publication.failed_at = f"{self.config.project}.{next_prefix}_*"
             return
-        self._replicate(next_prefix, live, prune=True)
+        self._replicate(next_prefix, live, schemas, prune=True)
         self._drop_prefix(next_prefix)
 
     def _dataset_id(self, prefix: str, schema: str) -> str:
@@ -444,14 +446,14 @@ class BigQueryWarehouse:
         except NotFound:
             return []
 
-    def _replicate(self, source: str, target: str, *, prune: bool = False) -> None:
-        """Make the datasets of prefix ``target`` hold what those of ``source`` hold: tables
-        copied, then views recreated reading ``target``'s tables; with ``prune``, what
+    def _replicate(self, source: str, target: str, schemas: Sequence[str], *, prune: bool = False) -> None:
+        """Make the ``schemas`` datasets of prefix ``target`` hold what those of ``source`` hold:
+        tables copied, then views recreated reading ``target``'s tables; with ``prune``, what
         ``source`` lacks is dropped from ``target``."""
         from google.api_core.exceptions import GoogleAPIError
 
         try:
-            for schema in SCHEMAS:
+            for schema in schemas:
                 found = self._tables(source, schema)
                 if not found and not prune:
                     continue

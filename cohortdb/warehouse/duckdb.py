@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO
@@ -392,9 +392,10 @@ class DuckDBWarehouse:
         return {DATABASE_PATH_ENV: str(self.write_path)}
 
     @contextmanager
-    def publishing(self, *, from_live: bool) -> Iterator[Publication]:
+    def publishing(self, *, from_live: bool, only: Sequence[str] | None = None) -> Iterator[Publication]:
         """Write the next warehouse (``from_live``: starting as a copy of the live one, else
-        empty) and rename it over the live one when the block ends, unless abandoned.
+        empty) and rename it over the live one when the block ends, unless abandoned. The
+        file is published whole, whatever ``only`` says.
 
         An abandoned one is kept as :data:`FAILED_FILE`; an exception (Ctrl-C included)
         removes it. Either way the live warehouse stays as it was.

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 
 from cohortdb.api import Warehouse
-from cohortdb.build import build
+from cohortdb.build import build, load
 from cohortdb.project import SHIPPED_COHORTS_DIR
 from cohortdb.warehouse.base import Relation
 from cohortdb.warehouse.bigquery import NEXT_SUFFIX, BigQueryConfig, BigQueryWarehouse
@@ -247,3 +247,12 @@ def test_publishing_recreates_views_on_the_live_datasets(engines: tuple[DuckDBWa
     assert [(r.name, r.kind) for r in target.relations()] == [("t", "table"), ("v", "view")]
     assert target.query(f"select k from `{PROJECT}.views_marts.v`").column(0).to_pylist() == [2]
     assert not any(NEXT_SUFFIX in d.dataset_id for d in target.client.list_datasets())
+
+
+def test_a_load_replaces_raw_alone(engines: tuple[DuckDBWarehouse, BigQueryWarehouse]) -> None:
+    _, bq = engines
+    relations, version = bq.relations(), bq.version()
+    counts = load(bq.settings, bq)
+    assert counts["dicom_instances"] > 0
+    assert bq.relations() == relations and bq.version() == version  # the marts were not copied back and forth
+    assert not any(NEXT_SUFFIX in d.dataset_id for d in bq.client.list_datasets())
