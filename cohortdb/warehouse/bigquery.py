@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cohortdb.warehouse.base import Dialect, Params, Publication, Relation, Target
-from cohortdb.warehouse.duckdb import COPY_OPTIONS, copy_relation, lake_select
+from cohortdb.warehouse.duckdb import COPY_OPTIONS, LOCK_FILE, WriterLock, copy_relation, lake_select
 from cohortdb.warehouse.lake_tables import LakeTable, lake_tables
 from ingest.errors import UserError
 from ingest.lake import lock_every_namespace
@@ -413,25 +413,26 @@ class BigQueryWarehouse:
         but the emulator the tests run has none), views recreated on the live datasets; a
         reader may see old and new tables side by side for the seconds the copies take.
         """
-        live, next_prefix = self.config.dataset_prefix, self.config.dataset_prefix + NEXT_SUFFIX
-        self._drop_prefix(next_prefix)  # what a killed build left
-        schemas = tuple(only) if only is not None else SCHEMAS
-        if from_live and only is None:
-            self._replicate(live, next_prefix, SCHEMAS)
-        publication = Publication()
-        self.write_prefix = next_prefix
-        try:
-            yield publication
-        except BaseException:
+        with WriterLock(self.settings.warehouse_dir / LOCK_FILE):  # one writer per directory
+            live, next_prefix = self.config.dataset_prefix, self.config.dataset_prefix + NEXT_SUFFIX
+            self._drop_prefix(next_prefix)  # what a killed build left
+            schemas = tuple(only) if only is not None else SCHEMAS
+            if from_live and only is None:
+                self._replicate(live, next_prefix, SCHEMAS)
+            publication = Publication()
+            self.write_prefix = next_prefix
+            try:
+                yield publication
+            except BaseException:
+                self._drop_prefix(next_prefix)
+                raise
+            finally:
+                self.write_prefix = live
+            if publication.abandoned:
+                publication.failed_at = f"{self.config.project}.{next_prefix}_*"
+                return
+            self._replicate(next_prefix, live, schemas, prune=True)
             self._drop_prefix(next_prefix)
-            raise
-        finally:
-            self.write_prefix = live
-        if publication.abandoned:
-            publication.failed_at = f"{self.config.project}.{next_prefix}_*"
-            return
-        self._replicate(next_prefix, live, schemas, prune=True)
-        self._drop_prefix(next_prefix)
 
     def _dataset_id(self, prefix: str, schema: str) -> str:
         return f"{self.config.project}.{prefix}_{schema}"

@@ -298,14 +298,15 @@ def _remove_database(path: Path) -> None:
     path.with_name(path.name + ".wal").unlink(missing_ok=True)
 
 
-class _WriterLock:
-    """``fcntl.flock`` on :data:`LOCK_FILE`, which then names its holder (pid, command, since)."""
+class WriterLock:
+    """``fcntl.flock`` on :data:`LOCK_FILE`, which then names its holder (pid, command, since):
+    one load or build at a time per warehouse directory, whatever its target."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
 
-    def __enter__(self) -> _WriterLock:
+    def __enter__(self) -> WriterLock:
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -403,7 +404,7 @@ class DuckDBWarehouse:
         Raises:
             UserError: another ``load`` or ``build`` is writing this warehouse.
         """
-        with _WriterLock(self.settings.warehouse_dir / LOCK_FILE):
+        with WriterLock(self.settings.warehouse_dir / LOCK_FILE):
             next_path = self.settings.warehouse_dir / NEXT_FILE
             publication = Publication(next_path)
             _remove_database(next_path)

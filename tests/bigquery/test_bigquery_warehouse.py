@@ -23,7 +23,7 @@ from cohortdb.build import build, load
 from cohortdb.project import SHIPPED_COHORTS_DIR
 from cohortdb.warehouse.base import Relation
 from cohortdb.warehouse.bigquery import NEXT_SUFFIX, BigQueryConfig, BigQueryWarehouse
-from cohortdb.warehouse.duckdb import DuckDBWarehouse
+from cohortdb.warehouse.duckdb import LOCK_FILE, DuckDBWarehouse, WriterLock
 from ingest.errors import UserError
 from ingest.settings import Settings, resolve_settings
 from tests.bigquery.emulator import PROJECT
@@ -256,3 +256,11 @@ def test_a_load_replaces_raw_alone(engines: tuple[DuckDBWarehouse, BigQueryWareh
     assert counts["dicom_instances"] > 0
     assert bq.relations() == relations and bq.version() == version  # the marts were not copied back and forth
     assert not any(NEXT_SUFFIX in d.dataset_id for d in bq.client.list_datasets())
+
+
+def test_one_writer_at_a_time(engines: tuple[DuckDBWarehouse, BigQueryWarehouse]) -> None:
+    _, bq = engines
+    version = bq.version()
+    with WriterLock(bq.settings.warehouse_dir / LOCK_FILE), pytest.raises(UserError, match="is writing the warehouse"):
+        build(bq.settings, SHIPPED_COHORTS_DIR, bq)
+    assert bq.version() == version

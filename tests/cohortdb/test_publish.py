@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from cohortdb.warehouse.duckdb import FAILED_FILE, LOCK_FILE, NEXT_FILE, _WriterLock, database_path
+from cohortdb.warehouse.duckdb import FAILED_FILE, LOCK_FILE, NEXT_FILE, WriterLock, database_path
 from ingest.settings import Settings, resolve_settings
 from tests.cli import run_cli
 from tests.warehouse import rows
@@ -156,7 +156,7 @@ def test_deleted_cohorts_leave_the_schema(tmp_path: Path) -> None:
 def test_a_second_writer_is_one_line_naming_the_holder(tmp_path: Path) -> None:
     settings = resolve_settings(tmp_path / "w")
     _ingest(settings, STUDIES)
-    with _WriterLock(settings.warehouse_dir / LOCK_FILE):
+    with WriterLock(settings.warehouse_dir / LOCK_FILE):
         for command in (("build",), ("load",)):
             result = run_cli("--warehouse", str(settings.warehouse_dir), *command)
             assert result.exit_code == 2
