@@ -105,10 +105,19 @@ def open_page(page: Any, url: str) -> None:
     settle(page)
 
 
+SCRIPT_IDLE = """() => document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state')
+                      === 'notRunning' && !document.querySelector('[data-testid="stStatusWidget"]')"""
+"""True once the app's script has run to its end (a cold first run shows no status widget for seconds)."""
+
+
 def settle(page: Any) -> None:
+    """Wait until the script has finished, and stays finished (a run may start another: a URL
+    written back, a page switched)."""
     time.sleep(0.5)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=TIMEOUT_MS)
-    time.sleep(0.3)
+    for _ in range(2):
+        page.wait_for_function(SCRIPT_IDLE, timeout=TIMEOUT_MS)
+        time.sleep(0.5)
+    page.wait_for_function(SCRIPT_IDLE, timeout=TIMEOUT_MS)
 
 
 def no_exception(page: Any) -> None:
@@ -133,6 +142,8 @@ def test_every_page_opens_and_is_screenshot(served: tuple[str, Settings, Path], 
                        ("export", "/export?sex=Male"), ("root", "/")):
         open_page(page, url + path)
         no_exception(page)
+        if name in ("explore", "root"):  # what a researcher comes for: the counts, on the first load too
+            assert metric(page, "Studies"), name
         shot(page, root, name)
     assert page.url.startswith(url + "/explore")  # the root opens the explorer at its own path
 
