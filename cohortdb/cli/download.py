@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -28,7 +29,7 @@ def download(
     """Download data files through DRS (as gen3 drs-pull does), optionally ingesting them."""
     from rich.progress import Progress
 
-    from ingest.sources.guppy.client import GuppyClient, RetryPolicy, load_credentials
+    from ingest.sources.guppy.client import DEFAULT_RETRY, GuppyClient, load_credentials
     from ingest.sources.guppy.download import download_objects, read_object_ids
     from ingest.sources.guppy.filter_file import load_filter
     from ingest.sources.guppy.ingest import check_index_name
@@ -38,7 +39,7 @@ def download(
         raise UserError("give exactly one of --filter and --object-ids")
     check_index_name(index)
     filter_object = load_filter(filter_file) if filter_file else None
-    client = GuppyClient(endpoint, load_credentials(credentials), RetryPolicy(attempts=retries))
+    client = GuppyClient(endpoint, load_credentials(credentials), replace(DEFAULT_RETRY, attempts=retries))
     if not client.endpoint.startswith("https://"):
         raise UserError("DRS downloads need an https:// --endpoint (the SDK only speaks https)")
     if object_ids_file is not None:

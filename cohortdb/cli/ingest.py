@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -134,13 +135,13 @@ def _ingest_commons(
     retries: int,
     timeout: float,
 ) -> list[IndexReport]:
-    from ingest.sources.guppy.client import GuppyClient, RetryPolicy, load_credentials
+    from ingest.sources.guppy.client import DEFAULT_RETRY, GuppyClient, load_credentials
     from ingest.sources.guppy.filter_file import load_filter
 
     filter_object = load_filter(filter_file) if filter_file else None
     field_list = _split_fields(fields)
     credentials = load_credentials(credentials_path)
-    client = GuppyClient(endpoint, credentials, RetryPolicy(attempts=retries, timeout=timeout))
+    client = GuppyClient(endpoint, credentials, replace(DEFAULT_RETRY, attempts=retries, timeout=timeout))
     with stderr.status(f"authenticating with {client.endpoint}"):
         client.authenticate()
 
@@ -199,12 +200,12 @@ def ingest_dicomweb_command(
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Per-request timeout, s.")] = 120.0,
 ) -> None:
     """Ingest DICOM headers from a DICOMweb server (QIDO-RS + WADO-RS metadata, no pixels); incremental."""
-    from ingest.sources.dicomweb.client import DicomWebClient, RetryPolicy
+    from ingest.sources.dicomweb.client import DEFAULT_RETRY, DicomWebClient
     from ingest.sources.dicomweb.ingest import ingest_dicomweb
 
     settings = state(ctx).settings
     auth = _dicomweb_auth(user, password_env, token_env)
-    client = DicomWebClient(url, auth, RetryPolicy(attempts=retries, timeout=timeout))
+    client = DicomWebClient(url, auth, replace(DEFAULT_RETRY, attempts=retries, timeout=timeout))
     modalities = [m for m in (modality or "").split(",") if m.strip()] or None
     if modality is not None and not modalities:
         raise UserError("--modality is empty; omit it to read every modality")

@@ -25,10 +25,10 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import orjson
 import requests
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ingest.errors import UserError
 from ingest.sources.dicomweb.flatten import BulkValue
+from ingest.sources.retry import RetryPolicy
 
 DICOM_JSON = "application/dicom+json"
 BULK_ACCEPT = 'multipart/related; type="application/octet-stream"'
@@ -55,14 +55,8 @@ class Auth:
         return f"Auth({kind})"
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Attempts per request, backoff bounds (seconds), request timeout (seconds)."""
-
-    attempts: int = 4
-    initial_wait: float = 0.25
-    max_wait: float = 4.0
-    timeout: float = 120.0
+DEFAULT_RETRY = RetryPolicy(attempts=4, initial_wait=0.25, max_wait=4.0, timeout=120.0)
+"""A DICOMweb request's: a PACS answers in seconds or is down."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +156,7 @@ class DicomWebClient:
     def __init__(self, url: str, auth: Auth | None = None, retry: RetryPolicy | None = None) -> None:
         self.url = normalise_url(url)
         self.auth = auth or Auth()
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or DEFAULT_RETRY
         self._origin = _origin(self.url)
         self._local = threading.local()
         self.n_requests = 0
@@ -200,12 +194,7 @@ class DicomWebClient:
         """
         if _origin(url) != self._origin:
             raise UserError(f"refusing to send credentials to another server than {self.url}")
-        retrying = Retrying(
-            stop=stop_after_attempt(self.retry.attempts),
-            wait=wait_exponential(multiplier=self.retry.initial_wait, max=self.retry.max_wait),
-            retry=retry_if_exception(_transient),
-            reraise=True,
-        )
+        retrying = self.retry.retrying(_transient)
         try:
             for attempt in retrying:
                 with attempt:
@@ -390,5 +379,5 @@ def _bulk_value(response: requests.Response, max_bytes: int) -> BulkValue:
     return BulkValue(data if len(data) <= max_bytes else None, len(data))
 
 
-__all__ = ["Auth", "DicomWebClient", "NotFound", "RetryPolicy", "StudyListing", "Unavailable", "normalise_url",
-           "query_string"]
+__all__ = ["DEFAULT_RETRY", "Auth", "DicomWebClient", "NotFound", "RetryPolicy", "StudyListing", "Unavailable",
+           "normalise_url", "query_string"]

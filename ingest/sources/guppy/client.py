@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import requests
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ingest.errors import UserError, requires
+from ingest.sources.retry import RetryPolicy
 
 T = TypeVar("T")
 
@@ -41,14 +41,8 @@ COUNT_QUERY = """query ($filter: JSON) {
 }"""
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try: attempts per request, backoff (seconds), request timeout (seconds)."""
-
-    attempts: int = 5
-    initial_wait: float = 1.0
-    max_wait: float = 30.0
-    timeout: float = 600.0
+DEFAULT_RETRY = RetryPolicy(attempts=5, initial_wait=1.0, max_wait=30.0, timeout=600.0)
+"""A guppy request's: a commons under load may take minutes to answer a download."""
 
 
 @dataclass(frozen=True)
@@ -251,13 +245,7 @@ class GuppyClient:
     def _call(self, what: str, action: Callable[[], T]) -> T:
         from gen3.auth import Gen3AuthError
 
-        retrying = Retrying(
-            stop=stop_after_attempt(self.policy.attempts),
-            wait=wait_exponential(multiplier=self.policy.initial_wait,
-                                  max=self.policy.max_wait),
-            retry=retry_if_exception(is_transient),
-            reraise=True,
-        )
+        retrying = self.policy.retrying(is_transient)
         while True:
             try:
                 with _default_timeout(self.policy.timeout), \
