@@ -57,9 +57,9 @@ def build(settings: Settings, cohorts: Path, warehouse: WarehouseTarget | None =
         UserError: dbt is not installed, nothing ingested yet, a bad cohort definition, or another
             load or build at work.
     """
-    require_dbt(warehouse.target if warehouse else Target.DUCKDB)
-    _check_lake(settings)
     warehouse = warehouse or open_target(settings, Target.DUCKDB)
+    require_dbt(warehouse.target)
+    _check_lake(settings)
     with warehouse.publishing(from_live=select is not None) as publication:
         loaded = warehouse.load()
         outcome = dbt_build(warehouse, cohorts, select=select)
