@@ -14,6 +14,7 @@ SQL text is written here only from fixed strings and the allow-listed column nam
 from __future__ import annotations
 
 import json
+import os
 import struct
 import threading
 from collections import OrderedDict
@@ -31,7 +32,8 @@ from cohortdb.cohorts.definitions import INDICES
 from cohortdb.cohorts.definitions import NAME as COHORT_NAME
 from cohortdb.cohorts.filter_sql import filter_to_sql, guppy_columns
 from cohortdb.export import MANIFEST_COLUMNS, manifest_entries
-from cohortdb.warehouse import WarehouseReader, WarehouseTarget, open_directory
+from cohortdb.warehouse import Target, WarehouseReader, WarehouseTarget, open_directory
+from dashboards.dialects import DialectSql, sql_of
 from dashboards.selection import (
     ENTITIES,
     NO_DATA,
@@ -67,9 +69,20 @@ CACHE_ENTRIES = 512
 _static: dict[tuple[Any, ...], Any] = {}
 
 
+TARGET_ENV = "COHORTDB_TARGET"
+
+
 def target(warehouse_dir: Path | str | None = None) -> WarehouseTarget:
-    """The warehouse of a directory (default ``$COHORTDB_WAREHOUSE``, else ``./warehouse``)."""
-    return open_directory(warehouse_dir)
+    """The warehouse of a directory (default ``$COHORTDB_WAREHOUSE``, else ``./warehouse``) on
+    the engine ``$COHORTDB_TARGET`` names (default DuckDB; BigQuery's datasets from the environment).
+
+    Raises:
+        UserError: an unknown engine, or BigQuery without a project or dataset prefix.
+    """
+    name = os.environ.get(TARGET_ENV) or Target.DUCKDB.value
+    if name not in {t.value for t in Target}:
+        raise UserError(f"${TARGET_ENV} is {name!r}: choose one of {', '.join(t.value for t in Target)}")
+    return open_directory(warehouse_dir, name)
 
 
 def reader(warehouse: WarehouseTarget) -> WarehouseReader | None:
@@ -245,7 +258,7 @@ def guppy_filter_sql(source: WarehouseReader, selection: Selection) -> str | Non
     if missing(source, table):
         raise UserError(f"no {table} in the warehouse: ingest the {entity.guppy_index} index to use guppy filters")
     columns = guppy_columns(_schema(source, table))
-    condition = filter_to_sql(parsed, columns, "duckdb", relation_alias="g")
+    condition = filter_to_sql(parsed, columns, source.dialect, relation_alias="g")
     return f"select {INDICES[entity.guppy_index].record_key} from {table} as g where {condition}"
 
 
@@ -256,7 +269,7 @@ def _where(source: WarehouseReader, selection: Selection, exclude: str | None = 
     if selection.header is not None and selection.header.active and exclude != PATTERN_PARAM:
         links = header_links(source, selection.entity, selection.header)
     return where_sql(selection, exclude=exclude, guppy_filter_sql=guppy_filter_sql(source, selection),
-                     header_links=links)
+                     header_links=links, dialect=source.dialect)
 
 
 HEADER_LINKS_MAX = 100_000
@@ -266,8 +279,8 @@ HEADER_LINKS_MAX = 100_000
 @cached
 def header_links(source: WarehouseReader, entity_name: str, header: HeaderSelection) -> tuple[str, ...] | None:
     """The tab's link values of the instances the header facet matches (None: too many)."""
-    sql, params = header_links_sql(Selection(entity=entity_name, header=header))
-    found = source.query(f"select distinct link from ({sql}) as h(link) limit {HEADER_LINKS_MAX + 1}",
+    sql, params = header_links_sql(Selection(entity=entity_name, header=header), source.dialect)
+    found = source.query(f"select distinct link from ({sql}) as h limit {HEADER_LINKS_MAX + 1}",
                          params).column(0).to_pylist()
     return tuple(found) if len(found) <= HEADER_LINKS_MAX else None
 
@@ -278,7 +291,7 @@ def _schema(source: WarehouseReader, table: str) -> pa.Schema:
     return source.query(f"select * from {table} limit 0").schema
 
 
-def _counts_sql(facets: Sequence[Facet], histogram: Facet | None) -> str:
+def _counts_sql(sql: DialectSql, facets: Sequence[Facet], histogram: Facet | None) -> str:
     """Counts by value of the categorical ``facets`` over the ``selected`` rows, as rows of
     ``facet, value, n``: the scalar ones (and the histogram's bins) in one pass with
     grouping sets, each list column in a pass of its own."""
@@ -286,38 +299,40 @@ def _counts_sql(facets: Sequence[Facet], histogram: Facet | None) -> str:
     parts = []
     if scalars:
         names = " ".join(f"when grouping({c}) = 0 then '{'__histogram' if c == '__bin' else c}'" for c in scalars)
-        values = " ".join(f"when grouping({c}) = 0 then cast({c} as varchar)" for c in scalars)
+        values = " ".join(f"when grouping({c}) = 0 then {sql.text(c)}" for c in scalars)
         sets = ", ".join(f"({c})" for c in scalars)
         parts.append(f"select case {names} end as facet, coalesce(case {values} end, '{NO_DATA}') as value, "
                      f"count(*) as n from selected group by grouping sets ({sets})")
     for facet in facets:
         if facet.kind == "list":
             column = facet.column
-            parts.append(f"select '{column}' as facet, coalesce(v, '{NO_DATA}') as value, count(*) as n from "
-                         f"(select unnest(case when len({column}) > 0 then cast({column} as varchar[]) "
-                         f"else [null::varchar] end) as v from selected) group by all")
+            parts.append(f"select '{column}' as facet, coalesce(v, '{NO_DATA}') as value, count(*) as n "
+                         f"from {sql.items('selected', column)} group by v")
     return " union all ".join(parts)
 
 
-def _selected_cte(entity: Entity, where: str, facets: Sequence[Facet], histogram: Facet | None) -> str:
+def _selected_cte(sql: DialectSql, entity: Entity, where: str, facets: Sequence[Facet],
+                  histogram: Facet | None) -> str:
     """The ``selected`` rows, with only the columns the counts read."""
     columns = [f"m.{f.column}" for f in facets if f.categorical]
     if histogram is not None:
-        columns.append(f"cast(floor(m.{histogram.column} / {HISTOGRAM_BIN}) * {HISTOGRAM_BIN} as integer) as __bin")
-    materialized = "materialized " if where != "true" else ""
+        columns.append(f"{sql.as_integer(f'floor(m.{histogram.column} / {HISTOGRAM_BIN}) * {HISTOGRAM_BIN}')} "
+                       "as __bin")
+    materialized = sql.MATERIALIZED if where != "true" else ""
     return f"with selected as {materialized}(select {', '.join(columns)} from marts.{entity.mart} as m where {where}) "
 
 
-def _ranges_sql(facets: Sequence[Facet]) -> list[str]:
+def _ranges_sql(sql: DialectSql, facets: Sequence[Facet]) -> list[str]:
     """Per range facet: rows without a value, min and max (three aggregates each)."""
     parts = []
     for facet in facets:
         column = f"m.{facet.column}"
         if facet.kind == "range":
-            parts += [f"count(*) filter (where {column} is null)", f"min({column})::double", f"max({column})::double"]
+            parts += [sql.count_if(f"{column} is null"), sql.as_double(f"min({column})"),
+                      sql.as_double(f"max({column})")]
         elif facet.kind == "list_range":
-            parts += [f"count(*) filter (where {column} is null or len({column}) = 0)",
-                      f"min(list_min({column}))::double", f"max(list_max({column}))::double"]
+            parts += [sql.count_if(f"{column} is null or {sql.length(column)} = 0"),
+                      sql.as_double(f"min({sql.list_min(column)})"), sql.as_double(f"max({sql.list_max(column)})")]
     return parts
 
 
@@ -361,17 +376,18 @@ def _landing(source: WarehouseReader, entity_name: str) -> Explored:
 @cached
 def _explore(source: WarehouseReader, selection: Selection) -> Explored:
     entity = ENTITIES[selection.entity]
+    sql = sql_of(source.dialect)
     where, params = _where(source, selection)
     ranges = [f for f in entity.facets if not f.categorical]
-    aggregates = [f"cast({sql} as bigint)" for _, sql in entity.metrics] + _ranges_sql(ranges)
+    aggregates = [sql.as_integer(metric) for _, metric in entity.metrics] + _ranges_sql(sql, ranges)
     row = list(source.query(f"select {', '.join(aggregates)} from marts.{entity.mart} as m where {where}",
                             params).to_pylist()[0].values())
     metrics = [(label, int(row[i] or 0)) for i, (label, _) in enumerate(entity.metrics)]
     facets = _range_counts(ranges, row[len(entity.metrics):])
     histogram = _histogram_facet(entity)
     categorical = [f for f in entity.facets if f.categorical]
-    counted, charts = _split(run(source, _selected_cte(entity, where, categorical, histogram)
-                                 + _counts_sql(categorical, histogram), params))
+    counted, charts = _split(run(source, _selected_cte(sql, entity, where, categorical, histogram)
+                                 + _counts_sql(sql, categorical, histogram), params))
     facets.update(counted)
     for column in selection.active_facets():  # each active facet again, without its own selection
         facet = entity.facet(column)
@@ -379,11 +395,11 @@ def _explore(source: WarehouseReader, selection: Selection) -> Explored:
             continue
         own_where, own_params = _where(source, selection, exclude=column)
         if facet.categorical:
-            own = run(source, _selected_cte(entity, own_where, [facet], None) + _counts_sql([facet], None),
+            own = run(source, _selected_cte(sql, entity, own_where, [facet], None) + _counts_sql(sql, [facet], None),
                       own_params)
             facets.update(_split(own)[0])
         else:
-            values = list(source.query(f"select {', '.join(_ranges_sql([facet]))} from marts.{entity.mart} as m "
+            values = list(source.query(f"select {', '.join(_ranges_sql(sql, [facet]))} from marts.{entity.mart} as m "
                                        f"where {own_where}", own_params).to_pylist()[0].values())
             facets.update(_range_counts([facet], values))
     return Explored(metrics=metrics, facets=facets, charts=charts)
@@ -396,13 +412,14 @@ def range_bounds(source: WarehouseReader, entity_name: str) -> dict[str, tuple[f
     ranges = [f for f in entity.facets if not f.categorical]
     if not ranges:
         return {}
+    sql = sql_of(source.dialect)
     parts = []
     for facet in ranges:
         column = facet.column
         if facet.kind == "range":
-            parts += [f"min({column})::double", f"max({column})::double"]
+            parts += [sql.as_double(f"min({column})"), sql.as_double(f"max({column})")]
         else:
-            parts += [f"min(list_min({column}))::double", f"max(list_max({column}))::double"]
+            parts += [sql.as_double(f"min({sql.list_min(column)})"), sql.as_double(f"max({sql.list_max(column)})")]
     row = source.query(f"select {', '.join(parts)} from marts.{entity.mart}").to_pylist()[0]
     values = list(row.values())
     bounds = {}
@@ -464,16 +481,18 @@ def header_values(source: WarehouseReader, selection: Selection, limit: int = 20
     assert selection.header is not None
     entity = ENTITIES[selection.entity]
     where, params = _where(source, selection, exclude=PATTERN_PARAM)
-    condition, condition_params = header_condition(HeaderSelection(pattern=selection.header.pattern))
+    condition, condition_params = header_condition(HeaderSelection(pattern=selection.header.pattern),
+                                                   dialect=source.dialect)
     link = entity.dicom_link
-    sql = (f"with selected as materialized (select m.{entity.link_column} as link from marts.{entity.mart} as m "
+    sql = (f"with selected as {sql_of(source.dialect).MATERIALIZED}"
+           f"(select m.{entity.link_column} as link from marts.{entity.mart} as m "
            f"where {where}), "
            f"found as (select e.value_text, e.value_number, i.{link} as link from raw.dicom_elements as e "
            f"join raw.dicom_instances as i on i.file_id = e.file_id "
            f"where {condition} and i.{link} in (select link from selected)) "
            "select coalesce(value_text, ?) as value, count(distinct link) as n, "
            "min(min(value_number)) over () as lo, max(max(value_number)) over () as hi "
-           "from found group by all order by n desc, value limit ?")
+           "from found group by 1 order by n desc, value limit ?")
     rows = run(source, sql, [*params, *condition_params, NO_DATA, limit])
     lo = rows["lo"][0] if rows.height else None
     hi = rows["hi"][0] if rows.height else None
@@ -499,27 +518,28 @@ def study_series(source: WarehouseReader, study_uid: str) -> pl.DataFrame:
 
 def study_instances(source: WarehouseReader, study_uid: str) -> pl.DataFrame:
     """The study's instances as read (every file, copies included), by series and instance number."""
-    return run(source, """
+    return run(source, f"""
         select series_instance_uid, instance_number, sop_instance_uid, file_id, sop_class_uid,
-               rows, columns, number_of_frames, n_elements, truncated, source_path, source_member
+               {sql_of(source.dialect).identifier("rows")}, columns, number_of_frames, n_elements, truncated,
+               source_path, source_member
         from raw.dicom_instances where study_instance_uid = ?
         order by series_number nulls last, series_instance_uid, instance_number nulls last, file_id""",
                [study_uid])
 
 
 def instance_elements(source: WarehouseReader, file_id: str) -> pl.DataFrame:
-    """Every element of one instance (``raw.dicom_elements``), in the file's order of tags."""
+    """Every element of one instance (``raw.dicom_elements``), by tag path."""
     return run(source, """
         select tag_path, keyword_path, tag, keyword, vr, vm, depth, private_creator, value_text,
                value_number, value_length
-        from raw.dicom_elements where file_id = ?""", [file_id])
+        from raw.dicom_elements where file_id = ? order by tag_path""", [file_id])
 
 
 def instance_source(source: WarehouseReader, file_id: str) -> dict[str, Any] | None:
     """Where an instance was read from (``source_path``, ``source_member``) and its pixel facts."""
-    rows = source.query("""
-        select source_path, source_member, transfer_syntax_uid, has_pixel_data, truncated, rows, columns,
-               photometric_interpretation
+    rows = source.query(f"""
+        select source_path, source_member, transfer_syntax_uid, has_pixel_data, truncated,
+               {sql_of(source.dialect).identifier("rows")}, columns, photometric_interpretation
         from raw.dicom_instances where file_id = ?""", [file_id]).to_pylist()
     return rows[0] if rows else None
 
@@ -530,7 +550,7 @@ def instance_source(source: WarehouseReader, file_id: str) -> dict[str, Any] | N
 def reconciliation_summary(source: WarehouseReader) -> pl.DataFrame:
     """``check_name``, ``studies``: disagreements between the commons and the headers."""
     return run(source, "select check_name, count(*) as studies from marts.reconciliation "
-                       "group by all order by studies desc, check_name")
+                       "group by 1 order by studies desc, check_name")
 
 
 def reconciliation_rows(source: WarehouseReader, check_name: str, limit: int = 1000) -> pl.DataFrame:
@@ -552,7 +572,7 @@ def phi_audit(source: WarehouseReader) -> pl.DataFrame:
 def error_summary(source: WarehouseReader) -> pl.DataFrame:
     """``severity``, ``error_type``, ``sources``: what ingest could not read, or read in part."""
     return run(source, "select severity, error_type, count(*) as sources from raw.dicom_errors "
-                       "group by all order by severity, sources desc, error_type")
+                       "group by 1, 2 order by severity, sources desc, error_type")
 
 
 def error_rows(source: WarehouseReader, error_type: str, severity: str, limit: int = 1000) -> pl.DataFrame:
@@ -619,9 +639,11 @@ def cohort_diff(source: WarehouseReader, first: str, second: str, key: str, limi
     for name in (first, second):
         if f"cohorts.{name}" not in relations(source):
             raise UserError(f"cohort {name!r} is not built in this warehouse: run `cohortdb build`")
+    quoted = sql_of(source.dialect).identifier
+    column, first_sql, second_sql = quoted(key), quoted(first), quoted(second)
     rows = source.query(f"""
-        with a as (select distinct "{key}" as k from cohorts."{first}" where "{key}" is not null),
-        b as (select distinct "{key}" as k from cohorts."{second}" where "{key}" is not null),
+        with a as (select distinct {column} as k from cohorts.{first_sql} where {column} is not null),
+        b as (select distinct {column} as k from cohorts.{second_sql} where {column} is not null),
         sided as (
             select case when b.k is null then 0 when a.k is null then 1 else 2 end as side,
                    coalesce(a.k, b.k) as k

@@ -23,6 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cohortdb.warehouse.base import Dialect
+from dashboards.dialects import sql_of
+
 NO_DATA = "no data"
 """The bucket of rows without a value (guppy's and MIDRC's name for it)."""
 RANGE_SEPARATOR = ".."
@@ -341,40 +344,29 @@ def to_params(selection: Selection) -> dict[str, list[str]]:
 
 # --------------------------------------------------------------------------- SQL
 
-def value_sql(facet: Facet, alias: str = "m") -> str:
-    """The text of a categorical facet's value (a list column: its elements, as a list)."""
-    column = f"{alias}.{facet.column}"
-    return f"cast({column} as varchar[])" if facet.kind == "list" else f"cast({column} as varchar)"
-
-
-def missing_sql(facet: Facet, alias: str = "m") -> str:
+def missing_sql(facet: Facet, alias: str = "m", dialect: Dialect = "duckdb") -> str:
     """True where the facet has no value (null, or an empty list)."""
     column = f"{alias}.{facet.column}"
     if facet.kind in ("list", "list_range"):
-        return f"({column} is null or len({column}) = 0)"
+        return f"({column} is null or {sql_of(dialect).length(column)} = 0)"
     return f"{column} is null"
 
 
-def _facet_sql(facet: Facet, chosen: FacetSelection, alias: str) -> tuple[str, list[Any]]:
+def _facet_sql(facet: Facet, chosen: FacetSelection, alias: str, dialect: Dialect) -> tuple[str, list[Any]]:
+    sql = sql_of(dialect)
     column = f"{alias}.{facet.column}"
     parts: list[str] = []
     params: list[Any] = []
     if chosen.values:
-        if facet.kind == "list":
-            parts.append(f"list_has_any({value_sql(facet, alias)}, ?::varchar[])")
-        else:
-            parts.append(f"list_contains(?::varchar[], {value_sql(facet, alias)})")
+        parts.append(sql.any_is_one_of(column) if facet.kind == "list" else sql.is_one_of(column))
         params.append(list(chosen.values))
     if chosen.range is not None:
-        lo = chosen.range.lo if chosen.range.lo is not None else -math.inf
-        hi = chosen.range.hi if chosen.range.hi is not None else math.inf
-        if facet.kind == "list_range":
-            parts.append(f"len(list_filter({column}, x -> x >= ?::double and x <= ?::double)) > 0")
-        else:
-            parts.append(f"({column} >= ?::double and {column} <= ?::double)")
-        params += [lo, hi]
+        between = sql.any_between if facet.kind == "list_range" else sql.between
+        condition, ends = between(column, chosen.range.lo, chosen.range.hi)
+        parts.append(condition)
+        params += ends
     if chosen.no_data:
-        parts.append(missing_sql(facet, alias))
+        parts.append(missing_sql(facet, alias, dialect))
     return "(" + " or ".join(parts) + ")", params
 
 
@@ -384,41 +376,43 @@ def pattern_regex(pattern: str) -> str:
     return "^" + re.escape(pattern).replace(r"\*", "[0-9]+") + "$"
 
 
-def header_condition(header: HeaderSelection, alias: str = "e") -> tuple[str, list[Any]]:
+def header_condition(header: HeaderSelection, alias: str = "e", dialect: Dialect = "duckdb"
+                     ) -> tuple[str, list[Any]]:
     """The condition on ``raw.dicom_elements`` (as ``alias``) of an element matching ``header``."""
-    parts = [f"regexp_full_match({alias}.tag_path, ?)"]
+    sql = sql_of(dialect)
+    parts = [sql.full_match(f"{alias}.tag_path")]
     params: list[Any] = [pattern_regex(header.pattern)]
     if "*" not in header.pattern:  # a fixed path: the cheap equality first
         parts.insert(0, f"{alias}.tag_path = ?")
         params.insert(0, header.pattern)
     if header.values:
-        parts.append(f"list_contains(?::varchar[], {alias}.value_text)")
+        parts.append(sql.is_one_of(f"{alias}.value_text"))
         params.append(list(header.values))
     if header.range is not None:
-        parts.append(f"{alias}.value_number >= ?::double and {alias}.value_number <= ?::double")
-        params += [header.range.lo if header.range.lo is not None else -math.inf,
-                   header.range.hi if header.range.hi is not None else math.inf]
+        condition, ends = sql.between(f"{alias}.value_number", header.range.lo, header.range.hi)
+        parts.append(condition)
+        params += ends
     return " and ".join(parts), params
 
 
-def header_instances_sql(header: HeaderSelection) -> tuple[str, list[Any]]:
+def header_instances_sql(header: HeaderSelection, dialect: Dialect = "duckdb") -> tuple[str, list[Any]]:
     """A query of the ``file_id``s of instances holding an element that matches ``header``."""
-    condition, params = header_condition(header)
+    condition, params = header_condition(header, dialect=dialect)
     return f"select e.file_id from raw.dicom_elements as e where {condition}", params
 
 
-def header_links_sql(selection: Selection) -> tuple[str, list[Any]]:
+def header_links_sql(selection: Selection, dialect: Dialect = "duckdb") -> tuple[str, list[Any]]:
     """A query of the tab's link values (``study_instance_uid``, …) of the instances the
-    header facet matches (which must be set)."""
+    header facet matches (which must be set), as its one column ``link``."""
     assert selection.header is not None
-    instances, values = header_instances_sql(selection.header)
+    instances, values = header_instances_sql(selection.header, dialect)
     link = ENTITIES[selection.entity].dicom_link
-    return f"select i.{link} from raw.dicom_instances as i where i.file_id in ({instances})", values
+    return f"select i.{link} as link from raw.dicom_instances as i where i.file_id in ({instances})", values
 
 
 def where_sql(selection: Selection, *, exclude: str | None = None, alias: str = "m",
-              guppy_filter_sql: str | None = None,
-              header_links: Sequence[str] | None = None) -> tuple[str, list[Any]]:
+              guppy_filter_sql: str | None = None, header_links: Sequence[str] | None = None,
+              dialect: Dialect = "duckdb") -> tuple[str, list[Any]]:
     """The ``where`` condition (over the tab's mart as ``alias``) and its parameters.
 
     Args:
@@ -429,6 +423,7 @@ def where_sql(selection: Selection, *, exclude: str | None = None, alias: str = 
             the key expression to match: a subquery giving the mart's link values.
         header_links: the mart's link values of the instances the header facet matches,
             when the caller has them (one parameter instead of a join of every instance).
+        dialect: the engine's SQL dialect.
     """
     entity = ENTITIES[selection.entity]
     parts: list[str] = []
@@ -437,15 +432,15 @@ def where_sql(selection: Selection, *, exclude: str | None = None, alias: str = 
         chosen = selection.facets.get(facet.column)
         if chosen is None or not chosen.active or facet.column == exclude:
             continue
-        sql, values = _facet_sql(facet, chosen, alias)
+        sql, values = _facet_sql(facet, chosen, alias, dialect)
         parts.append(sql)
         params += values
     if selection.header is not None and selection.header.active and exclude != PATTERN_PARAM:
         if header_links is not None:
-            parts.append(f"{alias}.{entity.link_column} in (select unnest(?::varchar[]))")
+            parts.append(sql_of(dialect).in_many(f"{alias}.{entity.link_column}"))
             params.append(list(header_links))
         else:
-            links, values = header_links_sql(selection)
+            links, values = header_links_sql(selection, dialect)
             parts.append(f"{alias}.{entity.link_column} in ({links})")
             params += values
     if guppy_filter_sql:

@@ -7,6 +7,7 @@ connects the two with Streamlit's state.
 
 from __future__ import annotations
 
+import shlex
 from typing import NoReturn
 
 import altair as alt
@@ -14,7 +15,8 @@ import polars as pl
 import streamlit as st
 
 from cohortdb import UserError
-from cohortdb.warehouse import WarehouseReader, WarehouseTarget
+from cohortdb.warehouse import Target, WarehouseReader, WarehouseTarget
+from cohortdb.warehouse.bigquery import BigQueryWarehouse
 from dashboards import queries
 from dashboards.selection import Selection, parse_params
 
@@ -35,26 +37,47 @@ def stop(message: str, *, hint: str = "", kind: str = "info") -> NoReturn:
 
 
 def warehouse() -> WarehouseTarget:
-    return queries.target()
+    """The warehouse the dashboard was started on; a message instead when it cannot be named
+    (BigQuery without a project), and the run ends."""
+    try:
+        return queries.target()
+    except UserError as error:
+        stop(f"The warehouse cannot be opened: {error}", kind="error")
+
+
+def _place(target: WarehouseTarget) -> str:
+    """Where the warehouse is, as a user knows it: its directory, or BigQuery's datasets."""
+    return str(target.settings.warehouse_dir) if target.target is Target.DUCKDB else target.location
+
+
+def _build_hint(target: WarehouseTarget) -> str:
+    """The command that builds this warehouse."""
+    options = f"--warehouse {shlex.quote(str(target.settings.warehouse_dir))}"
+    if isinstance(target, BigQueryWarehouse):
+        config = target.config
+        options += f" --target bigquery --project {config.project} --dataset-prefix {config.dataset_prefix}"
+        if config.api_endpoint:
+            options += f" --api-endpoint {config.api_endpoint}"
+    return f"cohortdb {options} build"
 
 
 def reader(*needed: str) -> WarehouseReader:
     """The reader of the warehouse's published version, after checking that it has the
     relations ``needed``; otherwise a clear message (never a traceback) and the run ends."""
     target = warehouse()
-    directory = target.settings.warehouse_dir
+    place = _place(target)
     try:
         source = queries.reader(target)
     except UserError as error:
-        stop(f"The warehouse in {directory} cannot be opened: {error}", kind="error")
+        stop(f"The warehouse in {place} cannot be opened: {error}", kind="error")
     if source is None:
-        stop(f"There is no warehouse in {directory} yet.",
-             hint=f"cohortdb --warehouse {directory} build      # after ingest; or: cohortdb demo")
+        stop(f"There is no warehouse in {place} yet.",
+             hint=f"{_build_hint(target)}      # after ingest; or: cohortdb demo")
     absent = queries.missing(source, *needed)
     if absent:
-        stop(f"This page needs {', '.join(absent)}, which the warehouse in {directory} does not have "
+        stop(f"This page needs {', '.join(absent)}, which the warehouse in {place} does not have "
              "(it was loaded but not built, or built by an older cohortdb).",
-             hint=f"cohortdb --warehouse {directory} build", kind="warning")
+             hint=_build_hint(target), kind="warning")
     return source
 
 

@@ -3,7 +3,8 @@
 The app (``dashboards/app.py``) is found as a file, never imported here: the
 ``dashboards`` package sits above ``cohortdb`` and reads the warehouse through it.
 The warehouse and cohorts directories reach it through ``$COHORTDB_WAREHOUSE`` and
-``$COHORTDB_COHORTS``.
+``$COHORTDB_COHORTS``, the engine through ``$COHORTDB_TARGET`` (and BigQuery's datasets
+through the variables :func:`~cohortdb.warehouse.bigquery.config_environment` sets).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Annotated
 import typer
 
 from cohortdb.cli.common import state
+from cohortdb.warehouse.bigquery import BigQueryWarehouse, config_environment
 from ingest.errors import UserError
 
 DEFAULT_PORT = 8501
@@ -58,12 +60,16 @@ def dashboard_command(
     """Browse the warehouse in a web browser: the cohort explorer, studies and their DICOM
     headers, data quality, a read-only SQL box, cohorts and exports."""
     current = state(ctx)
-    current.require_duckdb("the dashboard")
+    warehouse = current.warehouse()
     app = app_path()
     environment = dict(os.environ, COHORTDB_WAREHOUSE=str(current.settings.warehouse_dir),
-                       COHORTDB_COHORTS=str(current.cohorts_dir))
-    typer.echo(f"cohortdb dashboard of {current.settings.warehouse_dir}: http://{host}:{port} (Ctrl-C stops it)",
-               err=True)
+                       COHORTDB_COHORTS=str(current.cohorts_dir), COHORTDB_TARGET=warehouse.target.value)
+    place = str(current.settings.warehouse_dir)
+    if isinstance(warehouse, BigQueryWarehouse):
+        warehouse.version()  # the API answers, with these credentials: or one line now, not a page later
+        environment |= config_environment(warehouse.config)
+        place = warehouse.location
+    typer.echo(f"cohortdb dashboard of {place}: http://{host}:{port} (Ctrl-C stops it)", err=True)
     code = serve(streamlit_command(app, host, port), environment)
     if code not in (0, -signal.SIGINT, -signal.SIGTERM, 130):
         raise typer.Exit(code)

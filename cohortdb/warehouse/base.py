@@ -74,9 +74,12 @@ class WarehouseReader(Protocol):
 
     version: str
     """The version it reads (:meth:`WarehouseTarget.version` when it was opened)."""
+    dialect: Dialect
+    """The SQL dialect its queries are written in."""
 
     def query(self, sql: str, params: Params = None) -> pa.Table:
-        """The whole result of a query the product wrote, as an Arrow table."""
+        """The whole result of a query the product wrote, as an Arrow table. Relations are
+        named ``schema.name`` (``marts.imaging_studies``) on every target."""
         ...
 
     def user_query(self, sql: str, params: Params = None, *, timeout_s: float = 30.0,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
+import functools
 import os
 import socket
 import tempfile
@@ -44,6 +45,7 @@ from ingest.settings import Settings
 
 PROJECT_ENV = "COHORTDB_BQ_PROJECT"
 PREFIX_ENV = "COHORTDB_BQ_DATASET_PREFIX"
+LOCATION_ENV = "COHORTDB_BQ_LOCATION"
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 STAGING_SUFFIX = "__staging"
 NEXT_SUFFIX = "__next"
@@ -83,8 +85,8 @@ class BigQueryConfig:
 
 def config_from(project: str | None, dataset_prefix: str | None, location: str | None = None,
                 api_endpoint: str | None = None) -> BigQueryConfig:
-    """The options, else ``$COHORTDB_BQ_PROJECT``, ``$COHORTDB_BQ_DATASET_PREFIX`` and
-    ``$BIGQUERY_EMULATOR_HOST`` (a scheme is added when it has none).
+    """The options, else ``$COHORTDB_BQ_PROJECT``, ``$COHORTDB_BQ_DATASET_PREFIX``,
+    ``$COHORTDB_BQ_LOCATION`` and ``$BIGQUERY_EMULATOR_HOST`` (a scheme is added when it has none).
 
     Raises:
         UserError: no project or no dataset prefix.
@@ -97,7 +99,18 @@ def config_from(project: str | None, dataset_prefix: str | None, location: str |
     endpoint = api_endpoint or os.environ.get(EMULATOR_ENV)
     if endpoint and "://" not in endpoint:
         endpoint = f"http://{endpoint}"
-    return BigQueryConfig(project, prefix, location, endpoint)
+    return BigQueryConfig(project, prefix, location or os.environ.get(LOCATION_ENV) or None, endpoint)
+
+
+def config_environment(config: BigQueryConfig) -> dict[str, str]:
+    """The environment :func:`config_from` reads ``config`` back from (for a child process,
+    such as the dashboard's server); credentials are not in it."""
+    environment = {PROJECT_ENV: config.project, PREFIX_ENV: config.dataset_prefix}
+    if config.location:
+        environment[LOCATION_ENV] = config.location
+    if config.api_endpoint:
+        environment[EMULATOR_ENV] = config.api_endpoint
+    return environment
 
 
 def client(config: BigQueryConfig) -> Any:
@@ -318,6 +331,12 @@ def _scalar_type(value: Any) -> str:
     return "STRING"
 
 
+@functools.lru_cache(maxsize=1024)
+def _qualified(sql: str, config: BigQueryConfig) -> str:
+    """:func:`qualify`, remembered: a dashboard sends the same texts again and again."""
+    return qualify(sql, config)
+
+
 def qualify(sql: str, config: BigQueryConfig) -> str:
     """``sql`` (GoogleSQL) with every table named by a warehouse schema (``marts.x``) renamed to
     its dataset (`` `project.<prefix>_marts.x` ``); names already qualified otherwise are kept.
@@ -349,7 +368,10 @@ class BigQueryReader:
 
     BigQuery tables are replaced in place, so unlike a DuckDB reader it cannot hold one
     version: it reads what is there now, and :attr:`version` is the one seen when opened.
+    Queries name relations ``schema.name``, as on DuckDB (:func:`qualify` renames them).
     """
+
+    dialect: Dialect = "bigquery"
 
     def __init__(self, warehouse: BigQueryWarehouse) -> None:
         self._warehouse = warehouse
@@ -359,7 +381,7 @@ class BigQueryReader:
         self.version = version
 
     def query(self, sql: str, params: Params = None) -> pa.Table:
-        return self._warehouse.query(sql, params)
+        return self._warehouse.query(_qualified(sql, self._warehouse.config), params)
 
     def user_query(self, sql: str, params: Params = None, *, timeout_s: float = 30.0,
                    max_rows: int = 10_000) -> tuple[pa.Table, bool]:

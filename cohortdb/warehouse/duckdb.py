@@ -214,6 +214,8 @@ class DuckDBReader:
     attached file (the old inode) stays whole and the build is never blocked.
     """
 
+    dialect: Dialect = "duckdb"
+
     def __init__(self, path: Path, *, memory_limit: str = "4GB") -> None:
         for _ in range(5):  # a build may rename a new file in while it is being attached
             version = file_version(path)

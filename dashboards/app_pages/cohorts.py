@@ -80,7 +80,8 @@ def _load() -> None:
 
 
 def _warehouse() -> Warehouse:
-    return Warehouse(ui.warehouse().settings.warehouse_dir)
+    target = ui.warehouse()
+    return Warehouse(target.settings.warehouse_dir, target=target.target)
 
 
 def _saved(source: WarehouseReader) -> None:

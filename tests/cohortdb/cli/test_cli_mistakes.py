@@ -106,16 +106,17 @@ def test_bigquery_mistakes_are_one_line(tmp_path: Path, monkeypatch: pytest.Monk
     w = str(tmp_path / "w")
     assert "--project and --dataset-prefix" in _one_error_line(run_cli("-w", w, "sql", "select 1", "--target",
                                                                        "bigquery"))
-    for command in (["dashboard"], ["demo"]):
-        line = _one_error_line(run_cli("-w", w, "--target", "bigquery", "--project", "p", "--dataset-prefix", "x",
-                                       *command))
-        assert "embedded DuckDB warehouse only" in line, line
+    line = _one_error_line(run_cli("-w", w, "--target", "bigquery", "--project", "p", "--dataset-prefix", "x",
+                                   "demo"))
+    assert "embedded DuckDB warehouse only" in line, line
+    assert "--project and --dataset-prefix" in _one_error_line(run_cli("-w", w, "--target", "bigquery", "dashboard"))
     assert not (tmp_path / "w").exists()
     monkeypatch.setenv("COHORTDB_TARGET", "bigquery")
     assert "--project and --dataset-prefix" in _one_error_line(run_cli("-w", w, "sql", "select 1"))
     with socket.socket() as closed:  # a port nobody listens on
         closed.bind(("127.0.0.1", 0))
         endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
-    line = _one_error_line(run_cli("-w", w, "--project", "p", "--dataset-prefix", "x", "--api-endpoint", endpoint,
-                                   "sql", "select 1"))
-    assert f"cannot reach the BigQuery API at {endpoint}" in line, line
+    for command in (["sql", "select 1"], ["dashboard"]):
+        line = _one_error_line(run_cli("-w", w, "--project", "p", "--dataset-prefix", "x", "--api-endpoint",
+                                       endpoint, *command))
+        assert f"cannot reach the BigQuery API at {endpoint}" in line, (command, line)
