@@ -32,7 +32,7 @@ from cohortdb.cohorts.definitions import INDICES
 from cohortdb.cohorts.definitions import NAME as COHORT_NAME
 from cohortdb.cohorts.filter_sql import filter_to_sql, guppy_columns
 from cohortdb.export import MANIFEST_COLUMNS, manifest_entries
-from cohortdb.warehouse import Target, WarehouseReader, WarehouseTarget, open_directory
+from cohortdb.warehouse import Dialect, Target, WarehouseReader, WarehouseTarget, open_directory
 from dashboards.dialects import DialectSql, sql_of
 from dashboards.selection import (
     ENTITIES,
@@ -612,6 +612,33 @@ def user_sql(source: WarehouseReader, sql: str) -> tuple[pl.DataFrame, bool]:
     """
     table, more = source.user_query(sql, timeout_s=SQL_TIMEOUT_S, max_rows=SQL_MAX_ROWS)
     return frame(table), more
+
+
+STUDIES_BY_MODALITY: dict[Dialect, str] = {
+    "duckdb": "select modality, count(*) as studies\n"
+              "from marts.imaging_studies, unnest(modalities) as t(modality)\n"
+              "group by modality order by studies desc",
+    "bigquery": "select modality, count(*) as studies\n"
+                "from marts.imaging_studies, unnest(modalities) as modality\n"
+                "group by modality order by studies desc",
+}
+"""The one example whose SQL differs by engine (how a list column is unnested)."""
+SQL_LANGUAGE: dict[Dialect, str] = {"duckdb": "DuckDB SQL", "bigquery": "GoogleSQL (BigQuery)"}
+SQL_EXAMPLES = {
+    "Series by manufacturer and model": "select manufacturer, manufacturer_model_name, count(*) as series\n"
+                                        "from marts.imaging_series group by manufacturer, manufacturer_model_name\n"
+                                        "order by series desc",
+    "kVp of chest radiographs": "select kvp, count(*) as instances from marts.dicom_instances\n"
+                                "where modality in ('CR', 'DX') and body_part_examined = 'CHEST'\n"
+                                "group by kvp order by kvp",
+    "The tag catalog": "select tag_path_pattern, keyword_path_pattern, vr, n_instances, example_values\n"
+                       "from marts.tag_catalog order by n_instances desc",
+}
+
+
+def sql_examples(dialect: Dialect) -> dict[str, str]:
+    """The SQL page's example queries, by title, in ``dialect``."""
+    return {"Studies by modality": STUDIES_BY_MODALITY[dialect], **SQL_EXAMPLES}
 
 
 @dataclass(frozen=True)

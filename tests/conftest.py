@@ -12,6 +12,8 @@ import pytest
 
 from ingest.settings import Settings, resolve_settings
 
+pytest_plugins = ["tests.browser"]  # the browser and page fixtures, for the dashboard's tests on either engine
+
 # pydicom-data is installed; without this, pydicom tries to download ~79 files (≈20 s each).
 pydicom.data.download._SIMULATE_NETWORK_OUTAGE = True
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from cohortdb.warehouse.bigquery import BigQueryConfig, client
+from cohortdb.build import build
+from cohortdb.project import SHIPPED_COHORTS_DIR
+from cohortdb.warehouse.bigquery import BigQueryConfig, BigQueryWarehouse, client
+from cohortdb.warehouse.duckdb import DuckDBWarehouse
+from ingest.settings import Settings, resolve_settings
 from tests.bigquery.emulator import PROJECT, EmulatorError, running_emulator
+
+PREFIX = "engines"
+"""The dataset prefix of :func:`engines`' BigQuery warehouse."""
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +44,18 @@ def bq(bq_config: BigQueryConfig, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     opened = client(bq_config)
     yield opened
     opened.close()
+
+
+@pytest.fixture(scope="session")
+def engines(built: Settings, bq_emulator: str, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[tuple[DuckDBWarehouse, BigQueryWarehouse]]:
+    """The test warehouse on DuckDB, and its lake built on BigQuery (a copy of the directory,
+    so the DuckDB build's compiled cohorts stay as they are). A test that changes it leaves it
+    as it found it."""
+    directory = tmp_path_factory.mktemp("bq-built") / "warehouse"
+    shutil.copytree(built.warehouse_dir / "lake", directory / "lake")
+    settings = resolve_settings(directory)
+    bigquery = BigQueryWarehouse(settings, BigQueryConfig(PROJECT, PREFIX, api_endpoint=bq_emulator))
+    outcome = build(settings, SHIPPED_COHORTS_DIR, bigquery)
+    assert outcome.outcome.success, [line for node in outcome.outcome.failures() for line in node.report()]
+    yield DuckDBWarehouse(built), bigquery

@@ -5,17 +5,11 @@ and on BigQuery (the emulator) holds equal marts and cohorts, and the reads (`sq
 from __future__ import annotations
 
 import csv
-import datetime as dt
-import decimal
 import io
 import json
-import math
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 
 from cohortdb.api import Warehouse
@@ -25,63 +19,17 @@ from cohortdb.warehouse.base import Relation
 from cohortdb.warehouse.bigquery import NEXT_SUFFIX, BigQueryConfig, BigQueryWarehouse
 from cohortdb.warehouse.duckdb import LOCK_FILE, DuckDBWarehouse, WriterLock
 from ingest.errors import UserError
-from ingest.settings import Settings, resolve_settings
+from ingest.settings import Settings
+from tests.bigquery.compare import normal, rows
+from tests.bigquery.conftest import PREFIX
 from tests.bigquery.emulator import PROJECT
 from tests.cli import run_cli
 
-PREFIX = "engines"
-
-KNOWN_DIFFERENCES = {
-    "NULL vs []": "BigQuery has no NULL array: a NULL list reads back as [] (the emulator keeps NULL "
-                  "internally but its REST reads return [] too), so both count as 'no items'.",
-}
-"""What the comparison allows, and why (docs/scale.md says the same)."""
-
-
-@pytest.fixture(scope="module")
-def engines(built: Settings, bq_emulator: str, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[tuple[DuckDBWarehouse, BigQueryWarehouse]]:
-    """The test warehouse on DuckDB, and its lake built on BigQuery (a copy of the directory,
-    so the DuckDB build's compiled cohorts stay as they are)."""
-    directory = tmp_path_factory.mktemp("bq-built") / "warehouse"
-    shutil.copytree(built.warehouse_dir / "lake", directory / "lake")
-    settings = resolve_settings(directory)
-    bigquery = BigQueryWarehouse(settings, BigQueryConfig(PROJECT, PREFIX, api_endpoint=bq_emulator))
-    outcome = build(settings, SHIPPED_COHORTS_DIR, bigquery)
-    assert outcome.outcome.success, [line for node in outcome.outcome.failures() for line in node.report()]
-    yield DuckDBWarehouse(built), bigquery
-
-
-def _normal(value: Any) -> Any:
-    """A value both engines' results can be compared by: [] and NULL alike (KNOWN_DIFFERENCES),
-    JSON text parsed, floats to 9 significant digits, decimals as floats."""
-    if isinstance(value, list):
-        return tuple(_normal(v) for v in value) or None
-    if isinstance(value, dict):
-        return tuple(sorted((k, _normal(v)) for k, v in value.items()))
-    if isinstance(value, decimal.Decimal):
-        value = float(value)
-    if isinstance(value, float):
-        return float(f"{value:.9g}") if math.isfinite(value) else repr(value)
-    if isinstance(value, str) and value[:1] in "{[":
-        try:
-            return _normal(json.loads(value))
-        except ValueError:
-            return value
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(dt.UTC)
-    return value
-
-
-def _rows(table: pa.Table) -> list[tuple[Any, ...]]:
-    rows = [tuple(_normal(v) for v in row.values()) for row in table.to_pylist()]
-    return sorted(rows, key=repr)
-
 
 def _csv_rows(text: str) -> list[tuple[Any, ...]]:
-    """CSV text's header, then its rows sorted, each cell :func:`_normal` (an empty cell NULL)."""
-    header, *rows = csv.reader(io.StringIO(text))
-    return [tuple(header), *sorted((tuple(_normal(c) if c else None for c in row) for row in rows), key=repr)]
+    """CSV text's header, then its rows sorted, each cell :func:`normal` (an empty cell NULL)."""
+    header, *body = csv.reader(io.StringIO(text))
+    return [tuple(header), *sorted((tuple(normal(c) if c else None for c in row) for row in body), key=repr)]
 
 
 def _relations(warehouse: DuckDBWarehouse | BigQueryWarehouse, schema: str) -> list[str]:
@@ -100,7 +48,7 @@ def test_every_model_and_cohort_is_equal_row_for_row(
         right = bq.query(f"select * from {bq.relation_sql(relation)}")
         assert right.column_names == left.column_names, name
         assert right.num_rows == left.num_rows, name
-        expected, got = _rows(left), _rows(right)
+        expected, got = rows(left), rows(right)
         for row_expected, row_got in zip(expected, got, strict=True):
             assert row_got == row_expected, (name, {c: (e, g) for c, e, g in zip(
                 left.column_names, row_expected, row_got, strict=True) if e != g})
@@ -168,7 +116,7 @@ def test_exports_are_equal(engines: tuple[DuckDBWarehouse, BigQueryWarehouse], b
         if kind == "parquet":
             import pyarrow.parquet as pq
 
-            assert _rows(pq.read_table(outs["bigquery"])) == _rows(pq.read_table(outs["duckdb"]))
+            assert rows(pq.read_table(outs["bigquery"])) == rows(pq.read_table(outs["duckdb"]))
         elif kind == "csv":
             assert _csv_rows(outs["bigquery"].read_text()) == _csv_rows(outs["duckdb"].read_text())
         elif kind == "fhir":
