@@ -2,7 +2,8 @@
 
 A router only (``st.navigation``): each page is a file of ``app_pages/`` with a stable
 URL path (/explore, /study, /cohorts, /quality, /sql, /export); the warehouse comes
-from ``$COHORTDB_WAREHOUSE`` (the CLI's ``--warehouse``).
+from ``$COHORTDB_WAREHOUSE`` (the CLI's ``--warehouse``), on the engine ``$COHORTDB_TARGET``
+names (the CLI's ``--target``; BigQuery's datasets from its variables).
 """
 
 from __future__ import annotations
