@@ -45,6 +45,10 @@ def warehouse() -> WarehouseTarget:
         stop(f"The warehouse cannot be opened: {error}", kind="error")
 
 
+ENGINES = {Target.DUCKDB: "DuckDB", Target.BIGQUERY: "BigQuery"}
+"""How a page names the engine it reads, under its title."""
+
+
 def _place(target: WarehouseTarget) -> str:
     """Where the warehouse is, as a user knows it: its directory, or BigQuery's datasets."""
     return str(target.settings.warehouse_dir) if target.target is Target.DUCKDB else target.location
@@ -78,6 +82,7 @@ def reader(*needed: str) -> WarehouseReader:
         stop(f"This page needs {', '.join(absent)}, which the warehouse in {place} does not have "
              "(it was loaded but not built, or built by an older cohortdb).",
              hint=_build_hint(target), kind="warning")
+    st.caption(f"{ENGINES[target.target]} · {place}")
     return source
 
 

@@ -270,6 +270,7 @@ def test_every_page_opens_on_bigquery(engines: tuple[DuckDBWarehouse, BigQueryWa
         at.switch_page(f"app_pages/{page}.py").run()
         assert not at.exception, (page, at.exception)
         assert not at.error, (page, [e.value for e in at.error])
+        assert at.caption[0].value == f"BigQuery · {bq.location}", page
         if page == "explore":
             assert next(m.value for m in at.metric if m.label == "Studies") == f"{males:,}"
         if page == "sql":

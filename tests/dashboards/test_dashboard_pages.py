@@ -71,6 +71,7 @@ def test_every_page_opens_without_an_exception(monkeypatch: pytest.MonkeyPatch, 
         at.switch_page(f"app_pages/{page}.py").run()
         assert not at.exception, (page, at.exception)
         assert not at.error, (page, [e.value for e in at.error])
+        assert at.caption[0].value == f"DuckDB · {dash_built.warehouse_dir}", page  # which warehouse it reads
 
 
 @pytest.mark.parametrize("fixture, expected", [("empty_built", "No rows match"), ("loaded_only", "cohortdb build")])
