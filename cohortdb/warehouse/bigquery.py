@@ -25,6 +25,7 @@ import functools
 import os
 import socket
 import tempfile
+import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -49,6 +50,12 @@ LOCATION_ENV = "COHORTDB_BQ_LOCATION"
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 STAGING_SUFFIX = "__staging"
 NEXT_SUFFIX = "__next"
+TRANSACTION_TABLES = 100
+"""The most tables one BigQuery transaction may change."""
+VERSION_TABLES = (Relation("marts", "imaging_studies", "table"), Relation("raw", "dicom_instances", "table"),
+                  Relation("raw", "guppy_imaging_study", "table"))
+"""Whose label says which publication is live: the first that exists."""
+VERSION_LABEL = "cohortdb_published"
 """The next warehouse's datasets are ``<prefix>__next_<schema>`` while a load or build writes them."""
 GOOGLE_ENDPOINT = "https://bigquery.googleapis.com"
 SCHEMAS = ("raw", "staging", "intermediate", "marts", "cohorts", "reference")
@@ -286,6 +293,14 @@ def _replace_table(bq: Any, source: str, target: str) -> None:
     bq.query(f"create or replace table `{target}` {clause}as select * from `{source}`").result()
 
 
+def _swap_transaction(pairs: Sequence[tuple[str, str]]) -> str:
+    """One multi-statement transaction that replaces the rows of each ``target`` by those of its
+    ``source`` (``(source, target)`` table ids of equal columns): all of them, or none."""
+    steps = "".join(f"truncate table `{target}`;\ninsert into `{target}` select * from `{source}`;\n"
+                    for source, target in pairs)
+    return f"begin transaction;\n{steps}commit transaction;"
+
+
 def _drop_staged(bq: Any, dataset: str, staged: list[str]) -> None:
     """Delete the staging tables of a load that failed (the live tables were not touched)."""
     for name in staged:
@@ -426,14 +441,10 @@ class BigQueryWarehouse:
     @contextmanager
     def publishing(self, *, from_live: bool, only: Sequence[str] | None = None) -> Iterator[Publication]:
         """Write the next warehouse into datasets ``<prefix>__next_*`` (``from_live``: starting
-        as a copy of the live one), then copy it over the live datasets, table by table, and
-        drop it; unless abandoned (kept as it is, for a look) or an exception ends the block
-        (dropped). The live datasets are not touched before the next one is complete. With
-        ``only`` (a load: ``raw``), nothing is copied in and only those schemas are replaced.
-
-        Tables are copied by ``CREATE OR REPLACE … AS SELECT`` (copy jobs would cost nothing,
-        but the emulator the tests run has none), views recreated on the live datasets; a
-        reader may see old and new tables side by side for the seconds the copies take.
+        as a copy of the live one), then publish it over the live datasets (:meth:`_publish`)
+        and drop it; unless abandoned (kept as it is, for a look) or an exception ends the
+        block (dropped). The live datasets are not touched before the next one is complete.
+        With ``only`` (a load: ``raw``), nothing is copied in and only those schemas are replaced.
         """
         with WriterLock(self.settings.warehouse_dir / LOCK_FILE):  # one writer per directory
             live, next_prefix = self.config.dataset_prefix, self.config.dataset_prefix + NEXT_SUFFIX
@@ -453,7 +464,8 @@ class BigQueryWarehouse:
             if publication.abandoned:
                 publication.failed_at = f"{self.config.project}.{next_prefix}_*"
                 return
-            self._replicate(next_prefix, live, schemas, prune=True)
+            self._publish(next_prefix, live, schemas)
+            self._stamp()
             self._drop_prefix(next_prefix)
 
     def _dataset_id(self, prefix: str, schema: str) -> str:
@@ -469,35 +481,83 @@ class BigQueryWarehouse:
         except NotFound:
             return []
 
-    def _replicate(self, source: str, target: str, schemas: Sequence[str], *, prune: bool = False) -> None:
-        """Make the ``schemas`` datasets of prefix ``target`` hold what those of ``source`` hold:
-        tables copied, then views recreated reading ``target``'s tables; with ``prune``, what
-        ``source`` lacks is dropped from ``target``."""
+    def _replicate(self, source: str, target: str, schemas: Sequence[str]) -> None:
+        """Copy the tables and views of the ``schemas`` datasets of prefix ``source`` into those of
+        ``target`` (the start of a build: the next warehouse begins as the live one)."""
         from google.api_core.exceptions import GoogleAPIError
 
         try:
             for schema in schemas:
                 found = self._tables(source, schema)
-                if not found and not prune:
+                if not found:
                     continue
                 self.client.create_dataset(new_dataset(self.config, self._dataset_id(target, schema)), exists_ok=True)
                 for table in (t for t in found if t.table_type != "VIEW"):
                     _replace_table(self.client, f"{self._dataset_id(source, schema)}.{table.table_id}",
                                    f"{self._dataset_id(target, schema)}.{table.table_id}")
-                if any(t.table_type == "VIEW" for t in found):
-                    views = self.client.query("select table_name, view_definition from "
-                                              f"`{self._dataset_id(source, schema)}.INFORMATION_SCHEMA.VIEWS`")
-                    for name, definition in views.result():
-                        query = definition.replace(f"`{source}_", f"`{target}_")  # dbt quotes each part
-                        self.client.query(f"create or replace view `{self._dataset_id(target, schema)}.{name}` "
-                                          f"as {query}").result()
-                if prune:
-                    names = {t.table_id for t in found}
-                    for stale in self._tables(target, schema):
-                        if stale.table_id not in names:
-                            self.client.delete_table(stale.reference, not_found_ok=True)
+                self._recreate_views(source, target, schema, found)
         except GoogleAPIError as exc:
             raise _api_error(exc) from None
+
+    def _publish(self, source: str, target: str, schemas: Sequence[str]) -> None:
+        """Make the ``schemas`` datasets of prefix ``target`` (the live warehouse) hold what those
+        of ``source`` (the next one) hold.
+
+        Every table that exists on both sides with the same columns is replaced inside one
+        multi-statement transaction (``TRUNCATE`` and ``INSERT … SELECT``), so a reader sees
+        all those tables old or all new, never a mix; BigQuery lets a transaction change at
+        most :data:`TRANSACTION_TABLES` tables, so a larger warehouse takes several. A table
+        new to the live side is created before the transaction (no reader of the old version
+        names it); one whose columns changed (a cohortdb upgrade) is replaced by
+        ``CREATE OR REPLACE`` after it. Then views are recreated and what ``source`` lacks is
+        dropped. A live table keeps the clustering it was created with.
+        """
+        from google.api_core.exceptions import GoogleAPIError
+
+        try:
+            in_step: list[tuple[str, str]] = []
+            after: list[tuple[str, str, bool]] = []
+            found = {schema: self._tables(source, schema) for schema in schemas}
+            for schema, tables in found.items():
+                self.client.create_dataset(new_dataset(self.config, self._dataset_id(target, schema)), exists_ok=True)
+                live = {t.table_id: t for t in self._tables(target, schema)}
+                for table in (t for t in tables if t.table_type != "VIEW"):
+                    from_id = f"{self._dataset_id(source, schema)}.{table.table_id}"
+                    to_id = f"{self._dataset_id(target, schema)}.{table.table_id}"
+                    current = live.get(table.table_id)
+                    if current is None:
+                        _replace_table(self.client, from_id, to_id)
+                    elif current.table_type != "VIEW" and \
+                            self.client.get_table(from_id).schema == self.client.get_table(to_id).schema:
+                        in_step.append((from_id, to_id))
+                    else:
+                        after.append((from_id, to_id, current.table_type == "VIEW"))
+            for first in range(0, len(in_step), TRANSACTION_TABLES):
+                self.client.query(_swap_transaction(in_step[first:first + TRANSACTION_TABLES])).result()
+            for from_id, to_id, was_view in after:
+                if was_view:
+                    self.client.delete_table(to_id, not_found_ok=True)
+                _replace_table(self.client, from_id, to_id)
+            for schema, tables in found.items():
+                self._recreate_views(source, target, schema, tables)
+                names = {t.table_id for t in tables}
+                for stale in self._tables(target, schema):
+                    if stale.table_id not in names:
+                        self.client.delete_table(stale.reference, not_found_ok=True)
+        except GoogleAPIError as exc:
+            raise _api_error(exc) from None
+
+    def _recreate_views(self, source: str, target: str, schema: str, found: Sequence[Any]) -> None:
+        """The views among ``found`` (of dataset ``source``'s ``schema``), recreated in ``target``'s,
+        reading ``target``'s tables."""
+        if not any(t.table_type == "VIEW" for t in found):
+            return
+        views = self.client.query("select table_name, view_definition from "
+                                  f"`{self._dataset_id(source, schema)}.INFORMATION_SCHEMA.VIEWS`")
+        for name, definition in views.result():
+            query = definition.replace(f"`{source}_", f"`{target}_")  # dbt quotes each part
+            self.client.query(f"create or replace view `{self._dataset_id(target, schema)}.{name}` "
+                              f"as {query}").result()
 
     def _drop_prefix(self, prefix: str) -> None:
         for schema in SCHEMAS:
@@ -518,20 +578,36 @@ class BigQueryWarehouse:
     def exists(self) -> bool:
         return self.version() is not None
 
-    def version(self) -> str | None:
-        """When the last build (its ``marts.imaging_studies``), else the last load, replaced its table."""
+    def _version_table(self) -> Any | None:
+        """The first of :data:`VERSION_TABLES` that exists (None: nothing is loaded)."""
         from google.api_core.exceptions import GoogleAPIError, NotFound
 
-        for relation in (Relation("marts", "imaging_studies", "table"), Relation("raw", "dicom_instances", "table"),
-                         Relation("raw", "guppy_imaging_study", "table")):
+        for relation in VERSION_TABLES:
             try:
-                modified = self.client.get_table(self._table_id(relation)).modified
+                return self.client.get_table(self._table_id(relation))
             except NotFound:
                 continue
             except GoogleAPIError as exc:
                 raise _api_error(exc) from None
-            return f"{relation.schema}.{relation.name}@{modified.isoformat()}" if modified else relation.name
         return None
+
+    def version(self) -> str | None:
+        """Which publication is live: the stamp (and modification time) of the first of
+        :data:`VERSION_TABLES` there is, which every load and build stamps when it publishes."""
+        table = self._version_table()
+        if table is None:
+            return None
+        modified = table.modified.isoformat() if table.modified else ""
+        return f"{table.dataset_id.removeprefix(self.config.dataset_prefix + '_')}.{table.table_id}@{modified}" \
+               f"#{(table.labels or {}).get(VERSION_LABEL, '')}"
+
+    def _stamp(self) -> None:
+        """Mark a new publication on the version table (a label: data replaced by DML does not
+        change a table's modification time on every server)."""
+        table = self._version_table()
+        if table is not None:
+            table.labels = {**(table.labels or {}), VERSION_LABEL: str(time.time_ns())}
+            self.client.update_table(table, ["labels"])
 
     def reader(self) -> BigQueryReader:
         return BigQueryReader(self)

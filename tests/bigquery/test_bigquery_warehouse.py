@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -197,12 +199,62 @@ def test_publishing_recreates_views_on_the_live_datasets(engines: tuple[DuckDBWa
     assert not any(NEXT_SUFFIX in d.dataset_id for d in target.client.list_datasets())
 
 
+def test_publishing_swaps_the_tables_in_one_transaction(engines: tuple[DuckDBWarehouse, BigQueryWarehouse]) -> None:
+    """A reader polling while a new version is published sees every table old or every table new,
+    never a mix; a table whose columns changed is replaced, a new one added, a gone one dropped."""
+    _, bq = engines
+    target = BigQueryWarehouse(bq.settings, BigQueryConfig(PROJECT, "atomic", api_endpoint=bq.config.api_endpoint))
+    names = [f"t{i}" for i in range(8)]
+
+    def publish(version: int, extra: str) -> None:
+        with target.publishing(from_live=False):
+            dataset = f"{PROJECT}.atomic{NEXT_SUFFIX}_marts"
+            target.client.create_dataset(dataset, exists_ok=True)
+            for name in names:
+                target.client.query(f"create table `{dataset}.{name}` as select {version} as version, "
+                                    "[struct('a' as k, [1, 2] as v)] as nested").result()
+            target.client.query(f"create table `{dataset}.{extra}` as select {version} as version"
+                                + (", 'new column' as note" if version == 2 else "")).result()
+
+    publish(1, "changes")
+    publish(1, "goes")  # the same tables and a second extra, so that the next version drops one
+    live = ", ".join(f"(select max(version) from `{PROJECT}.atomic_marts.{n}`) as {n}" for n in names)
+    seen: list[tuple[int, ...]] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            seen.append(tuple(target.query(f"select {live}").to_pylist()[0].values()))
+
+    reader = threading.Thread(target=poll)
+    reader.start()
+    try:
+        publish(2, "changes")
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        reader.join()
+    assert {row for row in seen if len(set(row)) > 1} == set(), "a reader saw old and new tables together"
+    assert seen[0] == (1,) * len(names) and seen[-1] == (2,) * len(names)
+    tables = {t.table_id: t for t in target.client.list_tables(f"{PROJECT}.atomic_marts")}
+    assert set(tables) == {*names, "changes"}  # "goes" is gone
+    assert [f.name for f in target.client.get_table(tables["changes"].reference).schema] == ["version", "note"]
+    assert target.query(f"select nested from `{PROJECT}.atomic_marts.t0`").column(0).to_pylist() == \
+        [[{"k": "a", "v": [1, 2]}]]
+
+
 def test_a_load_replaces_raw_alone(engines: tuple[DuckDBWarehouse, BigQueryWarehouse]) -> None:
     _, bq = engines
     relations, version = bq.relations(), bq.version()
+
+    def created() -> dict[str, Any]:
+        return {r.name: bq.client.get_table(bq._table_id(r)).created for r in relations if r.schema == "marts"}
+
+    marts = created()
     counts = load(bq.settings, bq)
     assert counts["dicom_instances"] > 0
-    assert bq.relations() == relations and bq.version() == version  # the marts were not copied back and forth
+    assert bq.relations() == relations and created() == marts  # the marts were not copied back and forth
+    assert bq.version() != version  # a new publication: a dashboard reads raw again
     assert not any(NEXT_SUFFIX in d.dataset_id for d in bq.client.list_datasets())
 
 
